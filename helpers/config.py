@@ -1,0 +1,186 @@
+"""One typed, validated configuration for a training run, and the profiles that fill it in."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from .recipes import RECIPES
+
+PROFILES = ("auto", "smoke", "quick", "full")
+STEMS = ("imagenet", "cifar")
+DEVICES = ("auto", "cpu", "cuda")
+SCHEDULES = ("step", "onecycle", "cosine")
+PRECISIONS = ("fp32", "bf16")
+
+# What each profile fills in when a parameter is left at None. `full` is the report's protocol.
+PROFILE_DEFAULTS = {
+    "smoke": dict(epochs=4, step_size=3, train_size=2000, test_size=500,
+                  snapshot_epochs=(2, 3, 4), data_dir="synthetic"),
+    "quick": dict(epochs=12, step_size=10, train_size=10_000, test_size=2_000,
+                  snapshot_epochs=(6, 10, 12), data_dir=None),
+    "full": dict(epochs=60, step_size=50, train_size=None, test_size=None,
+                 snapshot_epochs=(30, 50, 60), data_dir=None),
+}
+
+
+class ConfigError(ValueError):
+    """A parameter has a bad value; the message names it, the value and the valid choices."""
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = "auto"            # auto | smoke | quick | full: fills in every None below
+    recipe: str = "none"             # augmentation recipe, see helpers.recipes.RECIPES
+    epochs: Optional[int] = None     # training epochs (report: 60)
+    lr: float = 0.1                  # SGD learning rate (report: 0.1; its "fix": 0.5)
+    momentum: float = 0.9            # SGD momentum
+    weight_decay: float = 5e-4       # SGD weight decay
+    step_size: Optional[int] = None  # StepLR period in epochs (report: 50)
+    gamma: float = 0.1               # StepLR factor
+    batch_size: int = 128            # training batch size
+    seed: int = 0                    # seeds the subset, the weights and every augmentation draw
+    data_dir: Optional[str] = None   # ImageFolder root, "synthetic", or None: $CIFAR10_DIR, else download
+    train_size: Optional[int] = None  # class-balanced training subset (None: all 50,000)
+    test_size: Optional[int] = None   # class-balanced test subset (None: all 10,000)
+    snapshot_epochs: Optional[tuple] = None  # epochs whose weights are kept (report: 30, 50, 60)
+    device: str = "auto"             # auto | cpu | cuda
+    stem: str = "imagenet"           # imagenet: torchvision's 7x7/2 + max-pool; cifar: 3x3/1, no pool
+    mismatch: bool = False           # evaluate WITHOUT the recipe's normalization (the report's suspected bug)
+    # Extras beyond the report: they enter the run id only when changed from these defaults.
+    schedule: str = field(default="step", metadata={"extra": True})        # step | onecycle | cosine
+    label_smoothing: float = field(default=0.0, metadata={"extra": True})  # cross-entropy smoothing
+    nesterov: bool = field(default=False, metadata={"extra": True})        # Nesterov momentum
+    precision: str = field(default="fp32", metadata={"extra": True})       # fp32 | bf16 (autocast)
+    channels_last: bool = field(default=False, metadata={"extra": True})   # NHWC memory format
+
+    def __post_init__(self):
+        _validate(self)
+
+    def to_dict(self) -> dict:
+        """Return the config as a JSON-ready dict."""
+        d = dataclasses.asdict(self)
+        d["snapshot_epochs"] = list(self.snapshot_epochs)
+        return d
+
+    def identity(self) -> dict:
+        """Return the fields that decide a run's result (the run id hashes these)."""
+        d = self.to_dict()
+        for f in dataclasses.fields(self):
+            if f.name in ("profile", "device"):
+                d.pop(f.name)  # profile only fills defaults; the device does not define the experiment
+            elif f.metadata.get("extra") and getattr(self, f.name) == f.default:
+                d.pop(f.name)
+        return d
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_TYPES = {"profile": str, "recipe": str, "epochs": int, "lr": float, "momentum": float,
+          "weight_decay": float, "step_size": int, "gamma": float, "batch_size": int,
+          "seed": int, "data_dir": str, "train_size": int, "test_size": int,
+          "snapshot_epochs": tuple, "device": str, "stem": str, "mismatch": bool,
+          "schedule": str, "label_smoothing": float, "nesterov": bool, "precision": str,
+          "channels_last": bool}
+
+
+def _fail(name, value, valid):
+    raise ConfigError(f"parameter {name!r} = {value!r} is invalid; valid: {valid}")
+
+
+def _check_type(name, value):
+    want = _TYPES[name]
+    if value is None:
+        return
+    ok = (isinstance(value, bool) if want is bool else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else
+          isinstance(value, int) and not isinstance(value, bool) if want is int else
+          isinstance(value, want))
+    if not ok:
+        _fail(name, value, f"a value of type {want.__name__}")
+
+
+def _validate(c: Config):
+    for name in ("epochs", "step_size", "snapshot_epochs"):
+        if getattr(c, name) is None:
+            _fail(name, None, "a value; build configs with make_config(profile=...), which fills it in")
+    for name in _TYPES:
+        _check_type(name, getattr(c, name))
+    if c.profile not in PROFILES:
+        _fail("profile", c.profile, " | ".join(PROFILES))
+    if c.recipe not in RECIPES:
+        _fail("recipe", c.recipe, " | ".join(RECIPES))
+    for name in ("stem", "device", "schedule", "precision"):
+        choices = {"stem": STEMS, "device": DEVICES, "schedule": SCHEDULES, "precision": PRECISIONS}[name]
+        if getattr(c, name) not in choices:
+            _fail(name, getattr(c, name), " | ".join(choices))
+    for name in ("epochs", "step_size", "batch_size", "train_size", "test_size"):
+        v = getattr(c, name)
+        if v is not None and v <= 0:
+            _fail(name, v, "a positive integer")
+    for name in ("lr",):
+        if getattr(c, name) <= 0:
+            _fail(name, getattr(c, name), "a positive number")
+    for name in ("momentum", "weight_decay", "gamma", "label_smoothing"):
+        v = getattr(c, name)
+        if v < 0 or (name != "weight_decay" and v > 1):
+            _fail(name, v, "a number in [0, 1]" if name != "weight_decay" else "a number >= 0")
+    if c.train_size is not None and c.train_size < 10:
+        _fail("train_size", c.train_size, "at least 10 (one image per class)")
+    if c.test_size is not None and c.test_size < 10:
+        _fail("test_size", c.test_size, "at least 10 (one image per class)")
+    if c.snapshot_epochs is not None:
+        for e in c.snapshot_epochs:
+            if not isinstance(e, int) or isinstance(e, bool) or e <= 0:
+                _fail("snapshot_epochs", c.snapshot_epochs, "positive integer epochs")
+            if c.epochs is not None and e > c.epochs:
+                _fail("snapshot_epochs", c.snapshot_epochs, f"epochs between 1 and epochs={c.epochs}")
+    if c.mismatch and not RECIPES[c.recipe].normalize:
+        normalizing = [k for k, r in RECIPES.items() if r.normalize]
+        _fail("mismatch", c.mismatch, f"False, or True only with a normalizing recipe ({' | '.join(normalizing)})")
+
+
+def resolve_profile(profile: str = "auto") -> str:
+    """Return the concrete profile: `auto` means $PROFILE if set, else full with CUDA and quick without."""
+    if profile not in PROFILES:
+        _fail("profile", profile, " | ".join(PROFILES))
+    if profile != "auto":
+        return profile
+    env = os.environ.get("PROFILE", "").strip()
+    if env:
+        if env not in PROFILES:
+            _fail("PROFILE (environment)", env, " | ".join(PROFILES))
+        if env != "auto":
+            return env
+    return "full" if torch.cuda.is_available() else "quick"
+
+
+def make_config(profile: str = "auto", **params) -> Config:
+    """Return a validated Config: the profile's defaults, overridden by every parameter not None."""
+    unknown = sorted(set(params) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; valid: {', '.join(FIELDS)}")
+    if isinstance(params.get("snapshot_epochs"), list):
+        params["snapshot_epochs"] = tuple(params["snapshot_epochs"])
+    for name, value in params.items():
+        _check_type(name, value)
+    concrete = resolve_profile(profile)
+    values = dict(PROFILE_DEFAULTS[concrete])
+    values.update({k: v for k, v in params.items() if v is not None})
+    if "step_size" not in params or params.get("step_size") is None:
+        # Keep the report's shape (LR drop at 5/6 of training) when epochs are changed.
+        if params.get("epochs") is not None:
+            values["step_size"] = max(1, round(values["epochs"] * 5 / 6))
+    if params.get("snapshot_epochs") is None and params.get("epochs") is not None:
+        e = values["epochs"]
+        values["snapshot_epochs"] = tuple(sorted({max(1, round(e * f)) for f in (0.5, 5 / 6, 1.0)}))
+    if values.get("data_dir") is None and concrete != "smoke":
+        values["data_dir"] = os.environ.get("CIFAR10_DIR") or None
+    return Config(profile=concrete, **values)
+
+
+def scaled_report_epochs(cfg: Config) -> dict:
+    """Return the report's 30/50/60 checkpoints mapped to this config's snapshot epochs."""
+    return dict(zip((30, 50, 60), cfg.snapshot_epochs))

@@ -1,0 +1,55 @@
+"""One progress display per training run that reads well in a terminal, JupyterLab, papermill and HTML.
+
+tqdm's notebook widget exports as "HBox(...)" and its text bar leaves carriage-return residue in
+saved outputs, so outside a terminal we print one plain line per epoch, each with its own bar.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def _bar(frac: float, width: int = 20) -> str:
+    full = int(round(frac * width))
+    return "█" * full + "·" * (width - full)
+
+
+class RunProgress:
+    """Progress over a run's epochs: a live tqdm bar in a terminal, one line per epoch elsewhere."""
+
+    def __init__(self, total_epochs: int, steps_per_epoch: int, desc: str, enabled: bool = True,
+                 start_epoch: int = 0):
+        self.total, self.desc, self.enabled = total_epochs, desc, enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.bar = None
+        if self.tty:
+            from tqdm.std import tqdm
+            self.bar = tqdm(total=total_epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
+                            desc=desc, unit="batch", dynamic_ncols=True, leave=True)
+        elif enabled:
+            what = f"resuming at epoch {start_epoch + 1}" if start_epoch else "starting"
+            print(f"{desc}: {what}, {total_epochs} epochs of {steps_per_epoch} batches", flush=True)
+
+    def step(self, loss: float, acc: float):
+        """Advance by one batch (terminal only)."""
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.bar.n % 10 == 0:
+                self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.1f}%", refresh=False)
+
+    def epoch_end(self, row: dict):
+        """Report a finished epoch."""
+        if not self.enabled:
+            return
+        e = int(row["epoch"])
+        text = (f"epoch {e:>3}/{self.total}  train loss {row['train_loss']:.4f} acc {row['train_acc']:5.1f}%"
+                f"  test loss {row['test_loss']:.4f} acc {row['test_acc']:5.1f}%"
+                f"  lr {row['lr']:.4g}  {row['seconds']:.1f}s  {row['images_per_s']:.0f} img/s")
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{row['test_acc']:.1f}%")
+            self.bar.write(f"{self.desc} {text}")
+        else:
+            print(f"{self.desc} |{_bar(e / self.total)}| {text}", flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,237 @@
+"""Training and evaluation: the report's protocol on resident uint8 tensors, resumable via the run store."""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import platform
+import subprocess
+import time
+
+import pandas as pd
+import torch
+from torch import nn
+
+from . import runs as store
+from .config import Config, make_config
+from .data import CLASSES, Cifar10, data_identity, load_cifar10, project_root
+from .models import build_model
+from .progress import RunProgress
+from .recipes import Recipe, augment_batch, eval_batch, get_recipe
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Return the torch device for a `device` parameter: auto picks CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("parameter 'device' = 'cuda' is invalid here: no CUDA device; valid: auto | cpu")
+    return torch.device(name)
+
+
+def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """Return SGD with the config's lr, momentum, weight decay and Nesterov flag."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+
+
+def make_scheduler(opt, cfg: Config, steps_per_epoch: int):
+    """Return (scheduler, steps_per_batch): StepLR per epoch, or OneCycle/cosine per batch."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma), False
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total), True
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.25,
+                                               div_factor=10, final_div_factor=100), True
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _as_recipe(recipe) -> Recipe:
+    return recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", mismatch: bool = False,
+             batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> dict:
+    """Return {loss, acc (percent), preds} of the model on uint8 images under the recipe's eval transform."""
+    recipe = _as_recipe(recipe)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_loss, correct, preds = 0.0, 0, []
+    for i in range(0, len(x), batch_size):
+        xb = eval_batch(recipe, x[i:i + batch_size].to(device, non_blocking=True), mismatch)
+        yb = y[i:i + batch_size].to(device, non_blocking=True)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, precision):
+            out = model(xb)
+        total_loss += nn.functional.cross_entropy(out.float(), yb, reduction="sum").item()
+        p = out.argmax(1)
+        correct += (p == yb).sum().item()
+        preds.append(p.cpu())
+    model.train(was_training)
+    return {"loss": total_loss / len(x), "acc": 100.0 * correct / len(x), "preds": torch.cat(preds)}
+
+
+def train_epoch(model, opt, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                cfg: Config, generator: torch.Generator, criterion, progress: RunProgress | None = None) -> dict:
+    """Train one epoch over resident uint8 tensors; return {loss, acc (percent), images}."""
+    model.train()
+    device = x.device
+    perm = torch.randperm(len(x), generator=generator, device=generator.device).to(device)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    for i in range(0, len(x), cfg.batch_size):  # the last, smaller batch is kept, as DataLoader does
+        idx = perm[i:i + cfg.batch_size]
+        xb = augment_batch(recipe, x[idx], generator)
+        yb = y[idx]
+        if cfg.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, cfg.precision):
+            out = model(xb)
+            loss = criterion(out.float(), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if per_step:
+            sched.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (out.argmax(1) == yb).sum()
+        seen += len(idx)
+        if progress is not None and progress.tty:
+            progress.step(loss_sum.item() / seen, 100.0 * correct.item() / seen)
+    if not per_step:
+        sched.step()
+    return {"loss": loss_sum.item() / seen, "acc": 100.0 * correct.item() / seen, "images": seen}
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(),
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def environment(device: torch.device, cfg: Config) -> dict:
+    """Return the versions, device, threads, seed and git commit a run was made with."""
+    import torchvision
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "device": device.type, "device_name": name, "threads": torch.get_num_threads(),
+            "seed": cfg.seed, "git_commit": _git_commit(),
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def class_metrics(preds: torch.Tensor, y: torch.Tensor, classes=CLASSES) -> dict:
+    """Return per-class accuracy (percent) and the confusion matrix (rows: true, cols: predicted)."""
+    k = len(classes)
+    cm = torch.bincount(y * k + preds, minlength=k * k).reshape(k, k)
+    per_class = (100.0 * cm.diag() / cm.sum(1).clamp(min=1)).tolist()
+    return {"per_class_acc": dict(zip(classes, per_class)), "confusion": cm.tolist()}
+
+
+def train_run(config: Config | None = None, *, force: bool = False, progress: bool = True,
+              runs_dir=None, data: Cifar10 | None = None, on_epoch=None, **params) -> store.Run:
+    """Return the finished run for a config: loaded from the store, resumed, or trained.
+
+    Pass a Config, or the parameters of `make_config` (profile, recipe, epochs, lr, ...).
+    `on_epoch(row)` is called after every epoch; `force=True` discards a stored run and retrains.
+    """
+    if config is None:
+        config = make_config(**params)
+    elif params:
+        raise TypeError(f"give either a Config or parameters, not both (got {sorted(params)})")
+    cfg = config
+    device = resolve_device(cfg.device)  # fails before any work if CUDA is asked for and absent
+    ident = data.identity if data is not None else data_identity(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
+    rid = store.run_id(cfg.identity(), ident)
+    path = store.runs_root(runs_dir) / rid
+    if force:
+        store.remove_run(path)
+    if store.is_complete(path):
+        return store.load_run(path)
+    with store.RunLock(path):
+        return _train(cfg, rid, path, device, ident, data, progress, on_epoch)
+
+
+def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run:
+    recipe = get_recipe(cfg.recipe)
+    if data is None:
+        data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
+    store.atomic_write_json(path / "config.json", {**cfg.to_dict(), "run_id": rid, "data": ident})
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    x, y = data.train_x.to(device), data.train_y.to(device)
+    tx, ty = data.test_x.to(device), data.test_y.to(device)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.stem).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
+    steps = -(-len(x) // cfg.batch_size)
+    sched, per_step = make_scheduler(opt, cfg, steps)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    history, start = [], 0
+    if (path / "last.pt").exists():
+        ckpt = store.load_checkpoint(path / "last.pt", map_location=device)  # raises if corrupt
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        history, start = ckpt["history"], ckpt["epoch"]
+        torch.set_rng_state(ckpt["rng"])
+
+    snapshots = set(cfg.snapshot_epochs) | {cfg.epochs}
+    bar = RunProgress(cfg.epochs, steps, f"[{rid} {cfg.recipe}]", progress, start)
+    try:
+        for epoch in range(start + 1, cfg.epochs + 1):
+            # One generator per epoch, seeded from (seed, epoch): a resumed run draws what an
+            # uninterrupted one would have drawn, without replaying earlier epochs.
+            gen_device = device if device.type == "cuda" else torch.device("cpu")
+            g = torch.Generator(device=gen_device).manual_seed(cfg.seed * 1_000_003 + epoch)
+            lr = opt.param_groups[0]["lr"]
+            t0 = time.perf_counter()
+            tr = train_epoch(model, opt, sched, per_step, x, y, recipe, cfg, g, criterion, bar)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            ev = evaluate(model, tx, ty, recipe, cfg.mismatch, precision=cfg.precision,
+                          channels_last=cfg.channels_last)
+            t2 = time.perf_counter()
+            row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"],
+                   "test_loss": ev["loss"], "test_acc": ev["acc"], "seconds": t2 - t0,
+                   "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
+                   "images_per_s": tr["images"] / (t1 - t0)}
+            history.append(row)
+            if epoch in snapshots:
+                store.save_checkpoint({"model": model.state_dict(), "epoch": epoch}, path / f"epoch{epoch:03d}.pt")
+            store.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
+                                   "rng": torch.get_rng_state()}, path / "last.pt")
+            store.atomic_write_bytes(path / "history.csv", pd.DataFrame(history).to_csv(index=False).encode())
+            bar.epoch_end(row)
+            if on_epoch is not None:
+                on_epoch(row)
+    finally:
+        bar.close()
+
+    final = evaluate(model, tx, ty, recipe, cfg.mismatch, precision=cfg.precision, channels_last=cfg.channels_last)
+    h = pd.DataFrame(history)
+    best = h.loc[h["test_acc"].idxmax()]
+    metrics = {"final_test_acc": float(h["test_acc"].iloc[-1]), "best_test_acc": float(best["test_acc"]),
+               "best_epoch": int(best["epoch"]), "data_source": data.source,
+               "train_images": len(x), "test_images": len(tx),
+               **class_metrics(final["preds"], data.test_y.cpu(), data.classes)}
+    store.atomic_write_json(path / "env.json", environment(device, cfg))
+    store.atomic_write_json(path / "metrics.json", metrics)  # written last: marks the run finished
+    return store.load_run(path)

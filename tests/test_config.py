@@ -1,0 +1,70 @@
+"""Bad parameters fail at once with a message naming the parameter, the value and the choices."""
+import pytest
+
+import helpers as h
+from helpers.config import ConfigError
+
+
+def test_profiles_fill_defaults_and_full_is_the_report_protocol():
+    c = h.make_config(profile="full")
+    assert (c.epochs, c.lr, c.momentum, c.weight_decay, c.step_size, c.gamma, c.batch_size) == \
+        (60, 0.1, 0.9, 5e-4, 50, 0.1, 128)
+    assert c.snapshot_epochs == (30, 50, 60) and c.stem == "imagenet"
+    s = h.make_config(profile="smoke")
+    assert s.data_dir == "synthetic" and s.epochs < c.epochs
+
+
+def test_changing_epochs_rescales_lr_drop_and_snapshots():
+    c = h.make_config(profile="full", epochs=12)
+    assert c.step_size == 10 and c.snapshot_epochs == (6, 10, 12)
+
+
+@pytest.mark.parametrize("params, name, valid", [
+    (dict(recipe="jitter"), "recipe", "none | flip_rotate | crop | crop_flip | normalize"),
+    (dict(epochs=0), "epochs", "a positive integer"),
+    (dict(epochs=-3), "epochs", "a positive integer"),
+    (dict(epochs=10, snapshot_epochs=(5, 11)), "snapshot_epochs", "between 1 and epochs=10"),
+    (dict(lr="0.1"), "lr", "type float"),
+    (dict(epochs=2.5), "epochs", "type int"),
+    (dict(stem="resnet"), "stem", "imagenet | cifar"),
+    (dict(device="tpu"), "device", "auto | cpu | cuda"),
+    (dict(profile="huge"), "profile", "auto | smoke | quick | full"),
+    (dict(recipe="crop", mismatch=True), "mismatch", "normalize"),
+])
+def test_bad_values_name_parameter_value_and_choices(params, name, valid):
+    with pytest.raises(ConfigError) as e:
+        h.make_config(**{"profile": "smoke", **params})
+    msg = str(e.value)
+    assert repr(name) in msg and valid in msg
+    assert repr(list(params.values())[-1]) in msg
+
+
+def test_unknown_parameter_lists_valid_names():
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) 'epoch'.*epochs"):
+        h.make_config(profile="smoke", epoch=3)
+
+
+def test_bad_config_fails_before_any_work(tmp_path):
+    with pytest.raises(ConfigError):
+        h.train_run(profile="smoke", recipe="nope", runs_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_profile_reads_environment(monkeypatch):
+    monkeypatch.setenv("PROFILE", "smoke")
+    assert h.resolve_profile("auto") == "smoke"
+    assert h.resolve_profile("full") == "full"
+    monkeypatch.setenv("PROFILE", "bogus")
+    with pytest.raises(ConfigError, match="PROFILE"):
+        h.resolve_profile("auto")
+
+
+def test_run_id_ignores_profile_and_device_but_not_results_fields():
+    from helpers.runs import run_id
+    a = h.make_config(profile="quick", epochs=5)
+    b = h.make_config(profile="full", epochs=5, train_size=10_000, test_size=2_000, device="cpu")
+    assert run_id(a.identity(), {}) == run_id(b.identity(), {})
+    assert run_id(a.identity(), {}) != run_id(h.make_config(profile="quick", epochs=5, lr=0.5).identity(), {})
+    # extras enter the id only when changed from their defaults
+    assert "label_smoothing" not in a.identity()
+    assert h.make_config(profile="quick", label_smoothing=0.1).identity()["label_smoothing"] == 0.1

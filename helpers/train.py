@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import platform
 import subprocess
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -159,9 +161,18 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
     if force:
         store.remove_run(path)
     if store.is_complete(path):
-        return store.load_run(path)
+        return _note_use(store.load_run(path))
     with store.RunLock(path):
-        return _train(cfg, rid, path, device, ident, data, progress, on_epoch)
+        return _note_use(_train(cfg, rid, path, device, ident, data, progress, on_epoch))
+
+
+def _note_use(run: store.Run) -> store.Run:
+    """Return the run, after appending its folder to $RUNS_USED_LOG when set (how `make report` learns a notebook's runs)."""
+    log = os.environ.get("RUNS_USED_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{Path(run.path).resolve()}\n")
+    return run
 
 
 def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run:

@@ -8,5 +8,13 @@ from .models import build_model, stage_shapes
 from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, get_recipe
 from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
+from .plots import (augmentation_draws, augmentation_gallery, compare_bars, image_grid, lr_drops,
+                    plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
+                    plot_runs, plot_stage_shapes, sample_grid, sample_images)
+from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, NormalizationStudy,
+                      accuracy_note, channel_stats_note, evaluation_table, channel_stats_table, checkpoints_table,
+                      comparability, input_ranges, is_comparable, normalization_conclusion, normalization_table,
+                      per_class_note, profile_note, recipe_findings, recipe_forms, recipe_table, run_note,
+                      runs_table, stage_note, stage_table, style_table, variant)
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -15,7 +15,7 @@ from torch import nn
 
 from . import runs as store
 from .config import Config, make_config
-from .data import CLASSES, Cifar10, data_identity, load_cifar10, project_root
+from .data import CLASSES, Cifar10, balanced_subset, data_identity, load_cifar10, project_root
 from .models import build_model
 from .progress import RunProgress
 from .recipes import Recipe, augment_batch, eval_batch, get_recipe
@@ -182,8 +182,14 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run
     store.atomic_write_json(path / "config.json", {**cfg.to_dict(), "run_id": rid, "data": ident})
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    x, y = data.train_x.to(device), data.train_y.to(device)
-    tx, ty = data.test_x.to(device), data.test_y.to(device)
+    x, y = data.train_x, data.train_y
+    tx, ty = data.test_x, data.test_y
+    if cfg.validation:
+        # Settings are chosen on images held out of training; the test set is looked at once, at the end.
+        held = torch.zeros(len(y), dtype=torch.bool)
+        held[balanced_subset(y, cfg.validation, cfg.seed + 2)] = True
+        x, y, tx, ty = x[~held], y[~held], x[held], y[held]
+    x, y, tx, ty = x.to(device), y.to(device), tx.to(device), ty.to(device)
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.stem).to(device)
@@ -241,8 +247,13 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run
     best = h.loc[h["test_acc"].idxmax()]
     metrics = {"final_test_acc": float(h["test_acc"].iloc[-1]), "best_test_acc": float(best["test_acc"]),
                "best_epoch": int(best["epoch"]), "data_source": data.source,
+               "eval_set": "validation" if cfg.validation else "test",
                "train_images": len(x), "test_images": len(tx),
-               **class_metrics(final["preds"], data.test_y.cpu(), data.classes)}
+               **class_metrics(final["preds"], ty.cpu(), data.classes)}
+    if cfg.validation:  # history's test_* columns hold validation figures; the test set is scored once
+        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, cfg.mismatch,
+                        precision=cfg.precision, channels_last=cfg.channels_last)
+        metrics.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))
     store.atomic_write_json(path / "env.json", environment(device, cfg))
     store.atomic_write_json(path / "metrics.json", metrics)  # written last: marks the run finished
     return store.load_run(path)

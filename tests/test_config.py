@@ -68,3 +68,16 @@ def test_run_id_ignores_profile_and_device_but_not_results_fields():
     # extras enter the id only when changed from their defaults
     assert "label_smoothing" not in a.identity()
     assert h.make_config(profile="quick", label_smoothing=0.1).identity()["label_smoothing"] == 0.1
+
+
+def test_fast_recipe_brings_its_schedule_unless_overridden():
+    c = h.make_config(profile="full", recipe="fast")
+    assert (c.schedule, c.label_smoothing, c.nesterov, c.epochs) == ("onecycle", 0.1, True, 15)
+    assert c.snapshot_epochs[-1] == 15 and c.step_size == 12
+    d = h.make_config(profile="full", recipe="fast", epochs=10, lr=0.05, label_smoothing=0.0)
+    assert (d.epochs, d.lr, d.label_smoothing) == (10, 0.05, 0.0)
+
+
+def test_validation_must_leave_training_images():
+    with pytest.raises(ConfigError, match="'validation' = 2000 .*smaller than train_size"):
+        h.make_config(profile="smoke", validation=2000)

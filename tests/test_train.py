@@ -106,3 +106,11 @@ def test_model_stems_and_stage_shapes():
     cifar = dict(h.stage_shapes(h.build_model("cifar")))
     assert cifar["layer4"] == (512, 4, 4) and cifar["layer1"] == (64, 32, 32)
     assert h.build_model()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_validation_holdout_is_evaluated_per_epoch_and_test_once(tmp_path):
+    run = h.train_run(**SMALL, validation=100, runs_dir=tmp_path, progress=False)
+    m = run.metrics
+    assert m["eval_set"] == "validation" and m["train_images"] == 500 and m["test_images"] == 100
+    assert m["heldout_test_images"] == 200 and 0 <= m["heldout_test_acc"] <= 100
+    assert sum(map(sum, m["confusion"])) == 100

@@ -18,5 +18,21 @@ setup: $(VENV)/.installed   ## create .venv and install the project with its ext
 test: setup                 ## run unit tests, then nbval over the notebooks (smoke profile)
 	$(PY) -m pytest
 
-report: setup               ## run the study (PROFILE=auto|smoke|quick|full)
-	$(PY) -m helpers.cli train --profile $(PROFILE)
+# make report: check the data, execute notebooks/NN_*.ipynb with papermill, export report/index.html.
+#   make report PROFILE=quick EPOCHS=5 LR=0.05    notebook parameters in upper case, on make's command line
+#   make report PARAMS=my.yaml                    a YAML file of parameters (name: value)
+#   make report SET="fix_lr=0.4 seed=1"           any other notebook parameter
+#   make report REPORT_DIR=/tmp/r RERUN=1         another output folder; execute every notebook again
+REPORT_DIR ?= report
+REPORT_VARS := EPOCHS STEP_SIZE LR FIX_LR MOMENTUM WEIGHT_DECAY GAMMA BATCH_SIZE SEED TRAIN_SIZE TEST_SIZE \
+               DATA_DIR DEVICE STEM SNAPSHOT_EPOCHS SCHEDULE LABEL_SMOOTHING NESTEROV PRECISION CHANNELS_LAST
+lowercase = $(shell echo '$(1)' | tr A-Z a-z)
+REPORT_ARGS = --profile $(PROFILE) --out $(REPORT_DIR) $(if $(PARAMS),--params-file $(PARAMS)) \
+  $(foreach v,$(REPORT_VARS),$(if $(filter command line,$(origin $(v))),--set $(call lowercase,$(v))=$($(v)))) \
+  $(foreach s,$(SET),--set $(s)) $(if $(RERUN),--rerun)
+
+report: setup               ## run the study and export the HTML report (PROFILE=auto|smoke|quick|full)
+	$(PY) -m helpers.report $(REPORT_ARGS)
+
+clean-report:               ## delete the generated report (keeps report/README.md and report/templates/)
+	find $(REPORT_DIR) -mindepth 1 -maxdepth 1 ! -name README.md ! -name templates -exec rm -rf {} +

@@ -1,0 +1,378 @@
+"""`make report`: parameters, the up-front checks, execution and reuse, the cleaned pages, and the
+report read in headless Chromium as a student would read it.
+
+Most tests use small throwaway notebooks (seconds); the browser test also builds the real notebooks
+in the smoke profile, in the session's run store (conftest.py), so nbval and the report share runs.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+import pytest
+from bs4 import BeautifulSoup
+
+from helpers import report as rp
+from helpers.config import ConfigError
+from helpers.data import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+
+PARAMS_ALPHA = ('from typing import Optional\n\n'
+                'profile: str = "auto"  # auto | smoke | quick | full\n'
+                'epochs: int = 2  # training epochs\n'
+                'train_size: int = 200  # training images\n'
+                'data_dir: Optional[str] = None  # data folder, "synthetic", or None')
+PARAMS_BETA = 'profile: str = "auto"  # auto | smoke | quick | full\nlr: float = 0.05  # learning rate'
+
+
+def _notebook(cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def write_notebooks(folder: Path, failing: bool = False) -> Path:
+    """Write two small notebooks (and, if asked, a failing third and a fourth) into folder; return it."""
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    folder.mkdir(parents=True, exist_ok=True)
+    alpha = _notebook([
+        md("# Alpha: one small run"),
+        code(PARAMS_ALPHA, metadata={"tags": ["parameters"]}),
+        code("import warnings\nimport helpers as h\n"
+             "run = h.train_run(profile=profile, epochs=epochs, train_size=train_size, test_size=100)\nprint(run)"),
+        code("warnings.warn('noisy warning')\nfrom tqdm.auto import tqdm\nfor _ in tqdm(range(3)):\n    pass\n"
+             "print('step 1\\rstep 2')"),
+        md("## Accuracy per epoch"),
+        code("import matplotlib.pyplot as plt\nax = run.history.plot(x='epoch', y='test_acc')\nplt.show()",
+             metadata={"tags": ["report-figure"]}),
+        code("print('left out of the pages')", metadata={"tags": ["remove-cell"]}),
+    ])
+    beta = _notebook([
+        md("# Beta: a second run"),
+        code(PARAMS_BETA, metadata={"tags": ["parameters"]}),
+        code("import helpers as h\n"
+             "crop = h.train_run(profile=profile, recipe='crop', lr=lr, epochs=2, train_size=200, test_size=100)\n"
+             "again = h.train_run(profile=profile, epochs=2, train_size=200, test_size=100)  # alpha's run\n"
+             "crop"),
+    ])
+    nbformat.write(alpha, folder / "01_alpha.ipynb")
+    nbformat.write(beta, folder / "02_beta.ipynb")
+    if failing:
+        nbformat.write(_notebook([md("# Fails"), code("x = 1"), code("raise ValueError('boom')")]),
+                       folder / "03_fails.ipynb")
+        nbformat.write(_notebook([md("# Never"), code("print('never runs')")]), folder / "04_never.ipynb")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def notebooks(tmp_path_factory):
+    return write_notebooks(tmp_path_factory.mktemp("notebooks"))
+
+
+@pytest.fixture(scope="module")
+def built(notebooks, tmp_path_factory):
+    """The report of the throwaway notebooks, built once for this module (smoke profile)."""
+    out = tmp_path_factory.mktemp("report")
+    rp.build_report("smoke", {}, out, notebooks)
+    return out
+
+
+# ---- parameters -----------------------------------------------------------------------------
+
+def test_numbered_notebooks_are_found_in_order(tmp_path):
+    for name in ("02_b.ipynb", "01_a.ipynb", "scratch.ipynb", "1_short.ipynb", "10_c.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in rp.find_notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb", "10_c.ipynb"]
+    with pytest.raises(rp.ReportError, match="no numbered notebooks"):
+        rp.find_notebooks(tmp_path / "empty-or-missing")
+
+
+def test_each_notebook_gets_only_the_parameters_it_declares(notebooks):
+    nbs = rp.find_notebooks(notebooks)
+    plan = rp.plan_parameters(nbs, {"epochs": "3", "lr": "0.02"}, "smoke")
+    assert plan[nbs[0]] == {"epochs": 3, "profile": "smoke"}
+    assert plan[nbs[1]] == {"lr": 0.02, "profile": "smoke"}
+
+
+def test_a_parameter_no_notebook_declares_fails_naming_it(notebooks):
+    with pytest.raises(rp.ReportError, match=r"'bogus'.*declared by no notebook; valid: .*epochs.*lr"):
+        rp.plan_parameters(rp.find_notebooks(notebooks), {"bogus": 1, "epochs": 3}, "smoke")
+
+
+def test_command_line_values_are_typed_as_the_notebook_declares_them():
+    assert rp.coerce("epochs", "5", "Optional[int]") == 5
+    assert rp.coerce("lr", "1e-3", "float") == pytest.approx(0.001)
+    assert rp.coerce("data_dir", "none", "Optional[str]") is None
+    assert rp.coerce("data_dir", "123", "Optional[str]") == "123"
+    assert rp.coerce("snapshot_epochs", "2,3,4", "Optional[list]") == [2, 3, 4]
+    assert rp.coerce("nesterov", "true", "bool") is True
+    assert rp.coerce("x", "1e-3", "None") == pytest.approx(0.001)  # undeclared type: YAML, then a number
+    assert rp.coerce("epochs", 7, "int") == 7  # values from a YAML file keep their type
+    with pytest.raises(rp.ReportError, match=r"parameter 'epochs' = 'five' is invalid; valid: a value of type int"):
+        rp.coerce("epochs", "five", "int")
+
+
+def test_params_file_then_sets(tmp_path):
+    f = tmp_path / "my.yaml"
+    f.write_text("epochs: 3\nlr: 0.05\n")
+    params = rp.load_params_file(f)
+    params.update(rp.parse_sets(["lr=0.2"]))
+    assert params == {"epochs": 3, "lr": "0.2"}
+    with pytest.raises(rp.ReportError, match="name=value"):
+        rp.parse_sets(["lr"])
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(rp.ReportError, match="mapping"):
+        rp.load_params_file(tmp_path / "list.yaml")
+
+
+# ---- checks before any work -----------------------------------------------------------------
+
+def test_a_bad_value_fails_before_any_notebook_runs(notebooks, tmp_path):
+    with pytest.raises(ConfigError, match="'epochs' = -1"):
+        rp.build_report("smoke", {"epochs": "-1"}, tmp_path / "out", notebooks)
+    assert not (tmp_path / "out" / "executed").exists()
+
+
+def test_missing_data_fails_at_once_with_the_three_ways(notebooks, tmp_path, monkeypatch):
+    with pytest.raises(DataError, match="no such folder.*three ways"):
+        rp.build_report("quick", {"data_dir": str(tmp_path / "nowhere")}, tmp_path / "out", notebooks)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("CIFAR10_DIR", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="no 'train/' folder.*three ways"):
+        rp.build_report("quick", {}, tmp_path / "out", notebooks)
+    assert not (tmp_path / "out" / "executed").exists()
+
+
+def test_smoke_needs_no_data():
+    assert "synthetic" in rp.check_data("smoke")
+
+
+# ---- the pages ------------------------------------------------------------------------------
+
+def test_outputs_are_cleaned_of_warnings_widgets_and_bar_residue():
+    outputs = [
+        nbformat.v4.new_output("stream", name="stderr",
+                               text="/x/y.py:3: UserWarning: noisy\n  warnings.warn('noisy')\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="\r  0%|          | 0/3 [00:00<?, ?it/s]\r100%|#| 3/3\n"),
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "abc"}, "text/plain": "HBox(children=...)"}),
+        nbformat.v4.new_output("stream", name="stdout", text="step 1\rstep 2\nepoch 1 done\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="a message worth keeping\n"),
+    ]
+    kept = rp.clean_outputs(outputs)
+    assert [o.get("text") for o in kept] == ["step 2\nepoch 1 done\n", "a message worth keeping\n"]
+
+
+def test_the_report_has_a_landing_page_and_two_pages_per_notebook(built):
+    for name in ("index.html", "01_alpha.html", "02_beta.html", "code/01_alpha.html", "code/02_beta.html",
+                 "executed/01_alpha.ipynb", "executed/02_beta.ipynb"):
+        assert (built / name).is_file(), name
+    reader, with_code = (built / "01_alpha.html").read_text(), (built / "code/01_alpha.html").read_text()
+    assert "train_run" not in reader and "train_run" in with_code  # the code is highlighted: no literal call
+    for page in (reader, with_code):
+        outputs = " ".join(o.get_text() for o in BeautifulSoup(page, "html.parser").select(".jp-OutputArea"))
+        assert "step 2" in outputs and "step 1" not in outputs
+        for noise in ("HBox(", "model not found", "noisy warning", "UserWarning", "it/s"):
+            assert noise not in outputs
+        assert "left out of the pages" not in page
+        assert "require.min.js" not in page and "html-manager" not in page  # no script from the network
+    images = BeautifulSoup(reader, "html.parser").find_all("img")
+    assert [i["alt"] for i in images] == ["Figure: Accuracy per epoch"]
+    assert images[0]["src"].startswith("data:image/png;base64,")
+
+
+def test_the_summary_has_one_row_per_run_the_notebooks_used(built):
+    used = []
+    for log in sorted((built / "executed").glob("*.runs")):
+        used += [line for line in log.read_text().splitlines() if line not in used]
+    assert len(used) == 2  # alpha's run, and beta's crop run (beta's reuse of alpha's run is one row)
+    soup = BeautifulSoup((built / "index.html").read_text(), "html.parser")
+    rows = soup.select("table.summary tbody tr")
+    assert [r["data-run"] for r in rows] == [Path(u).name for u in used]
+    for row, run in zip(rows, used):
+        metrics = json.loads((Path(run) / "metrics.json").read_text())
+        cells = [td.get_text(strip=True) for td in row.find_all("td")]
+        assert f"{metrics['final_test_acc']:.2f}%" in cells
+    assert "79.44%" in [td.get_text(strip=True) for td in rows[0].find_all("td")]  # recipe none, lr 0.1
+    assert soup.select_one("#profile").get_text().split()[:2] == ["Profile", "smoke:"]
+    figures = soup.select(".figures figure img")
+    assert len(figures) == 1 and figures[0]["src"].startswith("data:image/png;base64,")
+
+
+def test_a_second_build_reuses_what_did_not_change(notebooks, built):
+    before = {p.name: p.stat().st_mtime_ns for p in (built / "executed").glob("*.ipynb")}
+    rp.build_report("smoke", {}, built, notebooks)
+    assert {p.name: p.stat().st_mtime_ns for p in (built / "executed").glob("*.ipynb")} == before
+    assert "reused" in (built / "index.html").read_text()
+    # a parameter only alpha declares re-executes alpha alone
+    rp.build_report("smoke", {"epochs": "3"}, built, notebooks)
+    after = {p.name: p.stat().st_mtime_ns for p in (built / "executed").glob("*.ipynb")}
+    assert after["01_alpha.ipynb"] != before["01_alpha.ipynb"]
+    assert after["02_beta.ipynb"] == before["02_beta.ipynb"]
+    assert json.loads((built / "executed/01_alpha.json").read_text())["params"]["epochs"] == 3
+    rp.build_report("smoke", {}, built, notebooks)  # leave the module's report as the fixture built it
+
+
+def test_a_failing_notebook_stops_the_run_naming_it_and_the_cell(tmp_path):
+    nbs = write_notebooks(tmp_path / "nbs", failing=True)
+    out = tmp_path / "out"
+    with pytest.raises(rp.ReportError) as err:
+        rp.build_report("smoke", {}, out, nbs)
+    msg = str(err.value)
+    assert "03_fails.ipynb" in msg and "In [2]" in msg and "ValueError: boom" in msg
+    assert "raise ValueError('boom')" in msg and str(out / "executed" / "03_fails.ipynb") in msg
+    partial = nbformat.read(out / "executed" / "03_fails.ipynb", as_version=4)
+    assert any(o.output_type == "error" and o.ename == "ValueError" for c in partial.cells
+               for o in c.get("outputs", []))
+    assert not (out / "executed" / "04_never.ipynb").exists() and not (out / "index.html").exists()
+    assert not (out / "executed" / "03_fails.json").exists()  # a failed notebook is never reused
+
+
+def test_train_run_names_the_runs_it_returns_in_RUNS_USED_LOG(tmp_path, monkeypatch):
+    import helpers as h
+    monkeypatch.setenv("RUNS_USED_LOG", str(tmp_path / "used"))
+    first = h.train_run(profile="smoke", epochs=1, train_size=100, test_size=50, progress=False)
+    h.train_run(profile="smoke", epochs=1, train_size=100, test_size=50, progress=False)  # loaded this time
+    assert (tmp_path / "used").read_text().splitlines() == [str(first.path.resolve())] * 2
+
+
+def test_command_line_reports_errors_without_a_traceback(notebooks, tmp_path, capsys):
+    code = rp.main(["--profile", "smoke", "--notebooks", str(notebooks), "--out", str(tmp_path),
+                    "--set", "bogus=1"])
+    assert code == 2 and "make report: error: parameter(s) 'bogus' declared by no notebook" in capsys.readouterr().err
+
+
+# ---- read in a browser ----------------------------------------------------------------------
+
+# Injected into a copy of each page: after load, record every image's natural size, so a broken
+# image (undecodable data, missing file) shows as naturalWidth 0 in the dumped DOM.
+CHECK_SCRIPT = """<script>
+window.addEventListener('load', function () {
+  var images = Array.prototype.map.call(document.images, function (i) {
+    return {src: (i.getAttribute('src') || '').slice(0, 60), ok: i.complete && i.naturalWidth > 0};
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'reader-check';
+  pre.textContent = JSON.stringify({images: images});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+browser = pytest.mark.skipif(not CHROMIUM.exists(),
+                             reason="headless check needs Debian's chromium at /usr/bin/chromium "
+                                    "(apt-get install chromium; .ci/run installs it)")
+
+
+def chromium(*args, timeout=120) -> str:
+    """Run headless Chromium with the project's flags; return its stdout."""
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        result = subprocess.run(
+            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def read_in_browser(page: Path) -> tuple[BeautifulSoup, list]:
+    """Return the page's DOM after load in Chromium, and each image's {src, ok} as Chromium decoded it."""
+    copy = page.with_name(f".check-{page.name}")  # beside the page, so relative paths resolve alike
+    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", CHECK_SCRIPT + "</body>", 1),
+                    encoding="utf-8")
+    try:
+        dom = chromium("--virtual-time-budget=10000", "--dump-dom", copy.as_uri())
+    finally:
+        copy.unlink()
+    soup = BeautifulSoup(dom, "html.parser")
+    check = soup.select_one("#reader-check")
+    assert check is not None, f"{page.name}: the load check did not run"
+    return soup, json.loads(check.get_text())["images"]
+
+
+def broken_links(page: Path, soup: BeautifulSoup) -> list[str]:
+    """Return the page's relative links whose file (or #anchor) does not exist."""
+    broken = []
+    for a in soup.find_all("a", href=True):
+        url = urlparse(a["href"])
+        if url.scheme or url.netloc:
+            continue  # a link out of the report
+        target = (page.parent / unquote(url.path)).resolve() if url.path else page
+        if not target.is_file():
+            broken.append(a["href"])
+        elif url.fragment and target.suffix == ".html":
+            ids = BeautifulSoup(target.read_text(encoding="utf-8"), "html.parser").find_all(id=url.fragment)
+            if not ids:
+                broken.append(a["href"])
+    return broken
+
+
+def check_report_in_browser(out: Path) -> list[Path]:
+    """Open the landing page and every page it links to; assert images, links and outputs; return the pages."""
+    soup, _ = read_in_browser(out / "index.html")
+    pages = [out / "index.html"]
+    for a in soup.select("ol.notebooks a"):
+        target = (out / a["href"]).resolve()
+        if target.suffix == ".html" and target not in pages:
+            pages.append(target)
+    assert len(pages) == 1 + 2 * len(soup.select("ol.notebooks > li"))
+    for page in pages:
+        dom, images = read_in_browser(page)
+        assert all(i["ok"] for i in images), f"{page}: broken images {[i for i in images if not i['ok']]}"
+        assert all(i["src"].startswith("data:") for i in images), f"{page}: an image not embedded"
+        assert broken_links(page, dom) == [], page
+        assert not dom.select('[data-mime-type="application/vnd.jupyter.stderr"]'), f"{page}: error/stderr output"
+        text = dom.get_text()
+        for noise in ("HBox(", "model not found", "Traceback"):
+            assert noise not in text, f"{page}: {noise!r} on the page"
+    return pages
+
+
+@browser
+def test_the_browser_check_fails_on_a_broken_image_and_link(tmp_path):
+    good = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+    page = tmp_path / "page.html"
+    page.write_text(f'<html><body><img src="data:image/png;base64,{good}"><img src="data:image/png;base64,AAAA">'
+                    f'<img src="missing.png"><a href="page.html">me</a><a href="gone.html">gone</a>'
+                    f'<a href="page.html#nowhere">x</a></body></html>')
+    soup, images = read_in_browser(page)
+    assert [i["ok"] for i in images] == [True, False, False]
+    assert broken_links(page, soup) == ["gone.html", "page.html#nowhere"]
+
+
+@browser
+def test_the_throwaway_report_reads_in_a_browser(built):
+    pages = check_report_in_browser(built)
+    assert len(pages) == 5
+
+
+@browser
+def test_the_smoke_report_of_the_notebooks_reads_in_a_browser(tmp_path):
+    """The real notebooks, built in the smoke profile, read as a student would: the issue's check."""
+    try:
+        notebooks = rp.find_notebooks(ROOT / "notebooks")
+    except rp.ReportError:
+        pytest.skip("no numbered notebooks in notebooks/ yet")
+    out = tmp_path / "report"
+    rp.build_report("smoke", {}, out, ROOT / "notebooks")
+    pages = check_report_in_browser(out)
+    assert len(pages) == 1 + 2 * len(notebooks)
+    soup = BeautifulSoup((out / "index.html").read_text(), "html.parser")
+    used = {line for log in (out / "executed").glob("*.runs") for line in log.read_text().splitlines()}
+    assert len(soup.select("table.summary tbody tr")) == len(used) > 0
+    for nb in (out / "executed").glob("*.ipynb"):
+        executed = nbformat.read(nb, as_version=4)
+        assert not [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report_landing_smoke.png"
+    shot.unlink(missing_ok=True)
+    chromium(f"--screenshot={shot}", "--window-size=1280,2000", (out / "index.html").as_uri())
+    assert shot.stat().st_size > 10_000

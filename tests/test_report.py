@@ -376,3 +376,19 @@ def test_the_smoke_report_of_the_notebooks_reads_in_a_browser(tmp_path):
     shot.unlink(missing_ok=True)
     chromium(f"--screenshot={shot}", "--window-size=1280,2000", (out / "index.html").as_uri())
     assert shot.stat().st_size > 10_000
+
+
+def test_make_report_passes_profile_parameters_and_files_through():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(["make", "-n", "report", "PROFILE=quick", "EPOCHS=5", "FIX_LR=0.4", "PARAMS=my.yaml",
+                          "SET=seed=1 data_dir=synthetic", "REPORT_DIR=/tmp/r", "RERUN=1"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if "-m helpers.report" in line).split()
+    assert line[line.index("--profile") + 1] == "quick" and line[line.index("--out") + 1] == "/tmp/r"
+    sets = [line[i + 1] for i, word in enumerate(line) if word == "--set"]
+    assert sets == ["epochs=5", "fix_lr=0.4", "seed=1", "data_dir=synthetic"]
+    assert "--params-file" in line and "my.yaml" in line and "--rerun" in line
+    plain = subprocess.run(["make", "-n", "report"], cwd=ROOT, capture_output=True, text=True, check=True,
+                           env={**os.environ, "EPOCHS": "9"}).stdout  # only make's command line counts
+    assert "--set" not in plain and "--rerun" not in plain

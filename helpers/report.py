@@ -61,7 +61,13 @@ def find_notebooks(folder) -> list[Path]:
 def declared_parameters(notebook: Path) -> dict:
     """Return {name: inferred type name} for the notebook's `parameters` cell (papermill's view)."""
     import papermill as pm
-    return {name: p["inferred_type_name"] for name, p in pm.inspect_notebook(str(notebook)).items()}
+    pm_log = logging.getLogger("papermill")
+    level = pm_log.level
+    pm_log.setLevel(logging.WARNING)  # not "Input Notebook: ..." per inspection; keep its parse warnings
+    try:
+        return {name: p["inferred_type_name"] for name, p in pm.inspect_notebook(str(notebook)).items()}
+    finally:
+        pm_log.setLevel(level)
 
 
 def load_params_file(path) -> dict:
@@ -181,7 +187,8 @@ def input_key(source: Path, params: dict, data: str) -> str:
     """Return a hash of what decides an executed notebook: the notebook, its parameters, the data and helpers."""
     parts = [source.read_bytes(), json.dumps({"params": params, "data": data, "runs": str(runs_root())},
                                              sort_keys=True, default=str).encode()]
-    parts += [p.name.encode() + p.read_bytes() for p in sorted((project_root() / "helpers").glob("*.py"))]
+    parts += [p.name.encode() + p.read_bytes() for p in sorted((project_root() / "helpers").glob("*.py"))
+              if p.name != "report.py"]  # the notebooks never import this module
     return _sha(b"\0".join(parts))
 
 
@@ -354,7 +361,8 @@ def export_pages(executed: list[Executed], out: Path) -> list[dict]:
     css = (TEMPLATES / "report.css").read_text()
     notebooks = [nbformat.read(str(e.path), as_version=4) for e in executed]
     pages = [{"stem": e.stem, "title": notebook_title(nb), "href": f"{e.stem}.html",
-              "code_href": f"code/{e.stem}.html", "ipynb_href": f"executed/{e.path.name}"}
+              "code_href": f"code/{e.stem}.html", "ipynb_href": f"executed/{e.path.name}",
+              "folder": str(e.source.parent)}  # markdown images are found (and embedded) from here
              for e, nb in zip(executed, notebooks)]
     (out / "code").mkdir(parents=True, exist_ok=True)
     for with_code in (False, True):
@@ -366,7 +374,8 @@ def export_pages(executed: list[Executed], out: Path) -> list[dict]:
                    "ipynb": f"{up}{page['ipynb_href']}", "has_math": _has_math(nb),
                    "prev": pages[i - 1] | {"link": f"{pages[i - 1]['stem']}.html"} if i else None,
                    "next": pages[i + 1] | {"link": f"{pages[i + 1]['stem']}.html"} if i + 1 < len(pages) else None}
-            body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": page["title"]}, "report": nav})
+            resources = {"metadata": {"name": page["title"], "path": page["folder"]}, "report": nav}
+            body, _ = exporter.from_notebook_node(nb, resources=resources)
             (out / (page["code_href"] if with_code else page["href"])).write_text(body, encoding="utf-8")
     return pages
 

@@ -4,6 +4,7 @@ report read in headless Chromium as a student would read it.
 Most tests use small throwaway notebooks (seconds); the browser test also builds the real notebooks
 in the smoke profile, in the session's run store (conftest.py), so nbval and the report share runs.
 """
+import base64
 import json
 import os
 import re
@@ -30,6 +31,7 @@ PARAMS_ALPHA = ('from typing import Optional\n\n'
                 'epochs: int = 2  # training epochs\n'
                 'train_size: int = 200  # training images\n'
                 'data_dir: Optional[str] = None  # data folder, "synthetic", or None')
+PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 PARAMS_BETA = 'profile: str = "auto"  # auto | smoke | quick | full\nlr: float = 0.05  # learning rate'
 
 
@@ -51,7 +53,7 @@ def write_notebooks(folder: Path, failing: bool = False) -> Path:
              "run = h.train_run(profile=profile, epochs=epochs, train_size=train_size, test_size=100)\nprint(run)"),
         code("warnings.warn('noisy warning')\nfrom tqdm.auto import tqdm\nfor _ in tqdm(range(3)):\n    pass\n"
              "print('step 1\\rstep 2')"),
-        md("## Accuracy per epoch"),
+        md("## Accuracy per epoch\n\n![a picture beside the notebook](pixel.png)"),
         code("import matplotlib.pyplot as plt\nax = run.history.plot(x='epoch', y='test_acc')\nplt.show()",
              metadata={"tags": ["report-figure"]}),
         code("print('left out of the pages')", metadata={"tags": ["remove-cell"]}),
@@ -64,6 +66,7 @@ def write_notebooks(folder: Path, failing: bool = False) -> Path:
              "again = h.train_run(profile=profile, epochs=2, train_size=200, test_size=100)  # alpha's run\n"
              "crop"),
     ])
+    (folder / "pixel.png").write_bytes(base64.b64decode(PIXEL_PNG))
     nbformat.write(alpha, folder / "01_alpha.ipynb")
     nbformat.write(beta, folder / "02_beta.ipynb")
     if failing:
@@ -186,8 +189,8 @@ def test_the_report_has_a_landing_page_and_two_pages_per_notebook(built):
         assert "left out of the pages" not in page
         assert "require.min.js" not in page and "html-manager" not in page  # no script from the network
     images = BeautifulSoup(reader, "html.parser").find_all("img")
-    assert [i["alt"] for i in images] == ["Figure: Accuracy per epoch"]
-    assert images[0]["src"].startswith("data:image/png;base64,")
+    assert [i["alt"] for i in images] == ["a picture beside the notebook", "Figure: Accuracy per epoch"]
+    assert all(i["src"].startswith("data:image/png;base64,") for i in images)  # the markdown one too
 
 
 def test_the_summary_has_one_row_per_run_the_notebooks_used(built):
@@ -338,7 +341,7 @@ def check_report_in_browser(out: Path) -> list[Path]:
 
 @browser
 def test_the_browser_check_fails_on_a_broken_image_and_link(tmp_path):
-    good = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+    good = PIXEL_PNG
     page = tmp_path / "page.html"
     page.write_text(f'<html><body><img src="data:image/png;base64,{good}"><img src="data:image/png;base64,AAAA">'
                     f'<img src="missing.png"><a href="page.html">me</a><a href="gone.html">gone</a>'

@@ -6,6 +6,7 @@ figure, and returns the Axes (or the Figure). Nothing is shown or saved here: th
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -303,14 +304,16 @@ def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title:
         for b, v in zip(bars, vals):
             if np.isnan(v):
                 b.set_visible(False)
-                ax.text(b.get_x() + width / 2, 1, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+                ax.text(b.get_x() + width / 2, 1, "n/a", ha="center", va="bottom", fontsize=7)
             elif annotate:
                 ax.text(b.get_x() + width / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(xs, table[label].astype(str), rotation=15 if len(table) > 4 else 0)
+    ax.set_xticks(xs, [textwrap.fill(str(v), 18) for v in table[label]], fontsize=8)
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 105 if ylabel.endswith("(%)") else None)
+    if ylabel.endswith("(%)"):
+        ax.set_ylim(0, 118)  # headroom for the legend above the tallest bars
+        ax.set_yticks(range(0, 101, 20))
     ax.set_title(title or "")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", ncol=len(columns), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return ax
 

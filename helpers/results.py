@@ -84,7 +84,9 @@ def profile_note(cfg: Config) -> Markdown:
             else f"real CIFAR-10 ({cfg.data_dir or 'official files'})")
     size = (f"{cfg.train_size or 50_000:,} training / {cfg.test_size or 10_000:,} test images, "
             f"{cfg.epochs} epochs, LR ×{cfg.gamma} after epoch {cfg.step_size}")
-    return md(f"Profile **`{cfg.profile}`**: {data}; {size}, device `{cfg.device}`.  \n{comparability(cfg)}")
+    from .train import resolve_device
+    device = f"device `{cfg.device}` ({resolve_device(cfg.device).type})"
+    return md(f"Profile **`{cfg.profile}`**: {data}; {size}, {device}.  \n{comparability(cfg)}")
 
 
 def run_note(run) -> Markdown:
@@ -258,9 +260,12 @@ def recipe_findings(table: pd.DataFrame, cfg: Config) -> Markdown:
     measured_order = list(t.sort_values("final test acc (%)", ascending=False).index)
     report_known = [r for r in measured_order if not pd.isna(t.loc[r, "report test acc (%)"])]
     report_order = sorted(report_known, key=lambda r: -t.loc[r, "report test acc (%)"])
+    # the ranking differs only where the report has a above b and the measurement strictly b above a
+    reversed_pairs = [(a, b) for i, a in enumerate(report_order) for b in report_order[i + 1:]
+                      if t.loc[a, "final test acc (%)"] < t.loc[b, "final test acc (%)"]]
     order = (f"Ranking by final test accuracy: {' > '.join(measured_order)}. "
-             + ("Among the report's recipes it is the report's ranking."
-                if report_known == report_order else
+             + ("Among the report's recipes no pair is in the opposite order to the report's ranking."
+                if not reversed_pairs else
                 f"Among the report's recipes this **differs** from the report's ranking ({' > '.join(report_order)})."))
     gaps = t["train−test gap (points)"]
     overfit = (f"The train–test gap is largest for **{gaps.idxmax()}** ({gaps.max():.1f} points) and smallest "

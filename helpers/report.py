@@ -557,6 +557,7 @@ def build_report(profile: str = "auto", params: dict | None = None, out="report"
     check_config(plan, profile)
     data_dir = next((v["data_dir"] for v in plan.values() if v.get("data_dir") is not None), None)
     log.info("profile %s; parameters %s", profile, params or "none beyond the profile")
+    log.info("checking the data ...")
     data = check_data(profile, data_dir)
     log.info("data: %s", data)
     executed = []

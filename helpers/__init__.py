@@ -16,5 +16,6 @@ from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Normal
                       comparability, input_ranges, is_comparable, normalization_conclusion, normalization_table,
                       per_class_note, profile_note, recipe_findings, recipe_forms, recipe_table, run_note,
                       runs_table, stage_note, stage_table, style_table, variant)
+from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusion, speed_table
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -18,4 +18,10 @@ from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Normal
                       runs_table, stage_note, stage_table, style_table, variant)
 from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusion, speed_table
 
+from . import cam  # notebook 04: CAM wrappers, figures, faithfulness and the explorer (also h.cam.<name>)
+from .cam import (CAM_LAYERS, CAM_METHODS, BlankCamWarning, CamExplorer, Checkpoint, blank_note, cam_gallery,
+                  cam_grid, cam_layer_note, cam_layer_table, cam_settings, checkpoint_from_run, cifar_stem_config,
+                  compare_note, compute_cams, explorer_figure, faithfulness, faithfulness_conclusion,
+                  faithfulness_pivot, faithfulness_table, pick_per_class, plot_faithfulness, show_explorer)
+
 __all__ = [n for n in dir() if not n.startswith("_")]

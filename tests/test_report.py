@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -238,6 +239,34 @@ def test_a_failing_notebook_stops_the_run_naming_it_and_the_cell(tmp_path):
                for o in c.get("outputs", []))
     assert not (out / "executed" / "04_never.ipynb").exists() and not (out / "index.html").exists()
     assert not (out / "executed" / "03_fails.json").exists()  # a failed notebook is never reused
+
+
+def test_a_run_another_process_is_training_is_waited_for(notebooks, tmp_path, monkeypatch, caplog):
+    import helpers as h
+    from helpers.data import data_identity
+    from helpers.runs import run_id
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
+    cfg = h.make_config(profile="smoke", epochs=2, train_size=200, test_size=100)  # alpha's run
+    folder = tmp_path / "runs" / run_id(cfg.identity(), data_identity(cfg.data_dir, 200, 100, cfg.seed))
+    folder.mkdir(parents=True)
+    other = subprocess.Popen(["sleep", "600"])  # "another process", training alpha's run
+    threading.Thread(target=other.wait, daemon=True).start()  # reaped when it ends, as a stranger's would be
+    (folder / "lock").write_text(str(other.pid))
+    wait = rp.wait_for_other_trainer
+
+    def other_finishes_while_we_wait(error, cwd, poll_s=10.0):
+        threading.Timer(1.0, other.kill).start()
+        return wait(error, cwd, poll_s=0.2)
+
+    monkeypatch.setattr(rp, "wait_for_other_trainer", other_finishes_while_we_wait)
+    try:
+        with caplog.at_level("INFO", logger="helpers.report"):
+            rp.build_report("smoke", {}, tmp_path / "out", notebooks)
+    finally:
+        other.kill()
+    assert f"another process ({other.pid}) is training {folder}" in caplog.text
+    assert "01_alpha.ipynb: running it again" in caplog.text
+    assert (folder / "metrics.json").exists() and (tmp_path / "out" / "index.html").exists()
 
 
 def test_train_run_names_the_runs_it_returns_in_RUNS_USED_LOG(tmp_path, monkeypatch):

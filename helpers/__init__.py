@@ -18,10 +18,21 @@ from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Normal
                       runs_table, stage_note, stage_table, style_table, variant)
 from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusion, speed_table
 
-from . import cam  # notebook 04: CAM wrappers, figures, faithfulness and the explorer (also h.cam.<name>)
-from .cam import (CAM_LAYERS, CAM_METHODS, BlankCamWarning, CamExplorer, Checkpoint, blank_note, cam_gallery,
-                  cam_grid, cam_layer_note, cam_layer_table, cam_settings, checkpoint_from_run, cifar_stem_config,
-                  compare_note, compute_cams, explorer_figure, faithfulness, faithfulness_conclusion,
-                  faithfulness_pivot, faithfulness_table, pick_per_class, plot_faithfulness, show_explorer)
+# Notebook 04's CAM names: h.cam_grid, h.compute_cams, ... (and the module, h.cam). They load helpers.cam,
+# and with it pytorch-grad-cam, on first use, so other notebooks and `python -m helpers.cam` don't pay for it.
+_CAM_NAMES = ("CAM_LAYERS", "CAM_METHODS", "BlankCamWarning", "CamExplorer", "Checkpoint", "blank_note", "cam_gallery",
+              "cam_grid", "cam_layer_note", "cam_layer_table", "cam_settings", "checkpoint_from_run",
+              "cifar_stem_config", "compare_note", "compute_cams", "explorer_figure", "faithfulness",
+              "faithfulness_conclusion", "faithfulness_pivot", "faithfulness_table", "pick_per_class",
+              "plot_faithfulness", "set_threads", "show_explorer")
+
+
+def __getattr__(name):
+    if name == "cam" or name in _CAM_NAMES:
+        import importlib
+        cam = importlib.import_module(".cam", __name__)
+        return cam if name == "cam" else getattr(cam, name)
+    raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -20,8 +20,11 @@ PRECISIONS = ("fp32", "bf16")
 PROFILE_DEFAULTS = {
     "smoke": dict(epochs=4, step_size=3, train_size=2000, test_size=500,
                   snapshot_epochs=(2, 3, 4), data_dir="synthetic"),
-    "quick": dict(epochs=12, step_size=10, train_size=10_000, test_size=2_000,
-                  snapshot_epochs=(6, 10, 12), data_dir=None),
+    # quick: few images, many passes, so that the un-augmented baseline overfits as in the report and
+    # augmentation can show its effect. Measured (seed 0, real data): at 10,000 images x 12 epochs the
+    # baseline was still underfit and crop fell 8 points below it; at 3,000 x 40 crop beats it by 3.
+    "quick": dict(epochs=40, step_size=33, train_size=3_000, test_size=2_000,
+                  snapshot_epochs=(20, 33, 40), data_dir=None),
     "full": dict(epochs=60, step_size=50, train_size=None, test_size=None,
                  snapshot_epochs=(30, 50, 60), data_dir=None),
 }
@@ -30,7 +33,7 @@ PROFILE_DEFAULTS = {
 # The `fast` recipe's training schedule (issue: the report's best accuracy in a quarter of the
 # epochs). Applied by make_config to every parameter the caller leaves unset.
 FAST_DEFAULTS = dict(schedule="onecycle", lr=0.2, label_smoothing=0.1, nesterov=True)
-FAST_EPOCHS = {"full": 15, "quick": 6}  # a quarter of full, half of quick; smoke keeps its own
+FAST_EPOCHS = {"full": 15, "quick": 10}  # a quarter of the profile's epochs; smoke keeps its own
 
 
 class ConfigError(ValueError):

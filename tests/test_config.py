@@ -62,7 +62,9 @@ def test_auto_profile_reads_environment(monkeypatch):
 def test_run_id_ignores_profile_and_device_but_not_results_fields():
     from helpers.runs import run_id
     a = h.make_config(profile="quick", epochs=5)
-    b = h.make_config(profile="full", epochs=5, train_size=10_000, test_size=2_000, device="cpu")
+    quick = h.config.PROFILE_DEFAULTS["quick"]
+    b = h.make_config(profile="full", epochs=5, train_size=quick["train_size"], test_size=quick["test_size"],
+                      device="cpu")
     assert run_id(a.identity(), {}) == run_id(b.identity(), {})
     assert run_id(a.identity(), {}) != run_id(h.make_config(profile="quick", epochs=5, lr=0.5).identity(), {})
     # extras enter the id only when changed from their defaults

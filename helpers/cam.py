@@ -57,7 +57,7 @@ CAM_DEFAULTS = {
     "smoke": dict(cifar_epochs=1, cifar_train_size=200, cifar_test_size=100, cifar_batch_size=32, cifar_lr=0.05,
                   metric_images=3, scorecam_images=1, percentiles=(50,)),
     "quick": dict(cifar_epochs=2, cifar_train_size=2000, cifar_test_size=1000, cifar_batch_size=32, cifar_lr=0.05,
-                  metric_images=16, scorecam_images=2, percentiles=ROAD_PERCENTILES),
+                  metric_images=12, scorecam_images=2, percentiles=(25, 50, 75)),
     "full": dict(cifar_epochs=None, cifar_train_size=None, cifar_test_size=None, metric_images=200,
                  scorecam_images=20, percentiles=ROAD_PERCENTILES),
 }
@@ -482,8 +482,8 @@ def faithfulness_conclusion(table: pd.DataFrame) -> str:
     real = table[~table["method"].isin(REFERENCE_METHODS)]
     for name in dict.fromkeys(table["model"]):
         sub = real[real["model"] == name]
-        measured = sub[sub["images"] > 1] if (sub["images"] > 1).any() else sub  # a single image has no error bar
-        best = measured.loc[measured["road"].idxmax()]
+        full = sub[sub["images"] == sub["images"].max()]  # methods scored on every image compare fairly
+        best = full.loc[full["road"].idxmax()]
         rand = table[(table["model"] == name) & table["method"].isin(REFERENCE_METHODS)].set_index("layer")["road"]
         beat = [(r.layer, r.method) for r in sub.itertuples()
                 if r.layer in rand and not math.isnan(r.sem) and r.road - 2 * r.sem > rand[r.layer]]
@@ -491,16 +491,23 @@ def faithfulness_conclusion(table: pd.DataFrame) -> str:
                 f"({best.method} on {best.layer}, a {best['map']} map, {int(best.images)} images). "
                 f"{len(beat)} of {len(sub)} layer × method pairs beat RandomCAM on the same layer by more than "
                 "two standard errors.")
+        few = sub[sub["images"] < sub["images"].max()]
+        for method in dict.fromkeys(few["method"]):
+            m = few[few["method"] == method]
+            top = m.loc[m["road"].idxmax()]
+            line += (f" {method}, scored on only the first {int(top.images)} image(s), reaches {top.road:+.3f} "
+                     f"on {top.layer} — too few images to rank it against the others.")
         blank = sub[sub["map"] == "1×1"]
         if len(blank):
             line += (f" On {', '.join(dict.fromkeys(blank['layer']))} (1×1) every method scores between "
                      f"{blank['road'].min():+.3f} and {blank['road'].max():+.3f}: a blank map removes no pixel "
                      "before another, so it carries no evidence at all.")
         lines.append(line)
-    spatial = real[real["map"] != "1×1"]
+    spatial = real[(real["map"] != "1×1") & (real["images"] == real["images"].max())]
     if spatial["method"].nunique() > 1:
         by_method = spatial.groupby("method")["road"].mean()
-        lines.append(f"- Averaged over models and the layers with a spatial map, the best method is "
+        lines.append(f"- Averaged over models and the layers with a spatial map (methods scored on every image), "
+                     "the best method is "
                      f"**{by_method.idxmax()}** ({by_method.max():+.3f}); the worst is {by_method.idxmin()} "
                      f"({by_method.min():+.3f}).")
     return "\n".join(lines)
@@ -526,7 +533,7 @@ def compare_note(table: pd.DataFrame, models: list, claim: str) -> str:
                if better > worse and better >= len(diff) / 3 else
                f"**contradicts** the claim ({last} behind in {worse} of {len(diff)} pairs, ahead in {better})"
                if worse > better and worse >= len(diff) / 3 else
-               f"**cannot confirm** the claim: only {better} of {len(diff)} pairs put {last} clearly ahead and "
+               f"**cannot confirm** the claim: {better} of {len(diff)} pairs put {last} clearly ahead and "
                f"{worse} clearly behind; the rest are within noise")
     return (f"Claim: *{claim}*. Mean ROAD over the layers with a spatial map and all methods — {listing}. "
             f"Pair by pair, the measurement {verdict}.")
@@ -590,6 +597,7 @@ def cam_grid(checkpoints, images: torch.Tensor, labels, *, rows: str = "image", 
     fig, axes = plt.subplots(nr, nc, figsize=(panel * nc, (panel + 0.35) * nr), squeeze=False,
                              layout="constrained")
     offset = nc - len(choices[cols])
+    sizes_vary = any(len({r.map_size for k, r in results.items() if k[1] == layer}) > 1 for layer in choices["layer"])
     for r, rv in enumerate(choices[rows]):
         for c in range(nc):
             pick = {axis: choices[axis][0] for axis in AXES}
@@ -602,10 +610,12 @@ def cam_grid(checkpoints, images: torch.Tensor, labels, *, rows: str = "image", 
             if c < offset:
                 _draw(ax, rgb[i], None, f"true {classes[labels[i]]}")
             else:
-                _draw(ax, rgb[i], res.cams[i], _title(classes, labels[i], res.probs[i], int(res.targets[i]),
-                                                      with_true=offset == 0), res.blank)
+                title = _title(classes, labels[i], res.probs[i], int(res.targets[i]), with_true=offset == 0)
+                if sizes_vary:  # the header cannot give one size for the whole column
+                    title = f"{res.map_size[0]}×{res.map_size[1]} map\n{title}"
+                _draw(ax, rgb[i], res.cams[i], title, res.blank)
             if c == 0:
-                ax.set_ylabel(textwrap.fill(_axis_label(rows, rv, results, pick), 26), fontsize=7)
+                ax.set_ylabel(textwrap.fill(_axis_label(rows, rv, results, pick), 22), fontsize=7)
             if r == 0 and c >= offset:
                 header = _axis_label(cols, pick[cols], results, pick)
                 ax.set_title(f"{header}\n{ax.get_title()}", fontsize=7)
@@ -617,7 +627,10 @@ def cam_grid(checkpoints, images: torch.Tensor, labels, *, rows: str = "image", 
 
 def _axis_label(axis, value, results, pick) -> str:
     if axis == "layer":
-        size = results[pick["checkpoint"], value, pick["method"], pick["target"]].map_size
+        sizes = {r.map_size for k, r in results.items() if k[1] == value}
+        if len(sizes) > 1:  # checkpoints with different stems: each panel gives its own size
+            return value
+        size = sizes.pop()
         return f"{value} ({size[0]}×{size[1]})"
     if axis == "image":
         return f"image {value}"

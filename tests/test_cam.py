@@ -194,8 +194,9 @@ def test_faithfulness_table_and_its_conclusion(models, images):
     blank = table[table["layer"] == "layer4"]
     assert (blank["map"] == "1×1").all() and blank["road"].abs().max() < 0.01
     text = C.faithfulness_conclusion(table)
-    best = table[table["method"] != "RandomCAM"].sort_values("road").iloc[-1]
-    assert f"{best.road:+.3f}" in text and "layer4 (1×1)" in text
+    best = table[table["method"] == "GradCAM"].sort_values("road").iloc[-1]  # ScoreCAM had fewer images
+    assert f"{best.road:+.3f} ± {best['sem']:.3f} (GradCAM on {best.layer}" in text and "layer4 (1×1)" in text
+    assert "ScoreCAM, scored on only the first 2 image(s)" in text
     pivot = C.faithfulness_pivot(table)
     assert list(pivot.columns[3:]) == ["GradCAM", "ScoreCAM", "RandomCAM"]
     fig = C.plot_faithfulness(table)
@@ -283,3 +284,38 @@ def test_frontend_detection_in_a_real_kernel():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_grid_gives_each_panel_its_map_size_when_stems_differ(checkpoints, images):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", C.BlankCamWarning)
+        fig = C.cam_grid(checkpoints, images[:1], torch.zeros(1, dtype=torch.long), rows="checkpoint",
+                         cols="layer", layers=("layer1", "layer4"))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1].startswith("layer1\n8×8 map") and titles[2].startswith("layer4\n1×1 map")
+    assert titles[4].startswith("32×32 map") and titles[5].startswith("4×4 map")
+    plt.close(fig)
+    fig = C.cam_grid(checkpoints["cifar · epoch 1"], images[:2], torch.zeros(2, dtype=torch.long),
+                     layers=("layer1", "layer4"))
+    assert fig.axes[1].get_title().startswith("layer1 (32×32)")  # one stem: the size goes in the header
+    plt.close(fig)
+
+
+def test_notebook_settings_fail_early_naming_the_parameter():
+    cfg = h.make_config(profile="smoke")
+    for kwargs, match in ((dict(target="kitten"), "'target' = 'kitten'"), (dict(method="Grad"), "'cam_method'"),
+                          (dict(metric_images=1), "'metric_images' = 1"),
+                          (dict(metric_images=4, scorecam_images=5), "'scorecam_images' = 5"),
+                          (dict(image_index=10_000), "'image_index' = 10000")):
+        with pytest.raises(h.ConfigError, match=match):
+            C.cam_settings(cfg, **kwargs)
+    with pytest.raises(h.ConfigError, match="'cifar_epochs' = 0"):
+        C.cifar_stem_config(cfg, epochs=0)
+    with pytest.raises(h.ConfigError, match="'threads' = -1"):
+        C.set_threads(-1)
+    quick = C.cifar_stem_config(h.make_config(profile="quick", data_dir="synthetic"))
+    assert (quick.stem, quick.schedule, quick.batch_size) == ("cifar", "onecycle", 32)
+    full = h.make_config(profile="full", data_dir="synthetic")
+    full_cifar = C.cifar_stem_config(full)
+    assert full_cifar.stem == "cifar" and (full_cifar.epochs, full_cifar.lr, full_cifar.batch_size,
+                                           full_cifar.schedule) == (full.epochs, full.lr, full.batch_size, "step")

@@ -199,7 +199,9 @@ def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: boo
     if logy if logy is not None else "loss" in metric:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric.replace("_", " ") + (" (%)" if metric.endswith("acc") else ""))
+    what = metric.replace("test_", "") if train_too else metric  # both train and test are drawn
+    ax.set_ylabel({"acc": "accuracy", "loss": "loss"}.get(what, what.replace("_", " "))
+                  + (" (%)" if metric.endswith("acc") else ""))
     ax.set_title(title or metric.replace("_", " ") + " per epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -93,10 +93,12 @@ def run_note(run) -> Markdown:
     """Return a line naming a run, where it is stored, and how long its training took."""
     minutes = run.history["seconds"].sum() / 60
     env = run.env
+    threads = env.get("threads", "?")
+    threads = f"{threads} thread{'' if threads == 1 else 's'}"
     return md(f"Run `{run.id}` (recipe `{run.config['recipe']}`"
               f"{', test without normalization' if run.config.get('mismatch') else ''}, lr {run.config['lr']}): "
               f"{len(run.history)} epochs, trained in {minutes:.1f} min on {env.get('device', '?')} "
-              f"({env.get('threads', '?')} threads), finished {env.get('finished', '?')}; stored in `{run.path}`.")
+              f"({threads}), finished {env.get('finished', '?')}; stored in `{run.path}`.")
 
 
 def runs_table(runs: dict) -> pd.DataFrame:

@@ -78,6 +78,7 @@ def test_plot_runs_overlays_every_run_with_optional_train_lines():
     dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--" and len(ln.get_xdata())]
     assert len(dashed) == 3
     assert sorted(tuple(ln.get_ydata()) for ln in dashed) == sorted(tuple(r["train_acc"]) for r in runs.values())
+    assert ax.get_ylabel() == "accuracy (%)"  # train and test both drawn
     assert h.plot_runs(runs, "train_loss").get_yscale() == "log"
 
 

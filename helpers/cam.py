@@ -243,6 +243,23 @@ def blank_note(res: CamResult, label: str) -> str:
     return f"Measured: the {res.method} map of {label} on {res.layer} ({size}) spans [{lo:.3f}, {hi:.3f}]."
 
 
+def blank_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, method: str = "GradCAM",
+                target=None) -> pd.DataFrame:
+    """Return, per model and layer, the share of images whose CAM is all zeros (1x1 map, or no positive evidence)."""
+    rows = []
+    for name, ck in checkpoints.items():
+        ck = as_checkpoint(ck, name)
+        row = {"model": name}
+        for layer in layers:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", BlankCamWarning)  # 1x1 layers are what this table counts
+                res = compute_cams(ck.model, images, layer, method, target, ck.recipe)
+            zero = float((res.cams.reshape(len(res.cams), -1).max(1) == 0).mean())
+            row[f"{layer} ({res.map_size[0]}×{res.map_size[1]})"] = f"{100 * zero:.0f}%"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def check_layer(model: nn.Module, layer: str) -> tuple:
     """Return the layer's map size (H, W); raise on an unknown layer, warn when the map is 1x1."""
     if layer not in CAM_LAYERS:
@@ -408,6 +425,19 @@ def faithfulness(model: nn.Module, images: torch.Tensor, layer: str, method: str
     return np.concatenate(scores).astype(np.float64)
 
 
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """Seed torch's and numpy's global generators within the block; restore both after."""
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            yield
+    finally:
+        np.random.set_state(state)
+
+
 def faithfulness_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, methods=tuple(METHODS),
                        scorecam_images: int = 4, reference: bool = True, target=None,
                        percentiles=ROAD_PERCENTILES, progress: bool = True) -> pd.DataFrame:
@@ -428,8 +458,7 @@ def faithfulness_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYER
                     continue
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", BlankCamWarning)  # the table marks blank maps itself
-                    with torch.random.fork_rng():
-                        torch.manual_seed(0)  # RandomCAM draws random weights
+                    with _seeded(0):  # RandomCAM draws its weights from numpy's global generator
                         res = compute_cams(ck.model, images[:n], layer, method, target, ck.recipe)
                     s = faithfulness(ck.model, images[:n], layer, method, recipe=ck.recipe, result=res,
                                      percentiles=percentiles)
@@ -529,14 +558,18 @@ def compare_note(table: pd.DataFrame, models: list, claim: str) -> str:
     se = np.sqrt(pairs["sem"][last] ** 2 + pairs["sem"][first] ** 2)
     better, worse = int((diff > 2 * se).sum()), int((diff < -2 * se).sum())
     listing = "; ".join(f"{m}: {v:+.3f}" for m, v in means.items())
-    verdict = (f"**supports** the claim ({last} ahead in {better} of {len(diff)} layer × method pairs, behind in {worse})"
-               if better > worse and better >= len(diff) / 3 else
-               f"**contradicts** the claim ({last} behind in {worse} of {len(diff)} pairs, ahead in {better})"
-               if worse > better and worse >= len(diff) / 3 else
-               f"**cannot confirm** the claim: {better} of {len(diff)} pairs put {last} clearly ahead and "
-               f"{worse} clearly behind; the rest are within noise")
-    return (f"Claim: *{claim}*. Mean ROAD over the layers with a spatial map and all methods — {listing}. "
-            f"Pair by pair, the measurement {verdict}.")
+    half = len(diff) / 2
+    if better > worse and better >= half:
+        verdict = f"**supports** the claim ({last} clearly ahead in {better} of {len(diff)} layer × method pairs, behind in {worse})"
+    elif worse > better and worse >= half:
+        verdict = f"**contradicts** the claim ({last} clearly behind in {worse} of {len(diff)} pairs, ahead in {better})"
+    else:
+        lean = "the same way as the claim" if means[last] > means[first] else "against the claim"
+        verdict = (f"**cannot confirm** the claim: {better} of {len(diff)} pairs put {last} clearly ahead and {worse} "
+                   f"clearly behind (a majority is needed); the means lean {lean}")
+    return (f"Claim: *{claim}*. Mean ROAD over the layers with a spatial map and the methods scored — {listing}. "
+            f"Pair by pair (a pair counts when the difference exceeds two combined standard errors), "
+            f"the measurement {verdict}.")
 
 
 # ---- figures ------------------------------------------------------------------------------------
@@ -557,6 +590,9 @@ def _draw(ax, image01, cam=None, title="", blank=False):
     ax.set_title(title, fontsize=7)
     if blank:
         ax.text(16, 16, "1×1 map:\nblank CAM", ha="center", va="center", fontsize=7, color="w",
+                bbox=dict(facecolor="k", alpha=0.6, lw=0))
+    elif cam is not None and not cam.any():  # a spatial map whose weighted sum is <= 0 everywhere after ReLU
+        ax.text(16, 16, "all zero:\nno positive\nevidence", ha="center", va="center", fontsize=6, color="w",
                 bbox=dict(facecolor="k", alpha=0.6, lw=0))
 
 
@@ -610,14 +646,14 @@ def cam_grid(checkpoints, images: torch.Tensor, labels, *, rows: str = "image", 
             if c < offset:
                 _draw(ax, rgb[i], None, f"true {classes[labels[i]]}")
             else:
-                title = _title(classes, labels[i], res.probs[i], int(res.targets[i]), with_true=offset == 0)
+                text = _title(classes, labels[i], res.probs[i], int(res.targets[i]), with_true=offset == 0)
                 if sizes_vary:  # the header cannot give one size for the whole column
-                    title = f"{res.map_size[0]}×{res.map_size[1]} map\n{title}"
-                _draw(ax, rgb[i], res.cams[i], title, res.blank)
+                    text = f"{res.map_size[0]}×{res.map_size[1]} map\n{text}"
+                _draw(ax, rgb[i], res.cams[i], text, res.blank)
             if c == 0:
                 ax.set_ylabel(textwrap.fill(_axis_label(rows, rv, results, pick), 22), fontsize=7)
             if r == 0 and c >= offset:
-                header = _axis_label(cols, pick[cols], results, pick)
+                header = textwrap.fill(_axis_label(cols, pick[cols], results, pick), int(panel * 14))
                 ax.set_title(f"{header}\n{ax.get_title()}", fontsize=7)
     fixed = [_axis_label(axis, choices[axis][0], results, {a: choices[a][0] for a in AXES})
              for axis in AXES if axis not in (rows, cols) and axis != "image"]
@@ -778,8 +814,9 @@ def show_explorer(checkpoints: dict, images: torch.Tensor, labels, index: int = 
 
 def benchmark(images: int = 1000, layer: str = "layer4", stems=("imagenet", "cifar"), batch_size: int = 250,
               method: str = "GradCAM", plain: bool = True, seed: int = 0) -> pd.DataFrame:
-    """Return timings of `method` over `images` random 32x32 images at one layer: this wrapper, and the
-    library called plainly (every weight gradient computed). Weights do not change the cost, so none are loaded."""
+    """Return timings of `method` over `images` random 32x32 images at one layer: this wrapper, the forward
+    passes alone (the floor), and the library called plainly (every weight gradient computed).
+    Weights do not change the cost, so none are loaded."""
     from .models import build_model
     torch.manual_seed(seed)
     x = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8)
@@ -792,6 +829,12 @@ def benchmark(images: int = 1000, layer: str = "layer4", stems=("imagenet", "cif
             t = time.perf_counter()
             compute_cams(model, x, layer, method, target=0, batch_size=batch_size)
             rows.append({"stem": stem, "layer": layer, "map": f"{size[0]}×{size[1]}", "how": "helpers.compute_cams",
+                         "images": images, "seconds": time.perf_counter() - t})
+            t = time.perf_counter()
+            with torch.no_grad():  # not a CAM: the cost of the forward passes alone, the floor for any CAM
+                for i in range(0, images, batch_size):
+                    model(x[i:i + batch_size].float() / 255)
+            rows.append({"stem": stem, "layer": layer, "map": f"{size[0]}×{size[1]}", "how": "forward only (floor)",
                          "images": images, "seconds": time.perf_counter() - t})
             if plain:
                 t = time.perf_counter()

@@ -319,3 +319,43 @@ def test_notebook_settings_fail_early_naming_the_parameter():
     full_cifar = C.cifar_stem_config(full)
     assert full_cifar.stem == "cifar" and (full_cifar.epochs, full_cifar.lr, full_cifar.batch_size,
                                            full_cifar.schedule) == (full.epochs, full.lr, full.batch_size, "step")
+
+
+def test_compare_note_verdict_follows_the_numbers():
+    import pandas as pd
+
+    def table(shift, sem=0.01):
+        rows = []
+        for model, base in (("a", 0.05), ("b", 0.05 + shift)):
+            for layer in ("layer1", "layer2"):
+                for method in ("GradCAM", "LayerCAM"):
+                    rows.append(dict(model=model, layer=layer, map="8×8", method=method, images=12, road=base, sem=sem))
+            rows.append(dict(model=model, layer="layer4", map="1×1", method="GradCAM", images=12, road=0.0, sem=0.0))
+        return pd.DataFrame(rows)
+
+    assert "**supports** the claim (b clearly ahead in 4 of 4" in C.compare_note(table(0.1), ["a", "b"], "b wins")
+    assert "**contradicts** the claim (b clearly behind in 4 of 4" in C.compare_note(table(-0.1), ["a", "b"], "b wins")
+    noisy = C.compare_note(table(0.01, sem=0.05), ["a", "b"], "b wins")
+    assert "**cannot confirm**" in noisy and "lean the same way as the claim" in noisy
+    assert "a: +0.050; b: +0.060" in noisy  # the 1×1 layer is left out of the means
+
+
+def test_faithfulness_table_is_reproducible(models, images):
+    cks = {"m": C.Checkpoint("m", models["imagenet"])}
+    args = dict(layers=("layer2",), methods=("GradCAM",), percentiles=(50,), progress=False)
+    a = C.faithfulness_table(cks, images[:3], **args)
+    np.random.rand(5)  # whatever the caller's generators did in between
+    torch.rand(5)
+    b = C.faithfulness_table(cks, images[:3], **args)
+    assert list(a["method"]) == ["GradCAM", "RandomCAM"]
+    np.testing.assert_array_equal(a["road"], b["road"])
+
+
+def test_blank_table_counts_all_zero_maps(models, images):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", C.BlankCamWarning)  # the table itself must not warn
+        t = C.blank_table({"imagenet": models["imagenet"]}, images, layers=("layer3", "layer4"))
+    assert list(t.columns) == ["model", "layer3 (2×2)", "layer4 (1×1)"]
+    assert t.loc[0, "layer4 (1×1)"] == "100%"
+    expected = C.compute_cams(models["imagenet"], images, "layer3").cams.reshape(len(images), -1).max(1) == 0
+    assert t.loc[0, "layer3 (2×2)"] == f"{100 * expected.mean():.0f}%"

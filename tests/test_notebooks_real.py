@@ -42,6 +42,19 @@ def test_parameters_cell_is_first_tagged_and_typed(name):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks cleared"
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")))
+def test_papermill_infers_every_parameter_with_its_comment(name):
+    # papermill's parser gives up on a line silently (an "=" inside the comment was enough), and the
+    # parameter then vanishes from --help-notebook; compare with what Python itself sees in the cell.
+    import ast
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [n.target.id for n in ast.parse(cell.source).body if isinstance(n, ast.AnnAssign)]
+    inferred = {p["name"]: p for p in pm.inspect_notebook(str(NOTEBOOKS / name)).values()}
+    assert list(inferred) == assigned
+    assert all(p["help"] for p in inferred.values()), [n for n, p in inferred.items() if not p["help"]]
+
+
 @pytest.mark.parametrize("name,param,value", [("01_baseline.ipynb", "profile", "huge"),
                                               ("02_augmentations.ipynb", "epochs", "ten"),
                                               ("03_normalization_lr_fix.ipynb", "fix_lr", -0.5)])

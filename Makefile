@@ -34,5 +34,5 @@ REPORT_ARGS = --profile $(PROFILE) --out $(REPORT_DIR) $(if $(PARAMS),--params-f
 report: setup               ## run the study and export the HTML report (PROFILE=auto|smoke|quick|full)
 	$(PY) -m helpers.report $(REPORT_ARGS)
 
-clean-report:               ## delete the generated report (keeps report/README.md and report/templates/)
-	find $(REPORT_DIR) -mindepth 1 -maxdepth 1 ! -name README.md ! -name templates -exec rm -rf {} +
+clean-report:               ## delete the generated report (keeps report/README.md, templates/ and readme/)
+	find $(REPORT_DIR) -mindepth 1 -maxdepth 1 ! -name README.md ! -name templates ! -name readme -exec rm -rf {} +

@@ -14,7 +14,7 @@ from .plots import (augmentation_draws, augmentation_gallery, compare_bars, imag
 from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, NormalizationStudy,
                       accuracy_note, channel_stats_note, evaluation_table, channel_stats_table, checkpoints_table,
                       comparability, input_ranges, is_comparable, normalization_conclusion, normalization_table,
-                      per_class_note, profile_note, recipe_findings, recipe_forms, recipe_table, run_note,
+                      other_eval_history, per_class_note, profile_note, recipe_findings, recipe_forms, recipe_table, run_note,
                       runs_table, stage_note, stage_table, style_table, variant)
 from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusion, speed_table
 

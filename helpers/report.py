@@ -493,7 +493,8 @@ def _config_of(config: dict):
 
 
 def experiment_rows(executed: list[Executed], pages: list[dict]) -> list[dict]:
-    """Return one row per run the notebooks used: the report's figure (if any) against the measured one."""
+    """Return one row per run the notebooks used (two for a normalizing run: with and without Normalize at
+    test time): the report's figure (if any) against the measured one."""
     from .results import is_comparable
     rows, seen = [], set()
     for e, page in zip(executed, pages):
@@ -506,15 +507,20 @@ def experiment_rows(executed: list[Executed], pages: list[dict]) -> list[dict]:
                 raise ReportError(f"run {p} used by {e.source.name} is no longer in the run store; rerun the report")
             config = json.loads((p / "config.json").read_text())
             metrics = json.loads((p / "metrics.json").read_text())
-            figure = report_figure(config)
-            comparable = figure is not None and is_comparable(_config_of(config))
-            final = float(metrics["final_test_acc"])
-            rows.append({"experiment": experiment_name(config), "run": p.name, "notebook": page["title"],
-                         "href": page["href"], "epochs": config["epochs"],
-                         "train_images": metrics.get("train_images"), "source": metrics.get("data_source"),
-                         "report": figure[1] if figure else None, "measured": final,
-                         "best": float(metrics["best_test_acc"]),
-                         "difference": final - figure[0] if comparable else None})
+            # A normalizing run is scored both with and without Normalize at test time: one row each.
+            scored = [(config, metrics)]
+            if "other_eval" in metrics:
+                scored.append(({**config, "mismatch": metrics["other_eval"]["mismatch"]}, metrics["other_eval"]))
+            for conf, scores in scored:
+                figure = report_figure(conf)
+                comparable = figure is not None and is_comparable(_config_of(conf))
+                final = float(scores["final_test_acc"])
+                rows.append({"experiment": experiment_name(conf), "run": p.name, "notebook": page["title"],
+                             "href": page["href"], "epochs": conf["epochs"],
+                             "train_images": metrics.get("train_images"), "source": metrics.get("data_source"),
+                             "report": figure[1] if figure else None, "measured": final,
+                             "best": float(scores["best_test_acc"]),
+                             "difference": final - figure[0] if comparable else None})
     return rows
 
 

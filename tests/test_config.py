@@ -78,6 +78,9 @@ def test_fast_recipe_brings_its_schedule_unless_overridden():
     assert c.snapshot_epochs[-1] == 15 and c.step_size == 12
     d = h.make_config(profile="full", recipe="fast", epochs=10, lr=0.05, label_smoothing=0.0)
     assert (d.epochs, d.lr, d.label_smoothing) == (10, 0.05, 0.0)
+    q = h.make_config(profile="quick", recipe="fast", data_dir="/f")  # quick's own peak LR, chosen on validation
+    assert (q.epochs, q.lr, c.lr) == (10, h.config.FAST_LR["quick"], 0.2)
+    assert h.make_config(profile="quick", recipe="fast", data_dir="/f", lr=0.3).lr == 0.3
 
 
 def test_validation_must_leave_training_images():

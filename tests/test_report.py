@@ -20,7 +20,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from helpers import report as rp
-from helpers.config import ConfigError
+from helpers.config import ConfigError, make_config
 from helpers.data import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -424,3 +424,19 @@ def test_make_report_passes_profile_parameters_and_files_through():
     plain = subprocess.run(["make", "-n", "report"], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={**os.environ, "EPOCHS": "9"}).stdout  # only make's command line counts
     assert "--set" not in plain and "--rerun" not in plain
+
+
+def test_a_normalizing_run_gives_one_row_per_test_transform(tmp_path):
+    run = tmp_path / "runs" / "abc"
+    run.mkdir(parents=True)
+    config = make_config("quick", recipe="normalize", epochs=4, data_dir="/f").to_dict()
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "metrics.json").write_text(json.dumps({
+        "final_test_acc": 48.1, "best_test_acc": 48.4, "train_images": 3000, "data_source": "folder",
+        "other_eval": {"mismatch": True, "final_test_acc": 17.6, "best_test_acc": 19.35}}))
+    e = rp.Executed(Path("03_x.ipynb"), tmp_path / "03_x.ipynb", {}, [str(run)])
+    rows = rp.experiment_rows([e], [{"title": "03", "href": "03_x.html"}])
+    assert [(r["experiment"], r["measured"], r["best"], r["run"]) for r in rows] == [
+        ("normalization, lr 0.1", 48.1, 48.4, "abc"),
+        ("normalization, lr 0.1, tested without normalization", 17.6, 19.35, "abc")]
+    assert rows[1]["report"] == "≈30%"

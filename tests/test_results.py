@@ -172,7 +172,7 @@ def test_evaluation_table_lists_each_evaluation():
 
 
 def study(**changes):
-    base = dict(baseline_acc=70.0, matched_acc=71.0, mismatched_acc=15.0, mismatch_run_acc=15.0, train_loss=0.01,
+    base = dict(baseline_acc=70.0, matched_acc=71.0, mismatched_acc=15.0, mismatch_curve_acc=15.0, train_loss=0.01,
                 fix_lr=0.5, fix_mismatched_acc=20.0, fix_matched_acc=66.0, fix_train_loss=0.2)
     return h.NormalizationStudy(**{**base, **changes})
 
@@ -198,10 +198,10 @@ def test_conclusion_supports_the_mismatch_when_only_the_mismatched_evaluation_co
 
 
 def test_conclusion_says_so_when_the_measurements_do_not_support_the_mismatch():
-    out = text(h.normalization_conclusion(study(mismatched_acc=65.0, mismatch_run_acc=64.0), CFG))
+    out = text(h.normalization_conclusion(study(mismatched_acc=65.0, mismatch_curve_acc=64.0), CFG))
     assert "**The measurements do not support the mismatch hypothesis.**" in out
     assert "supported.**" not in out and "Overfitting does not explain" not in out
-    assert "the two trainings differ" in out
+    assert "the two disagree" in out
 
 
 def test_conclusion_partial_when_the_correct_pipeline_is_also_poor():
@@ -219,10 +219,11 @@ def test_conclusion_reports_a_working_or_partial_fix():
 
 
 def test_study_from_runs_reads_runs_and_evaluations():
-    s = h.NormalizationStudy.from_runs(fake_run(70.0), fake_run(71.0, train_loss=0.02),
-                                       fake_run(14.0), fake_run(30.0, lr=0.5, train_loss=0.3),
+    correct = fake_run(71.0, train_loss=0.02, recipe="normalize")
+    correct.history["other_test_loss"], correct.history["other_test_acc"] = 3.0, [20.0, 18.0, 16.0, 14.0]
+    s = h.NormalizationStudy.from_runs(fake_run(70.0), correct, fake_run(30.0, lr=0.5, train_loss=0.3),
                                        {"acc": 71.0}, {"acc": 14.5}, {"acc": 60.0})
-    assert (s.baseline_acc, s.matched_acc, s.mismatched_acc, s.mismatch_run_acc) == (70.0, 71.0, 14.5, 14.0)
+    assert (s.baseline_acc, s.matched_acc, s.mismatched_acc, s.mismatch_curve_acc) == (70.0, 71.0, 14.5, 14.0)
     assert (s.train_loss, s.fix_lr, s.fix_mismatched_acc, s.fix_matched_acc, s.fix_train_loss) == (0.02, 0.5, 30.0, 60.0, 0.3)
 
 

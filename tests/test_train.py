@@ -114,3 +114,21 @@ def test_validation_holdout_is_evaluated_per_epoch_and_test_once(tmp_path):
     assert m["eval_set"] == "validation" and m["train_images"] == 500 and m["test_images"] == 100
     assert m["heldout_test_images"] == 200 and 0 <= m["heldout_test_acc"] <= 100
     assert sum(map(sum, m["confusion"])) == 100
+
+
+def test_normalize_run_is_scored_both_ways_each_epoch(tmp_path):
+    run = h.train_run(**SMALL, recipe="normalize", runs_dir=tmp_path, progress=False)
+    data = h.load_cifar10("synthetic", SMALL["train_size"], SMALL["test_size"], 0)
+    model = run.load_model()
+    plain = h.evaluate(model, data.test_x, data.test_y, recipe="normalize", mismatch=True)
+    matched = h.evaluate(model, data.test_x, data.test_y, recipe="normalize", mismatch=False)
+    assert run.history["other_test_acc"].iloc[-1] == pytest.approx(plain["acc"])  # same weights, no Normalize
+    assert run.history["test_acc"].iloc[-1] == pytest.approx(matched["acc"])
+    assert run.metrics["other_eval"] == {"mismatch": True, "final_test_acc": pytest.approx(plain["acc"]),
+                                         "best_test_acc": pytest.approx(run.history["other_test_acc"].max())}
+    flipped = h.other_eval_history(run)
+    assert flipped["test_acc"].tolist() == run.history["other_test_acc"].tolist()
+    plain_run = h.train_run(**SMALL, runs_dir=tmp_path, progress=False)  # recipe none: nothing to flip
+    assert "other_test_acc" not in plain_run.history and "other_eval" not in plain_run.metrics
+    with pytest.raises(ValueError, match="other test transform"):
+        h.other_eval_history(plain_run)

@@ -2,12 +2,14 @@
 
 Notebooks import this one module (`import helpers as h`) and call the names below.
 """
-from .config import PROFILES, Config, ConfigError, make_config, resolve_profile, scaled_report_epochs
+from .config import (PROFILES, PROFILE_SEEDS, Config, ConfigError, make_config, resolve_profile, scaled_report_epochs,
+                     seed_list, with_seeds)
 from .data import CLASSES, Cifar10, DataError, channel_stats, load_cifar10
 from .models import build_model, stage_shapes
 from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, get_recipe
 from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
+from .sweep import train_many
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)

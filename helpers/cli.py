@@ -39,14 +39,17 @@ def main(argv=None) -> int:
     if args.cmd == "summary":
         print(runs_summary().to_string(index=False))
         return 0
+    from .data import DataError
+    from .runs import CorruptRunError, RunLockedError
     try:
         params = {k: _parse_value(k, v) for k, v in vars(args).items() if k in FIELDS and v is not None}
         cfg = make_config(**params)
-    except ConfigError as e:
+        print(f"config: {cfg}")
+        run = train_run(cfg, force=args.force)
+    except (ConfigError, DataError, CorruptRunError, RunLockedError) as e:
+        # Expected failures get one line and exit code 2; a traceback means a bug.
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"config: {cfg}")
-    run = train_run(cfg, force=args.force)
     print(run)
     print(f"run folder: {run.path}")
     return 0

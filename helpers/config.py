@@ -39,6 +39,10 @@ FAST_EPOCHS = {"full": 15, "quick": 10}  # a quarter of the profile's epochs; sm
 # 0.02 → 45.7%, 0.01 → 44.7% (`python -m helpers.cli train --profile quick --recipe fast --validation 300 --lr L`).
 FAST_LR = {"quick": 0.02}
 
+# Runs per experiment (seeds seed, seed+1, ...) when a notebook or the CLI leaves `seeds` unset: smoke 2, so that
+# CI exercises the multi-seed path; quick 1, to keep the CPU build as fast as one seed; full 3, for a spread.
+PROFILE_SEEDS = {"smoke": 2, "quick": 1, "full": 3}
+
 
 class ConfigError(ValueError):
     """A parameter has a bad value; the message names it, the value and the valid choices."""
@@ -85,8 +89,10 @@ class Config:
         """Return the fields that decide a run's result (the run id hashes these)."""
         d = self.to_dict()
         for f in dataclasses.fields(self):
-            if f.name in ("profile", "device"):
-                d.pop(f.name)  # profile only fills defaults; the device does not define the experiment
+            if f.name in ("profile", "device", "data_dir"):
+                # profile only fills defaults; the device does not define the experiment; the data is
+                # identified by its fingerprint (data_identity), so the same images at another path are one run
+                d.pop(f.name)
             elif f.metadata.get("extra") and getattr(self, f.name) == f.default:
                 d.pop(f.name)
         return d
@@ -201,6 +207,21 @@ def make_config(profile: str = "auto", **params) -> Config:
     if values.get("data_dir") is None and concrete != "smoke":
         values["data_dir"] = os.environ.get("CIFAR10_DIR") or None
     return Config(profile=concrete, **values)
+
+
+def seed_list(seed: int = 0, seeds: int | None = None, profile: str = "auto") -> list[int]:
+    """Return the seeds of an experiment's runs: `seeds` of them from `seed` (None: the profile's default)."""
+    _check_type("seed", seed)
+    if seeds is None:
+        seeds = PROFILE_SEEDS[resolve_profile(profile)]
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        _fail("seeds", seeds, "a positive integer (runs per experiment), or None for the profile's default")
+    return list(range(seed, seed + seeds))
+
+
+def with_seeds(cfg: Config, seeds: int | None = None) -> list[Config]:
+    """Return one config per seed of the experiment `cfg` (seeds cfg.seed, cfg.seed+1, ...)."""
+    return [dataclasses.replace(cfg, seed=s) for s in seed_list(cfg.seed, seeds, cfg.profile)]
 
 
 def scaled_report_epochs(cfg: Config) -> dict:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .project import project_root
+
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 PER_CLASS = {"train": 5000, "test": 1000}  # CIFAR-10's split sizes per class
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
@@ -34,12 +36,6 @@ class Cifar10:
     def __repr__(self):
         return (f"Cifar10(source={self.source!r}, train={tuple(self.train_x.shape)}, "
                 f"test={tuple(self.test_x.shape)})")
-
-
-def project_root() -> Path:
-    """Return the project folder (where pyproject.toml is), else the current folder."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
 def cache_dir() -> Path:

@@ -18,7 +18,6 @@ import logging
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from .config import FIELDS, ConfigError, make_config, resolve_profile
 from .data import DataError, folder_fingerprint, load_official, project_root, resolve_source
+from .project import portable_path, project_commit
 from .runs import runs_root
 
 NOTEBOOK_NAME = re.compile(r"^\d\d_[^/]*\.ipynb$")  # 01_baseline.ipynb, ...: the study, in order
@@ -157,9 +157,9 @@ def check_data(profile: str, data_dir=None) -> str:
         return "synthetic stand-in (smoke profile)"
     kind, path = resolve_source(data_dir)  # raises DataError for a folder that does not exist
     if kind == "folder":
-        return f"image folder {path} (fingerprint {folder_fingerprint(path)[:12]})"
+        return f"image folder {portable_path(path)} (fingerprint {folder_fingerprint(path)[:12]})"
     load_official(path, download=True)  # downloads now, or raises DataError naming the three ways
-    return f"official CIFAR-10 files in {path}"
+    return f"official CIFAR-10 files in {portable_path(path)}"
 
 
 # ---- execution, with reuse of executed notebooks --------------------------------------------
@@ -187,8 +187,9 @@ def input_key(source: Path, params: dict, data: str) -> str:
     """Return a hash of what decides an executed notebook: the notebook, its parameters, the data and helpers."""
     parts = [source.read_bytes(), json.dumps({"params": params, "data": data, "runs": str(runs_root())},
                                              sort_keys=True, default=str).encode()]
-    parts += [p.name.encode() + p.read_bytes() for p in sorted((project_root() / "helpers").glob("*.py"))
-              if p.name != "report.py"]  # the notebooks never import this module
+    helpers_dir = project_root() / "helpers"
+    parts += [str(p.relative_to(helpers_dir)).encode() + p.read_bytes() for p in sorted(helpers_dir.rglob("*.py"))
+              if not p.relative_to(helpers_dir).parts[0].startswith("report")]  # the notebooks never import it
     return _sha(b"\0".join(parts))
 
 
@@ -543,19 +544,7 @@ def environment(executed: list[Executed]) -> dict:
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "torchvision": torchvision.__version__, "papermill": papermill.__version__,
                          "nbconvert": nbconvert.__version__},
-            "commit": _git_commit()}
-
-
-def _git_commit() -> str:
-    try:
-        root = project_root()
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return f"{commit} (with uncommitted changes)" if commit and dirty else commit or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+            "commit": project_commit(mark_dirty=True)}
 
 
 def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed],

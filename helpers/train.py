@@ -5,7 +5,6 @@ import contextlib
 import datetime as _dt
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,8 +13,9 @@ import torch
 from torch import nn
 
 from . import runs as store
-from .config import Config, make_config
-from .data import CLASSES, Cifar10, balanced_subset, data_identity, load_cifar10, project_root
+from .config import Config, ConfigError, make_config
+from .data import CLASSES, Cifar10, balanced_subset, data_identity, load_cifar10
+from .project import portable_path, project_commit
 from .models import build_model
 from .progress import RunProgress
 from .recipes import Recipe, augment_batch, eval_batch, get_recipe
@@ -26,7 +26,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("parameter 'device' = 'cuda' is invalid here: no CUDA device; valid: auto | cpu")
+        raise ConfigError("parameter 'device' = 'cuda' is invalid here: no CUDA device; valid: auto | cpu")
     return torch.device(name)
 
 
@@ -114,15 +114,6 @@ def train_epoch(model, opt, sched, per_step: bool, x: torch.Tensor, y: torch.Ten
     return {"loss": loss_sum.item() / seen, "acc": 100.0 * correct.item() / seen, "images": seen}
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(),
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except Exception:
-        return "unknown"
-
-
 def environment(device: torch.device, cfg: Config) -> dict:
     """Return the versions, device, threads, seed and git commit a run was made with."""
     import torchvision
@@ -130,7 +121,7 @@ def environment(device: torch.device, cfg: Config) -> dict:
     return {"torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "device": device.type, "device_name": name, "threads": torch.get_num_threads(),
-            "seed": cfg.seed, "git_commit": _git_commit(),
+            "seed": cfg.seed, "git_commit": project_commit(),
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -179,7 +170,8 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run
     recipe = get_recipe(cfg.recipe)
     if data is None:
         data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
-    store.atomic_write_json(path / "config.json", {**cfg.to_dict(), "run_id": rid, "data": ident})
+    store.atomic_write_json(path / "config.json", {**cfg.to_dict(), "data_dir": portable_path(cfg.data_dir),
+                                                   "run_id": rid, "data": ident})
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     x, y = data.train_x, data.train_y

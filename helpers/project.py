@@ -1,0 +1,47 @@
+"""Where the project is, which commit it is at, and how to name a folder without a machine path."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """Return the project folder (where pyproject.toml is), else the current folder."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def _git(*args) -> str:
+    out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=5)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def project_commit(mark_dirty: bool = False) -> str:
+    """Return the project's own short git commit, or "unknown" when the project is not its own repository.
+
+    A copy of the project placed inside another repository would otherwise report that repository's commit.
+    """
+    try:
+        top = _git("rev-parse", "--show-toplevel")
+        if not top or Path(top).resolve() != project_root().resolve():
+            return "unknown"
+        commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+        if mark_dirty and commit != "unknown" and _git("status", "--porcelain", "--untracked-files=no"):
+            return f"{commit} (with uncommitted changes)"
+        return commit
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def portable_path(path) -> str | None:
+    """Return a folder's name without the machine's layout: relative to the project when it lies in or beside
+    the project (`../shared/data/cifar10-jpeg`), else its own name. None and "synthetic" pass through."""
+    if path is None or path == "synthetic":
+        return path
+    p = Path(os.path.expanduser(str(path))).resolve()
+    base = project_root().resolve()
+    for anchor in (base, base.parent):
+        if p == anchor or anchor in p.parents:
+            return os.path.relpath(p, base)
+    return p.name

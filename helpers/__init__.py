@@ -10,6 +10,7 @@ from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, 
 from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
 from .sweep import train_many
+from .stats import Comparison, Spread, compare, pooled_sd, spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)

@@ -11,6 +11,7 @@ from torch import nn
 
 import helpers as h
 from helpers import cam as C
+from helpers.cam import wrappers as W  # compute_cams looks the library's names up there
 
 matplotlib.use("Agg")
 
@@ -114,7 +115,7 @@ def test_hooks_removed_and_errors_raised_when_the_library_fails(models, images, 
 
     for error, expected in ((RuntimeError("boom"), RuntimeError), (IndexError("swallowed"), RuntimeError)):
         Boom.error = error
-        monkeypatch.setattr(C, "ClassifierOutputTarget", Boom)
+        monkeypatch.setattr(W, "ClassifierOutputTarget", Boom)
         with pytest.raises(expected):  # the library's __exit__ swallows IndexError: we still raise
             C.compute_cams(model, images[:2], "layer2", target=0)
         assert hook_count(model) == 0

@@ -103,7 +103,7 @@ def _train(args) -> int:
     except ConfigError as e:  # $RUN_JOBS
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for run in dict.fromkeys(runs):
+    for run in {r.id: r for r in runs}.values():  # configs are distinct, but two may be one run
         print(run)
         print(f"run folder: {run.path}")
     return 0

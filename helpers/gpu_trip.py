@@ -59,6 +59,11 @@ ALIASES = {"opencv-python": "opencv-python-headless"}
 # images/s; six runs at once gave 2.6x the throughput of one. `--images-per-s` plugs in a faster step's figure.
 EAGER_IMAGES_PER_S = 14_550
 CONCURRENCY_GAIN = 2.6
+# Arithmetic per training image (forward and backward): issue 10's 0.11 GFLOP for the ImageNet stem on 32x32
+# images; the CIFAR stem keeps 32x32 maps, about 16x that (helpers.cam.cifar_stem_config). SUSTAINED_FLOPS is
+# an assumption, not a reading: about an eighth of the H100's dense bf16 peak, for fp32/TF32 convolutions.
+TRAIN_FLOPS = {"imagenet": 0.11e9, "cifar": 16 * 0.11e9}
+SUSTAINED_FLOPS = 100e12
 
 
 class TripError(RuntimeError):
@@ -138,11 +143,24 @@ def _sha256(path: Path) -> str:
 
 
 def download_wheels(packages, dest: Path):
-    """Fetch manylinux/pure wheels of `packages` for CPython 3.12 into `dest` with pip (no dependencies)."""
+    """Fetch manylinux/pure wheels of `packages` for CPython 3.12 into `dest` with pip (no dependencies).
+
+    A package published only as source (grad-cam) is built here into a wheel, which must then be pure Python.
+    """
     specs = [f"{n}=={v}" if v else n for n, v in packages]
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-           "3.12", "--implementation", "cp", *[a for p in PLATFORMS for a in ("--platform", p)], "-d", str(dest), *specs]
-    subprocess.run(cmd, check=True)
+    pip = [sys.executable, "-m", "pip"]
+    binary = [*pip, "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+              "--implementation", "cp", *[a for p in PLATFORMS for a in ("--platform", p)], "-d", str(dest)]
+    if subprocess.run([*binary, *specs]).returncode == 0:
+        return
+    for spec in specs:  # find which have no wheel
+        if subprocess.run([*binary, spec], capture_output=True).returncode == 0:
+            continue
+        before = set(dest.glob("*.whl"))
+        subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", str(dest), spec], check=True)
+        built = set(dest.glob("*.whl")) - before
+        if not built or not all(p.name.endswith("-none-any.whl") for p in built):
+            raise TripError(f"{spec} has no wheel for CPython 3.12 on manylinux, and building it gave {sorted(built)}")
 
 
 def device_command(seeds: int, tune: bool) -> str:
@@ -158,10 +176,17 @@ def pack(dest: Path, seeds: int = 3, dry_run: bool = False, tune: bool = False, 
             "packages": [f"{n}=={v}" if v else n for n, v in packages], "checkout_bytes": travelling_bytes()}
     print(f"data archive: {archive} ({archive.stat().st_size / 2**20:.1f} MiB)")
     print(f"wheels for the {len(packages)} packages the GPU image lacks: {', '.join(plan['packages'])}")
+    configs = study_configs("full", seeds, tune)
+    plan["runs"], plan["eager_gpu_s"] = len(configs), round(estimate_seconds(configs))
+    print(f"the trip trains {len(configs)} runs: about {plan['eager_gpu_s'] / 60:.0f} GPU minutes at the eager step's "
+          f"measured speed ({EAGER_IMAGES_PER_S:,} images/s alone, {CONCURRENCY_GAIN}x with runs at once), "
+          f"against a budget of {BUDGET_S / 60:.0f} minutes a call")
     if dry_run:
         known = sorted(wheels.glob("*.whl")) if wheels.is_dir() else []
-        print(f"dry run: nothing fetched; wheels already in {wheels}: {len(known)} "
-              f"({sum(p.stat().st_size for p in known) / 2**20:.1f} MiB)")
+        known_bytes = sum(p.stat().st_size for p in known)
+        print(f"dry run: nothing fetched. Known sizes: archive {archive.stat().st_size / 2**20:.1f} MiB, checkout "
+              f"{plan['checkout_bytes'] / 2**20:.1f} MiB, wheels already in {wheels}: {len(known)} of "
+              f"{len(packages)} ({known_bytes / 2**20:.1f} MiB); limit {LIMIT / 2**20:.0f} MiB")
     else:
         wheels.mkdir(parents=True, exist_ok=True)
         target = dest / archive.name
@@ -171,7 +196,8 @@ def pack(dest: Path, seeds: int = 3, dry_run: bool = False, tune: bool = False, 
             old.unlink()  # one version of each: two stop the whole install
         download(packages, wheels)
         plan["wheel_bytes"] = sum(p.stat().st_size for p in wheels.glob("*.whl"))
-        plan["carried_bytes"] = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file() and p.name != "data")
+        plan["carried_bytes"] = sum(p.stat().st_size for p in dest.rglob("*")
+                                    if p.is_file() and dest / "data" not in p.parents)  # data: unpacked there
         plan["archive"]["sha256"] = _sha256(target)
         total = plan["carried_bytes"] + plan["checkout_bytes"]
         print(f"carried {plan['carried_bytes'] / 2**20:.1f} MiB (wheels {plan['wheel_bytes'] / 2**20:.1f} MiB) "
@@ -214,13 +240,14 @@ def tuning_configs(profile: str = "full") -> list:
 
 
 def estimate_seconds(configs, images_per_s: float = EAGER_IMAGES_PER_S, gain: float = CONCURRENCY_GAIN) -> float:
-    """Return the GPU seconds to train `configs` at `images_per_s` per run alone, `gain` times faster at once."""
-    from .faster import default_validation  # noqa: F401 - helpers must import
-    total = 0
+    """Return the GPU seconds to train `configs`: the launch-bound time (`images_per_s` per run alone, `gain`
+    times that with runs at once) or the arithmetic at SUSTAINED_FLOPS, whichever is longer."""
+    images = flops = 0.0
     for c in configs:
-        images = (c.train_size or 50_000) - c.validation
-        total += c.epochs * images * (16 if c.stem == "cifar" else 1)  # cifar stem: about 16x the compute
-    return total / (images_per_s * gain)
+        seen = c.epochs * ((c.train_size or 50_000) - c.validation)
+        images += seen
+        flops += seen * TRAIN_FLOPS[c.stem]
+    return max(images / (images_per_s * gain), flops / SUSTAINED_FLOPS)
 
 
 # ---- run (there) --------------------------------------------------------------------------------
@@ -238,6 +265,13 @@ def install_wheels(src: Path, site: str = SITE) -> bool:
                     "--no-cache-dir", "--upgrade", "--target", site, *map(str, wheels)], check=True)
     stamp.write_text(key)
     return True
+
+
+def trip_env(site: str = SITE) -> dict:
+    """Return this environment with the installed wheels and the project importable, and nbconvert's templates found."""
+    path = [site, str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    jupyter = [str(Path(site) / "share" / "jupyter")] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), "JUPYTER_PATH": os.pathsep.join(jupyter)}
 
 
 def unpack_data(src: Path) -> Path:
@@ -330,8 +364,8 @@ def run_trip(src: Path, out: Path, seeds: int = 3, budget_s: float = BUDGET_S, t
             install_wheels(src, site)
             data = unpack_data(src)
             status["phases"]["setup"] = f"ok after {time.monotonic() - t:.0f} s"
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([site, str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                   "CIFAR10_DIR": str(data), "MPLBACKEND": "Agg", "PROFILE": profile, "PYTHONUNBUFFERED": "1"}
+            env = {**trip_env(site), "CIFAR10_DIR": str(data), "MPLBACKEND": "Agg", "PROFILE": profile,
+                   "PYTHONUNBUFFERED": "1"}
             status["expected_gpu_s_eager"] = round(estimate_seconds(study_configs(profile, seeds, tune)))
             left = deadline - time.monotonic() - REPORT_RESERVE_S - ASSEMBLY_RESERVE_S
             pre = [sys.executable, "-m", "helpers.gpu_trip", "pretrain", "--profile", profile, "--seeds", str(seeds)]
@@ -410,7 +444,7 @@ def bootstrap(argv) -> int:
     known, _ = ap.parse_known_args(argv)
     if argv[:1] == ["run"]:
         install_wheels(Path(known.src), known.site)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([known.site, str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = trip_env(known.site)
     os.chdir(ROOT)
     os.execve(sys.executable, [sys.executable, "-m", "helpers.gpu_trip", *argv], env)
 

@@ -34,29 +34,12 @@ ASSEMBLY_RESERVE_S = 30
 SMALL_FILES = ("config.json", "history.csv", "metrics.json", "env.json", "train.log")
 EXCLUDED_ROOTS = {"jupyterlab"}           # an editor; executing the notebooks does not need it
 PLATFORMS = ["manylinux_2_%d_x86_64" % n for n in range(17, 40)] + ["manylinux2014_x86_64", "manylinux1_x86_64"]
-# The GPU image's packages (the device README's list, read on 2026-11-17); alias: what provides the same import.
-IMAGE_PACKAGES = set("""absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch
-build certifi charset-normalizer chex click cloudpickle cmake colorama contourpy coverage cuda-bindings cuda-core
-cuda-pathfinder cuda-toolkit cupy-cuda13x cycler cython diffrax e3nn einops equinox etils execnet filelock flatbuffers
-flax fonttools formulaic frozenlist fsspec gpytorch grpcio h11 h5py hf-xet httpcore httpx huggingface-hub humanize
-hypothesis idna imageio iniconfig interface-meta jax jax-cuda13-pjrt jax-cuda13-plugin jaxlib jaxtyping jinja2 joblib
-kiwisolver lazy-loader lightning lightning-utilities linear-operator lineax llvmlite lxml markdown markdown-it-py
-markupsafe matplotlib mdurl meson ml-dtypes mpi4py mpmath msgpack multidict multipledispatch mypy-extensions nanobind
-narwhals networkx ninja numba numba-cuda numpy numpyro nvidia-cublas nvidia-cuda-cupti nvidia-cuda-nvrtc
-nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft nvidia-cufile nvidia-curand nvidia-cusolver nvidia-cusparse
-nvidia-cusparselt-cu13 nvidia-ml-py nvidia-nccl-cu13 nvidia-nvjitlink nvidia-nvshmem-cu13 nvidia-nvtx onnx onnx-ir
-onnxruntime onnxscript opencv-python-headless optax opt-einsum opt-einsum-fx optimistix orbax-checkpoint packaging
-pandas pathspec patsy peft pillow pip pluggy portalocker prometheus-client propcache protobuf psutil pyarrow pybind11
-py-cpuinfo pygments pyparsing pyproject-hooks pyre-extensions pytest pytest-benchmark pytest-cov pytest-mock
-pytest-timeout pytest-xdist python-dateutil pytorch-lightning pyyaml regex requests rich sacrebleu safetensors
-scikit-build-core scikit-image scikit-learn scipy seaborn sentencepiece sentence-transformers setuptools shellingham
-simplejson six sortedcontainers statsmodels sympy tabulate tensorboard tensorboard-data-server tensorstore
-threadpoolctl tifffile tiktoken timm tokenizers toolz torch torchaudio torchdiffeq torch-geometric torchmetrics
-torchvision tqdm transformers treescope triton typer typing-extensions typing-inspect urllib3 uvloop wadler-lindig
-werkzeug wheel wrapt xarray xxhash yarl zipp""".split())
+# The GPU image's packages (helpers/gpu_image_packages.txt); alias: a package that provides the same import.
+IMAGE_PACKAGES = {line.strip() for line in (ROOT / "helpers" / "gpu_image_packages.txt").read_text().splitlines()
+                  if line.strip() and not line.startswith("#")}
 ALIASES = {"opencv-python": "opencv-python-headless"}
 # Issue 10's measurement (commit 62b361d, H200, fp32 eager, profile full): one run alone trained 14,550
-# images/s; six runs at once gave 2.6x the throughput of one. `--images-per-s` plugs in a faster step's figure.
+# images/s; six runs at once gave 2.6x the throughput of one. estimate_seconds(images_per_s=...) takes a faster step.
 EAGER_IMAGES_PER_S = 14_550
 CONCURRENCY_GAIN = 2.6
 # Arithmetic per training image (forward and backward): issue 10's 0.11 GFLOP for the ImageNet stem on 32x32

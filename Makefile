@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= auto
 export PROFILE
 
-.PHONY: setup test report clean-report
+.PHONY: setup test report clean-report gpu-pack gpu-pack-dry gpu-run
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,13 @@ test: setup                 ## run unit tests, then nbval over the notebooks (sm
 
 # make report: check the data, execute notebooks/NN_*.ipynb with papermill, export report/index.html.
 #   make report PROFILE=quick EPOCHS=5 LR=0.05    notebook parameters in upper case, on make's command line
+#   make report PROFILE=full SEEDS=3              runs per experiment (notebook parameter `seeds`)
 #   make report PARAMS=my.yaml                    a YAML file of parameters (name: value)
 #   make report SET="fix_lr=0.4 seed=1"           any other notebook parameter
 #   make report REPORT_DIR=/tmp/r RERUN=1         another output folder; execute every notebook again
 REPORT_DIR ?= report
 REPORT_VARS := EPOCHS STEP_SIZE LR FIX_LR MOMENTUM WEIGHT_DECAY GAMMA BATCH_SIZE SEED TRAIN_SIZE TEST_SIZE \
-               DATA_DIR DEVICE STEM SNAPSHOT_EPOCHS SCHEDULE LABEL_SMOOTHING NESTEROV PRECISION CHANNELS_LAST
+               DATA_DIR DEVICE STEM SNAPSHOT_EPOCHS SCHEDULE LABEL_SMOOTHING NESTEROV PRECISION CHANNELS_LAST SEEDS
 lowercase = $(shell echo '$(1)' | tr A-Z a-z)
 REPORT_ARGS = --profile $(PROFILE) --out $(REPORT_DIR) $(if $(PARAMS),--params-file $(PARAMS)) \
   $(foreach v,$(REPORT_VARS),$(if $(filter command line,$(origin $(v))),--set $(call lowercase,$(v))=$($(v)))) \
@@ -36,3 +37,14 @@ report: setup               ## run the study and export the HTML report (PROFILE
 
 clean-report:               ## delete the generated report (keeps report/README.md, templates/ and readme/)
 	find $(REPORT_DIR) -mindepth 1 -maxdepth 1 ! -name README.md ! -name templates ! -name readme -exec rm -rf {} +
+
+# The GPU trip (docs/gpu.md): pack here, then run the printed command on a GPU machine with .device carried.
+GPU_SEEDS ?= $(or $(SEEDS),3)
+gpu-pack: setup             ## put the data archive and the wheels the GPU image lacks into .device/ (size-checked)
+	$(PY) -m helpers.gpu_trip pack --seeds $(GPU_SEEDS)
+
+gpu-pack-dry: setup         ## list what gpu-pack would fetch and carry, and the trip's GPU-time estimate
+	$(PY) -m helpers.gpu_trip pack --dry-run --seeds $(GPU_SEEDS)
+
+gpu-run:                    ## on the GPU machine, without the venv: install, unpack, train, report, fill $$OUT
+	$(PYTHON) helpers/gpu_trip.py run --seeds $(GPU_SEEDS)

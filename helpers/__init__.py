@@ -9,7 +9,7 @@ from .models import build_model, stage_shapes
 from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, get_recipe
 from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
-from .sweep import train_many
+from .sweep import SweepError, train_many
 from .stats import Comparison, Spread, compare, pooled_sd, spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,

@@ -1,10 +1,18 @@
-"""Command line: `python -m helpers.cli train --profile quick --recipe crop` and `... summary`."""
+"""Command line: `python -m helpers.cli train --profile quick --recipe none,crop --seeds 3` and `... summary`.
+
+A comma-separated value of a training parameter (e.g. `--recipe none,crop --lr 0.1,0.05`) expands into one
+run per combination, each with every seed of `--seeds` (seed, seed+1, ...; default: the profile's). The runs
+train through helpers.sweep.train_many: one at a time on the CPU, several at once on CUDA (`--jobs N`).
+"""
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 
-from .config import FIELDS, ConfigError, make_config, _TYPES
+from .config import FIELDS, ConfigError, make_config, seed_list, _TYPES
+
+SINGLE = ("profile", "seed", "data_dir", "device", "snapshot_epochs")  # one value each (seeds come from --seeds)
 
 
 def _parse_value(name: str, text: str):
@@ -18,41 +26,117 @@ def _parse_value(name: str, text: str):
             return False
         raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: true | false")
     if want is tuple:
-        return tuple(int(v) for v in text.split(",") if v)
+        try:
+            return tuple(int(v) for v in text.split(",") if v)
+        except ValueError:
+            raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: comma-separated epochs") from None
     try:
         return want(text)
     except ValueError:
         raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: a value of type {want.__name__}") from None
 
 
-def main(argv=None) -> int:
-    """Run the command line; return the exit code."""
-    ap = argparse.ArgumentParser(prog="python -m helpers.cli", description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    tr = sub.add_parser("train", help="train (or load from the run store) one run and print its summary")
-    for name in FIELDS:
-        tr.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=_TYPES[name].__name__.upper())
-    tr.add_argument("--force", action="store_true", help="discard a stored run and retrain")
-    sub.add_parser("summary", help="print one line per finished run in the store")
-    args = ap.parse_args(argv)
-    from . import runs_summary, train_run
-    if args.cmd == "summary":
-        print(runs_summary().to_string(index=False))
-        return 0
+def _parse_values(name: str, text: str) -> list:
+    """Return the values of a parameter: one, or several when it is comma-separated and may vary."""
+    if name in SINGLE:
+        return [_parse_value(name, text)]
+    parts = [p.strip() for p in text.split(",")]
+    if not all(parts):
+        raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: one value or comma-separated values")
+    return [_parse_value(name, p) for p in parts]
+
+
+def _positive(name: str, text: str | None) -> int | None:
+    """Return a positive integer option (or None when absent); raise ConfigError naming it otherwise."""
+    if text is None:
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: a positive integer")
+    return int(text)
+
+
+def expand_configs(params: dict, seeds: int | None = None) -> list:
+    """Return one Config per combination of the given values, times every seed; raise ConfigError before any work."""
+    values = {k: _parse_values(k, v) for k, v in params.items() if v is not None}
+    names = list(values)
+    configs = []
+    for combo in itertools.product(*(values[n] for n in names)):
+        base = make_config(**dict(zip(names, combo)))
+        for s in seed_list(base.seed, seeds, base.profile):
+            configs.append(make_config(**{**dict(zip(names, combo)), "seed": s}))
+    return list(dict.fromkeys(configs))  # a value given twice is one run
+
+
+def check_before_work(configs: list):
+    """Raise DataError or ConfigError now if a run's data or device is missing (before any training)."""
+    from .data import data_identity
+    from .train import resolve_device
+    for c in configs:
+        resolve_device(c.device)
+    for data_dir in dict.fromkeys(c.data_dir for c in configs):
+        c = next(c for c in configs if c.data_dir == data_dir)
+        data_identity(c.data_dir, c.train_size, c.test_size, c.seed)
+
+
+def _train(args) -> int:
     from .data import DataError
-    from .runs import CorruptRunError, RunLockedError
+    from .runs import remove_run, runs_root
+    from .sweep import SweepError, train_many
     try:
-        params = {k: _parse_value(k, v) for k, v in vars(args).items() if k in FIELDS and v is not None}
-        cfg = make_config(**params)
-        print(f"config: {cfg}")
-        run = train_run(cfg, force=args.force)
-    except (ConfigError, DataError, CorruptRunError, RunLockedError) as e:
-        # Expected failures get one line and exit code 2; a traceback means a bug.
+        configs = expand_configs({k: v for k, v in vars(args).items() if k in FIELDS}, _positive("seeds", args.seeds))
+        jobs = _positive("jobs", args.jobs)
+        check_before_work(configs)
+    except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(run)
-    print(f"run folder: {run.path}")
+    for c in configs:
+        print(f"config: {c}")
+    if args.force:
+        _remove(configs, remove_run, runs_root)
+    try:
+        runs = train_many(configs, jobs=jobs)
+    except SweepError as e:
+        # One line per failed run; its log's last lines were printed with the progress.
+        for f in e.failures:
+            print(f"error: {f.label} {f.message}", file=sys.stderr)
+        return 2 if e.expected else 1
+    except ConfigError as e:  # $RUN_JOBS
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for run in {r.id: r for r in runs}.values():  # configs are distinct, but two may be one run
+        print(run)
+        print(f"run folder: {run.path}")
     return 0
+
+
+def _remove(configs, remove_run, runs_root):
+    """Delete the stored runs of `configs` (--force: train them again)."""
+    from .data import data_identity
+    from .runs import run_id
+    for c in configs:
+        remove_run(runs_root() / run_id(c.identity(), data_identity(c.data_dir, c.train_size, c.test_size, c.seed)))
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit code."""
+    ap = argparse.ArgumentParser(prog="python -m helpers.cli", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    tr = sub.add_parser("train", help="train (or load from the run store) runs and print their summaries")
+    for name in FIELDS:
+        many = "" if name in SINGLE else " (comma-separated: one run per value)"
+        tr.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=_TYPES[name].__name__.upper(),
+                        help=f"{name}{many}")
+    tr.add_argument("--seeds", metavar="N", help="runs per setting, seeds seed..seed+N-1 (default: the profile's)")
+    tr.add_argument("--jobs", metavar="N", help="runs at once (default: 1 on the CPU, all up to 8 on CUDA)")
+    tr.add_argument("--force", action="store_true", help="discard stored runs and retrain")
+    sub.add_parser("summary", help="print one line per finished run in the store")
+    args = ap.parse_args(argv)
+    if args.cmd == "summary":
+        from .runs import runs_summary
+        print(runs_summary().to_string(index=False))
+        return 0
+    return _train(args)
 
 
 if __name__ == "__main__":

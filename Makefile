@@ -39,7 +39,8 @@ clean-report:               ## delete the generated report (keeps report/README.
 	  -exec rm -rf {} +
 
 # make reference PROFILE=quick: copy the run store's finished runs of that profile into report/reference/quick/
-# (small files only), then render README.md's results table from report/reference/. ADD=1 keeps the runs there.
+# (small files only; the store is $RUNS_DIR, else runs/), then render README.md's results table from
+# report/reference/. ADD=1 keeps the runs already there.
 reference: setup            ## write report/reference/$(PROFILE)/ from the run store, and README.md's results table
-	$(PY) -m helpers.reference write $(PROFILE) $(if $(RUNS_DIR),--runs $(RUNS_DIR)) $(if $(ADD),--add)
+	$(PY) -m helpers.reference write $(PROFILE) $(if $(ADD),--add)
 	$(PY) -m helpers.reference readme

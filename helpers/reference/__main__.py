@@ -8,6 +8,7 @@ from pathlib import Path
 from ..config import ConfigError
 from ..project import project_root
 from . import ReferenceMissingError, reference_runs, write_reference
+from .folder import shown
 
 
 def main(argv=None) -> int:
@@ -24,17 +25,20 @@ def main(argv=None) -> int:
     rd.add_argument("--readme", default=str(project_root() / "README.md"), help="the README to update")
     sh = sub.add_parser("show", help="list a profile's reference runs with their provenance")
     sh.add_argument("profile")
+    for p in (wr, rd, sh):
+        p.add_argument("--root", help="reference folder (default report/reference)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "write":
-            folder = write_reference(args.profile, args.runs, add=args.add, rehash=args.rehash)
-            print(f"wrote {folder.relative_to(project_root())}/ ({sum(1 for p in folder.iterdir() if p.is_dir())} runs)")
+            folder = write_reference(args.profile, args.runs, root=args.root, add=args.add, rehash=args.rehash)
+            print(f"wrote {shown(folder)}/ ({sum(1 for p in folder.iterdir() if p.is_dir())} runs)")
         elif args.cmd == "readme":
             from ..report.readme import update_readme  # the table needs the report's figures: a top-level job
-            changed = update_readme(Path(args.readme))
+            changed = update_readme(Path(args.readme), root=args.root)
             print(f"{args.readme}: results table {'updated' if changed else 'already up to date'}")
         else:
-            print(reference_runs(args.profile).drop(columns=["experiment"]).to_string(index=False))
+            runs = reference_runs(args.profile, root=args.root).drop(columns=["experiment", "settings"])
+            print(runs.to_string(index=False))
     except (ReferenceMissingError, ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

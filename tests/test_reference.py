@@ -10,7 +10,7 @@ import pytest
 import helpers as h
 from helpers import reference as ref
 from helpers.cli import _parse_value
-from helpers.config import ConfigError, make_config
+from helpers.config import make_config
 from helpers.reference import write as ref_write
 from helpers.reference.__main__ import main as reference_main
 from helpers.report import readme
@@ -61,15 +61,20 @@ def test_the_committed_full_reference_is_current_small_and_described():
         assert "python -m helpers.cli train --profile full" in line and row.commit in line and row.date in line
 
 
-def test_the_reference_commands_recreate_each_run_id():
-    """Each README command, parsed as the CLI parses it, gives a config whose run id is the stored one."""
-    for m in sorted(FULL.glob("*/metrics.json")):
+def assert_commands_recreate_run_ids(folder: Path):
+    """Each run's README command, parsed as the CLI parses it, gives a config whose run id is the stored one."""
+    for m in sorted(folder.glob("*/metrics.json")):
         config = json.loads((m.parent / "config.json").read_text())
         words = ref.run_command(config).split()[4:]
-        params = {w[2:].replace("-", "_"): _parse_value(w[2:].replace("-", "_"), v) for w, v in zip(words[::2], words[1::2])}
+        names = [w[2:].replace("-", "_") for w in words[::2]]
+        params = {name: _parse_value(name, v) for name, v in zip(names, words[1::2])}
         params.pop("device", None)
         cfg = make_config(**params, data_dir="synthetic")
         assert run_id(cfg.identity(), config["data"]) == config["run_id"], m.parent.name
+
+
+def test_the_reference_commands_recreate_each_run_id():
+    assert_commands_recreate_run_ids(FULL)
 
 
 def test_reference_spread_reads_each_experiment_and_both_test_transforms():
@@ -130,7 +135,8 @@ def test_seeds_of_one_experiment_give_a_spread_and_other_data_is_never_pooled(tm
     assert s.sd == pytest.approx(math.sqrt(sum((v - s.mean) ** 2 for v in s.values) / 2))
     config = json.loads((base / "none_seed2" / "config.json").read_text())
     data = {**config["data"], "fingerprint": "0" * 64}
-    copy_run(base / "none_seed2", base / "none_other_data", data=data, run_id=ref.current_run_id({**config, "data": data}))
+    copy_run(base / "none_seed2", base / "none_other_data", data=data,
+             run_id=ref.current_run_id({**config, "data": data}))
     with pytest.raises(ValueError, match="matches runs on different data"):
         h.reference_spread("full", recipe="none", root=tmp_path)
 
@@ -178,11 +184,13 @@ def test_write_copies_a_profiles_finished_runs_small_files_and_a_readme(store, t
         line = next(line for line in text.splitlines() if f"`{row.folder}`" in line)
         assert f"--seed {row.seed}" in line and row.commit in line and row.date in line and "| current |" in line
     assert not list(tmp_path.glob(".*"))  # no temporary folder left
+    assert_commands_recreate_run_ids(folder)
 
 
 def test_write_keeps_the_readme_text_and_add_keeps_the_runs_there(store, tmp_path):
     folder = ref.write_reference("smoke", store, root=tmp_path, log=lambda _: None)
-    (folder / "README.md").write_text((folder / "README.md").read_text().replace("Written by", "Notes kept.\n\nWritten by"))
+    readme_text = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(readme_text.replace("Written by", "Notes kept.\n\nWritten by"))
     shutil.copytree(FULL / "crop_seed0", folder / "kept_run")
     ref.write_reference("smoke", store, root=tmp_path, add=True, log=lambda _: None)
     assert (folder / "kept_run").is_dir() and "Notes kept." in (folder / "README.md").read_text()
@@ -227,7 +235,8 @@ def test_the_command_line_writes_shows_and_fails_in_one_line(store, tmp_path, ca
     assert reference_main(["show", "smoke", "--root", str(tmp_path)]) == 0
     assert capsys.readouterr().out.count("current") == 3
     assert reference_main(["write", "auto", "--runs", str(store), "--root", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == "error: parameter 'profile' = 'auto' is invalid; valid: smoke | quick | full"
+    assert capsys.readouterr().err.strip() == ("error: parameter 'profile' = 'auto' is invalid; "
+                                               "valid: smoke | quick | full")
     assert reference_main(["write", "quick", "--runs", str(store), "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no finished 'quick' runs in the run store") and err.count("\n") == 1
@@ -243,7 +252,8 @@ def test_the_readme_table_is_rendered_between_its_markers(tmp_path):
     page.write_text(f"# Title\n\nbefore\n\n{readme.START}\nstale\n{readme.END}\n\nafter\n")
     assert readme.update_readme(page, root=root) is True
     text = page.read_text()
-    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith(f"{readme.END}\n\nafter\n") and "stale" not in text
+    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith(f"{readme.END}\n\nafter\n")
+    assert "stale" not in text
     table = text.split(readme.START)[1].split(readme.END)[0]
     lines = table.strip().splitlines()
     assert lines[0] == ("| experiment | the report (one run, 50,000 training images, 60 epochs) | full-scale reference "

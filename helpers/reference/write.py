@@ -35,7 +35,8 @@ def run_command(config: dict) -> str:
         if name == "snapshot_epochs" and config.get("epochs") != defaults.get("epochs"):
             continue  # derived from epochs too
         if value != default:
-            text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else value
+            text = (",".join(map(str, value)) if isinstance(value, list)
+                    else str(value).lower() if isinstance(value, bool) else value)
             args.append(f"--{name.replace('_', '-')} {text}")
     args.append(f"--seed {config.get('seed', 0)}")
     if config.get("device") not in (None, "auto", "cpu"):

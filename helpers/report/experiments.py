@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..config import FIELDS, Config, ConfigError, make_config
-from ..reference import CURRENT, REFERENCE_DIR, ReferenceMissingError, counterpart, experiment_key, reference_runs
+from ..reference import CURRENT, ReferenceMissingError, counterpart, experiment_key, reference_runs
 from ..stats import Spread, spread
 from .plan import ReportError
 
@@ -110,7 +110,8 @@ def experiment_rows(executed, pages: list[dict], root=None) -> list[dict]:
                 scored.append(({**config, "mismatch": metrics["other_eval"]["mismatch"]}, metrics["other_eval"]))
             for conf, scores in scored:
                 g = groups.setdefault((experiment_key(conf), bool(conf.get("mismatch"))), {
-                    "config": conf, "notebook": page["title"], "href": page["href"], "runs": [], "seeds": [], "final": [],
+                    "config": conf, "notebook": page["title"], "href": page["href"], "runs": [], "seeds": [],
+                    "final": [],
                     "best": [], "train_images": metrics.get("train_images"), "source": metrics.get("data_source")})
                 g["runs"].append(p.name)
                 g["seeds"].append(conf.get("seed"))

@@ -161,6 +161,15 @@ def test_smoke_needs_no_data():
     assert "synthetic" in rp.check_data("smoke")
 
 
+def test_the_data_line_names_the_folder_without_a_machine_path():
+    folder = os.environ.get("CIFAR10_DIR")
+    if not folder or not Path(folder).is_dir():
+        pytest.skip("needs the real data ($CIFAR10_DIR)")
+    line = rp.check_data("quick", folder)
+    assert line.startswith("image folder ") and "(fingerprint " in line
+    assert str(Path(folder).resolve()) not in line and " /" not in line  # relative to the project, or its name
+
+
 # ---- the pages ------------------------------------------------------------------------------
 
 def test_outputs_are_cleaned_of_warnings_widgets_and_bar_residue():

@@ -110,9 +110,9 @@ def experiment_rows(executed, pages: list[dict], root=None) -> list[dict]:
                 scored.append(({**config, "mismatch": metrics["other_eval"]["mismatch"]}, metrics["other_eval"]))
             for conf, scores in scored:
                 g = groups.setdefault((experiment_key(conf), bool(conf.get("mismatch"))), {
-                    "config": conf, "notebook": page["title"], "href": page["href"], "runs": [], "seeds": [],
-                    "final": [],
-                    "best": [], "train_images": metrics.get("train_images"), "source": metrics.get("data_source")})
+                    "config": conf, "notebook": page["title"], "href": page["href"], "train_images":
+                    metrics.get("train_images"), "source": metrics.get("data_source"),
+                    "runs": [], "seeds": [], "final": [], "best": []})
                 g["runs"].append(p.name)
                 g["seeds"].append(conf.get("seed"))
                 g["final"].append(float(scores["final_test_acc"]))

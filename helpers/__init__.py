@@ -11,6 +11,7 @@ from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
 from .sweep import SweepError, train_many
 from .stats import Comparison, Spread, compare, pooled_sd, spread
+from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)

@@ -315,3 +315,11 @@ def full_scale_conclusion(fs: FullScale) -> Markdown:
                                                  "seed-to-seed spread." if not fs.ref.measured else "."))
     out += ["", rule_note([c_mis, c_fix, c_hyp], fs.ref)]
     return md("\n".join(out))
+
+
+def full_scale_table(fs: FullScale) -> pd.DataFrame:
+    """Return the full-scale reference's four settings (mean ± sd, n) beside the report's figures."""
+    report = {f"lr {fs.lr}, tested without Normalize": REPORT_NORMALIZE["test_acc"],
+              f"lr {fs.fix_lr}, tested without Normalize": REPORT_NORMALIZE["fix_test_acc"]}
+    return pd.DataFrame([{"setting (recipe normalize)": k, f"reference runs, {fs.ref.folder} (%)": s,
+                          "report (%)": report.get(k, float("nan"))} for k, s in fs.settings().items()])

@@ -1,7 +1,6 @@
 """Notebook 02's tables and rendered findings: each recipe across seeds, judged against `none` and the report."""
 from __future__ import annotations
 
-import math
 
 import pandas as pd
 from IPython.display import Markdown

@@ -6,7 +6,8 @@ from IPython.display import Markdown
 
 from .config import Config, scaled_report_epochs
 from .results import (NO_REFERENCE, REPORT_PROTOCOL, Reference, _as_list, column_spread, final_spread, is_comparable,
-                      judge, md, pct, rule_note, spread, verdict)
+                      judge, md, pct, rule_note, verdict)
+from .stats import spread
 
 
 def stage_table(shapes_by_stem: dict) -> pd.DataFrame:

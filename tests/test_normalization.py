@@ -6,7 +6,7 @@ import torch
 
 import helpers as h
 from helpers import results as R
-from fakes import fake_run, seeds, text
+from fakes import seeds, text
 
 CFG = h.make_config("quick", data_dir="/f", recipe="normalize")
 FULL = h.make_config("full", data_dir="/f", recipe="normalize")

@@ -1,15 +1,12 @@
 """Tables and rendered text carry the measured values, set them beside the report's, and flag contradictions."""
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 import helpers as h
 from helpers import results as R
-from helpers.runs import Run  # noqa: F401
-from fakes import fake_run, seeds, text  # noqa: F401
+from fakes import fake_run, seeds, text
 
 
 def test_pct_formats_and_marks_missing_values():

@@ -228,6 +228,7 @@ def _fix_paragraph(s: NormalizationStudy, cfg: Config, ref: Reference) -> tuple[
     text += (f" With the correct pipeline, lr {s.fix_lr} gives {pct(s.fix_matched)} against "
              f"{pct(s.matched)} at lr {cfg.lr}"
              + (": here the larger rate is better in itself." if c_lr.verdict == "higher" and c_lr.diff > RECOVER_POINTS
+                else ": here the larger rate is resolved worse in itself." if c_lr.verdict == "lower"
                 else ": the larger rate itself is no improvement."))
     return text, used
 

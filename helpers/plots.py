@@ -162,6 +162,10 @@ def stack_column(histories, column: str) -> tuple[np.ndarray, np.ndarray]:
             np.array([h[column].to_numpy(dtype=float)[:n] for h in histories]))
 
 
+def _n_label(label: str, n: int) -> str:
+    return label if n == 1 else f"{label} (mean of {n})"
+
+
 def draw_mean_band(ax, x, ys, color, label=None, ls="-", marker=None, alpha=0.2, ms=None):
     """Draw the mean of ys (seeds x points) as a line and, with two seeds or more, their min–max as a band."""
     ys = np.atleast_2d(ys)
@@ -169,10 +173,6 @@ def draw_mean_band(ax, x, ys, color, label=None, ls="-", marker=None, alpha=0.2,
     if len(ys) > 1:
         ax.fill_between(x, ys.min(0), ys.max(0), color=color, alpha=alpha, lw=0)
     return line
-
-
-def _n_label(label: str, n: int) -> str:
-    return label if n == 1 else f"{label} (mean of {n})"
 
 
 def plot_metric(history, metric: str = "acc", ax=None, title: str | None = None):
@@ -327,16 +327,9 @@ def augmentation_gallery(images: torch.Tensor, recipes, draws: int = 4, seed: in
 
 def _bar_values(column) -> tuple[np.ndarray, list]:
     """Return the bar heights of a table column (a Spread's mean) and each cell's seed values."""
-    means, seeds = [], []
-    for v in column:
-        if isinstance(v, Spread):
-            means.append(v.mean)
-            seeds.append(list(v.values))
-        else:
-            x = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-            means.append(float(x))
-            seeds.append([])
-    return np.array(means, dtype=float), seeds
+    means = [v.mean if isinstance(v, Spread) else float(pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0])
+             for v in column]
+    return np.array(means, dtype=float), [list(v.values) if isinstance(v, Spread) else [] for v in column]
 
 
 def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title: str | None = None,

@@ -59,7 +59,7 @@ def test_conclusion_supports_the_mismatch_when_only_the_mismatched_evaluation_co
     assert "**Overfitting does not explain it.**" in out and "0.0110 ± 0.0014 (n=2)" in out
     assert "exactly the figure of the separate evaluation" in out
     assert "does **not** repair" in out and "profile `quick` does not reproduce" in out
-    assert "no improvement" in out and "Not comparable" in out and f"*Rule*: {h.stats.RULE}." in out
+    assert "resolved worse in itself" in out and "Not comparable" in out and f"*Rule*: {h.stats.RULE}." in out
 
 
 def test_conclusion_says_so_when_the_collapse_is_not_resolved():
@@ -91,6 +91,8 @@ def test_conclusion_reports_a_working_or_partial_fix_and_a_better_rate():
     assert "partial, accidental repair" in partial
     better = text(h.normalization_conclusion(study(fix_matched=S([80.0, 80.4])), CFG))
     assert "better in itself" in better
+    same = text(h.normalization_conclusion(study(fix_matched=S([70.0, 72.4])), CFG))
+    assert "no improvement" in same
 
 
 def test_in_the_full_profile_a_failed_fix_is_judged_against_the_report():

@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= auto
 export PROFILE
 
-.PHONY: setup test report clean-report
+.PHONY: setup test report clean-report reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +34,13 @@ REPORT_ARGS = --profile $(PROFILE) --out $(REPORT_DIR) $(if $(PARAMS),--params-f
 report: setup               ## run the study and export the HTML report (PROFILE=auto|smoke|quick|full)
 	$(PY) -m helpers.report $(REPORT_ARGS)
 
-clean-report:               ## delete the generated report (keeps report/README.md, templates/ and readme/)
-	find $(REPORT_DIR) -mindepth 1 -maxdepth 1 ! -name README.md ! -name templates ! -name readme -exec rm -rf {} +
+clean-report:               ## delete the generated report (keeps report/README.md, templates/, readme/ and reference/)
+	find $(REPORT_DIR) -mindepth 1 -maxdepth 1 ! -name README.md ! -name templates ! -name readme ! -name reference \
+	  -exec rm -rf {} +
+
+# make reference PROFILE=quick: copy the run store's finished runs of that profile into report/reference/quick/
+# (small files only; the store is $RUNS_DIR, else runs/), then render README.md's results table from
+# report/reference/. ADD=1 keeps the runs already there.
+reference: setup            ## write report/reference/$(PROFILE)/ from the run store, and README.md's results table
+	$(PY) -m helpers.reference write $(PROFILE) $(if $(ADD),--add)
+	$(PY) -m helpers.reference readme

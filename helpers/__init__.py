@@ -11,12 +11,13 @@ from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
 from .sweep import train_many
 from .stats import Comparison, Spread, compare, pooled_sd, spread
+from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)
 from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Reference, column_spread, comparability,
                       final_spread, group_runs, is_comparable, judge, profile_note, reference_folder, reference_sd,
-                      reference_spread, rule_note, run_note, runs_table, seed_columns, style_table, variant, verdict)
+                      rule_note, run_note, runs_table, seed_columns, style_table, variant, verdict)
 from .baseline import accuracy_note, accuracy_table, checkpoints_table, per_class_note, stage_note, stage_table
 from .augmentations import recipe_findings, recipe_forms, recipe_table
 from .normalization import (FullScale, NormalizationStudy, channel_stats_note, channel_stats_table, evaluation_table,

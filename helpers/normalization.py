@@ -249,8 +249,8 @@ class FullScale:
     @classmethod
     def load(cls, lr: float = 0.1, fix_lr: float = 0.5, profile: str = "full") -> "FullScale":
         """Return the study's settings as stored in the profile's reference folder (empty Spreads where missing)."""
-        from .results import reference_sd, reference_spread
-        return cls(*(reference_spread(profile, "normalize", r, m) for r, m in
+        from .results import reference_sd, stored_spread
+        return cls(*(stored_spread(profile, "normalize", r, m) for r, m in
                      ((lr, False), (lr, True), (fix_lr, False), (fix_lr, True))),
                    ref=reference_sd(profile, experiments(lr, fix_lr)), lr=lr, fix_lr=fix_lr)
 

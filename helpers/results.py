@@ -16,6 +16,7 @@ from IPython.display import Markdown
 
 from .config import Config, ConfigError
 from .recipes import CIFAR10_MEAN, CIFAR10_STD
+from .reference import ReferenceMissingError, reference_spread
 from .stats import RULE, RULE_REFERENCE, Comparison, Spread, compare, pooled_sd, spread
 
 # ---- the report's figures ---------------------------------------------------------------------
@@ -167,15 +168,11 @@ def reference_folder(profile: str) -> str:
     return f"report/reference/{profile}/"
 
 
-def reference_spread(profile: str, recipe: str, lr: float, mismatch: bool = False) -> Spread:
-    """Return the reference runs' Spread for one experiment (empty when the folder or experiment is missing)."""
+def stored_spread(profile: str, recipe: str, lr: float, mismatch: bool = False) -> Spread:
+    """Return the reference runs' Spread for one experiment (empty when the profile has no reference folder)."""
     try:
-        from . import reference
-    except ImportError:  # a checkout without helpers.reference: no reference folder to read
-        return Spread(())
-    try:
-        return reference.reference_spread(profile, recipe=recipe, lr=lr, mismatch=mismatch)
-    except (FileNotFoundError, LookupError):
+        return reference_spread(profile, recipe=recipe, lr=lr, mismatch=mismatch)
+    except ReferenceMissingError:
         return Spread(())
 
 
@@ -199,7 +196,7 @@ class Reference:
 
 def reference_sd(profile: str, experiments) -> Reference:
     """Return the pooled sd of the given (recipe, lr, mismatch) experiments in the profile's reference runs."""
-    spreads = [reference_spread(profile, r, lr, m) for r, lr, m in experiments]
+    spreads = [stored_spread(profile, r, lr, m) for r, lr, m in experiments]
     return Reference(profile, pooled_sd(spreads), sum(1 for s in spreads if s.n >= 2))
 
 

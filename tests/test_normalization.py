@@ -165,3 +165,12 @@ def test_full_scale_table_sets_the_reference_beside_the_report():
     assert t.loc["lr 0.5, tested without Normalize", "report (%)"] == 76.37
     assert t.loc["lr 0.1, tested with Normalize", "reference runs, report/reference/full/ (%)"].mean == 78.39
     assert math.isnan(t.loc["lr 0.1, tested with Normalize", "report (%)"])
+
+
+def test_the_full_scale_reading_of_the_committed_reference_renders_its_figures():
+    fs = h.FullScale.load()
+    assert min(s.n for s in fs.settings().values()) >= 1
+    out = text(h.full_scale_conclusion(fs))
+    for s in fs.settings().values():
+        assert s.format() in out or f"{s.mean:.2f}" in out
+    assert "`report/reference/full/`" in out and "(a hypothesis, not a fact)" in out

@@ -20,6 +20,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from helpers import report as rp
+from helpers.report import execution
 from helpers.config import ConfigError, make_config
 from helpers.data import DataError
 
@@ -194,19 +195,30 @@ def test_the_report_has_a_landing_page_and_two_pages_per_notebook(built):
     assert all(i["src"].startswith("data:image/png;base64,") for i in images)  # the markdown one too
 
 
-def test_the_summary_has_one_row_per_run_the_notebooks_used(built):
+def test_the_summary_has_one_row_per_experiment_the_notebooks_used(built):
+    import helpers as h
     used = []
     for log in sorted((built / "executed").glob("*.runs")):
         used += [line for line in log.read_text().splitlines() if line not in used]
     assert len(used) == 2  # alpha's run, and beta's crop run (beta's reuse of alpha's run is one row)
     soup = BeautifulSoup((built / "index.html").read_text(), "html.parser")
     rows = soup.select("table.summary tbody tr")
-    assert [r["data-run"] for r in rows] == [Path(u).name for u in used]
+    assert [r["data-runs"].split() for r in rows] == [[Path(u).name] for u in used]
+    heads = [th.get_text(" ", strip=True) for th in soup.select("table.summary thead th")]
+    assert heads[2:5] == ["report one run, 50,000 images, 60 epochs",
+                          "full-scale reference mean ± sd (n seeds), report/reference/full",
+                          "this build mean ± sd (n seeds), smoke profile"]
     for row, run in zip(rows, used):
         metrics = json.loads((Path(run) / "metrics.json").read_text())
-        cells = [td.get_text(strip=True) for td in row.find_all("td")]
-        assert f"{metrics['final_test_acc']:.2f}%" in cells
-    assert "79.44%" in [td.get_text(strip=True) for td in rows[0].find_all("td")]  # recipe none, lr 0.1
+        cells = [td.get_text(" ", strip=True) for td in row.find_all("td")]
+        assert cells[4] == f"{metrics['final_test_acc']:.2f}% (n=1)"  # this build: one seed
+    alpha = [td.get_text(" ", strip=True) for td in rows[0].find_all("td")]
+    assert alpha[2] == "79.44%"  # recipe none, lr 0.1
+    reference = h.reference_spread("full", recipe="none")  # alpha's experiment at full scale, from report/reference
+    assert alpha[3].startswith(f"{reference.format()}") and "NVIDIA H200" in alpha[3]
+    beta = [td.get_text(" ", strip=True) for td in rows[1].find_all("td")]
+    assert beta[3] == "—"  # crop at lr 0.05: no full-scale reference run
+    assert "report/reference/full" in soup.select_one("table.summary + p.note").get_text()
     assert soup.select_one("#profile").get_text().split()[:2] == ["Profile", "smoke:"]
     figures = soup.select(".figures figure img")
     assert len(figures) == 1 and figures[0]["src"].startswith("data:image/png;base64,")
@@ -252,13 +264,13 @@ def test_a_run_another_process_is_training_is_waited_for(notebooks, tmp_path, mo
     other = subprocess.Popen(["sleep", "600"])  # "another process", training alpha's run
     threading.Thread(target=other.wait, daemon=True).start()  # reaped when it ends, as a stranger's would be
     (folder / "lock").write_text(str(other.pid))
-    wait = rp.wait_for_other_trainer
+    wait = execution.wait_for_other_trainer
 
     def other_finishes_while_we_wait(error, cwd, poll_s=10.0):
         threading.Timer(1.0, other.kill).start()
         return wait(error, cwd, poll_s=0.2)
 
-    monkeypatch.setattr(rp, "wait_for_other_trainer", other_finishes_while_we_wait)
+    monkeypatch.setattr(execution, "wait_for_other_trainer", other_finishes_while_we_wait)
     try:
         with caplog.at_level("INFO", logger="helpers.report"):
             rp.build_report("smoke", {}, tmp_path / "out", notebooks)
@@ -402,8 +414,19 @@ def test_the_smoke_report_of_the_notebooks_reads_in_a_browser(tmp_path):
     # one row per run, two for a normalizing run (scored with and without Normalize at test time)
     per_run = {u: 2 if "other_eval" in json.loads((Path(u) / "metrics.json").read_text()) else 1 for u in used}
     rows = soup.select("table.summary tbody tr")
-    assert len(rows) == sum(per_run.values()) > len(used) > 0  # 03's normalize runs give two rows each
-    assert sorted(r["data-run"] for r in rows) == sorted(Path(u).name for u, n in per_run.items() for _ in range(n))
+    listed = sorted(run for r in rows for run in r["data-runs"].split())
+    assert listed == sorted(Path(u).name for u, n in per_run.items() for _ in range(n))  # 03's normalize: twice
+    # one row per experiment (runs that differ only in their seed) and test transform
+    experiments = set()
+    for u in used:
+        config, metrics = (json.loads((Path(u) / f).read_text()) for f in ("config.json", "metrics.json"))
+        same = json.dumps({k: v for k, v in config.items() if k not in ("seed", "run_id", "data", "mismatch")}, sort_keys=True)
+        experiments.add((same, config["mismatch"]))
+        if "other_eval" in metrics:
+            experiments.add((same, metrics["other_eval"]["mismatch"]))
+    assert len(rows) == len(experiments) > 0
+    assert all(r.find_all("td")[4].get_text(" ", strip=True).endswith(f"(n={len(r['data-runs'].split())})")
+               for r in rows)
     for nb in (out / "executed").glob("*.ipynb"):
         executed = nbformat.read(nb, as_version=4)
         assert not [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
@@ -430,17 +453,21 @@ def test_make_report_passes_profile_parameters_and_files_through():
     assert "--set" not in plain and "--rerun" not in plain
 
 
-def test_a_normalizing_run_gives_one_row_per_test_transform(tmp_path):
-    run = tmp_path / "runs" / "abc"
-    run.mkdir(parents=True)
-    config = make_config("quick", recipe="normalize", epochs=4, data_dir="/f").to_dict()
-    (run / "config.json").write_text(json.dumps(config))
-    (run / "metrics.json").write_text(json.dumps({
-        "final_test_acc": 48.1, "best_test_acc": 48.4, "train_images": 3000, "data_source": "folder",
-        "other_eval": {"mismatch": True, "final_test_acc": 17.6, "best_test_acc": 19.35}}))
-    e = rp.Executed(Path("03_x.ipynb"), tmp_path / "03_x.ipynb", {}, [str(run)])
-    rows = rp.experiment_rows([e], [{"title": "03", "href": "03_x.html"}])
-    assert [(r["experiment"], r["measured"], r["best"], r["run"]) for r in rows] == [
-        ("normalization, lr 0.1", 48.1, 48.4, "abc"),
-        ("normalization, lr 0.1, tested without normalization", 17.6, 19.35, "abc")]
+def test_seeds_of_one_experiment_share_a_row_and_a_normalizing_one_gives_two(tmp_path):
+    executed = []
+    for name, seed, final, other in (("abc", 0, 48.1, 17.6), ("abd", 1, 50.1, 19.6)):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        config = make_config("quick", recipe="normalize", epochs=4, seed=seed, data_dir="/f").to_dict()
+        (run / "config.json").write_text(json.dumps(config))
+        (run / "metrics.json").write_text(json.dumps({
+            "final_test_acc": final, "best_test_acc": final + 0.3, "train_images": 3000, "data_source": "folder",
+            "other_eval": {"mismatch": True, "final_test_acc": other, "best_test_acc": other + 1}}))
+        executed.append(rp.Executed(Path("03_x.ipynb"), tmp_path / "03_x.ipynb", {}, [str(run)]))
+    rows = rp.experiment_rows(executed, [{"title": "03", "href": "03_x.html"}] * 2)
+    assert [(r["experiment"], r["runs"], r["build"].values) for r in rows] == [
+        ("normalization, lr 0.1", ["abc", "abd"], (48.1, 50.1)),
+        ("normalization, lr 0.1, tested without normalization", ["abc", "abd"], (17.6, 19.6))]
+    assert rows[0]["measured"] == pytest.approx(49.1) and rows[0]["build"].sd == pytest.approx(2 ** 0.5)
+    assert rows[0]["best"] == pytest.approx(49.4)
     assert rows[1]["report"] == "≈30%"

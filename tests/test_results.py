@@ -104,19 +104,15 @@ def test_runs_are_grouped_by_experiment_and_tabled_per_seed():
 
 @pytest.fixture
 def reference_module(monkeypatch):
-    """A stand-in for helpers.reference holding the given {(profile, recipe, lr, mismatch): values}."""
-    import sys
-    import types
+    """Reference runs as {(profile, recipe, lr, mismatch): values}, in place of report/reference/."""
     store = {}
 
-    def reference_spread(profile, recipe, lr, mismatch=False):
-        if (profile, recipe, lr, mismatch) not in store:
-            raise LookupError(f"no reference run {recipe}")
-        return h.spread(store[profile, recipe, lr, mismatch])
+    def reference_spread(profile, *, recipe, lr, mismatch=False):
+        if profile not in {k[0] for k in store}:
+            raise h.ReferenceMissingError(f"no reference runs for profile {profile!r}")
+        return h.spread(store.get((profile, recipe, lr, mismatch), ()))
 
-    fake = types.SimpleNamespace(reference_spread=reference_spread)
-    monkeypatch.setitem(sys.modules, "helpers.reference", fake)
-    monkeypatch.setattr(h, "reference", fake, raising=False)
+    monkeypatch.setattr(R, "reference_spread", reference_spread)
     return store
 
 
@@ -127,7 +123,15 @@ def test_reference_sd_pools_the_profiles_experiments_and_skips_missing_ones(refe
                                   ("flip_rotate", 0.1, False)])
     assert ref.sd == pytest.approx(1.0) and ref.experiments == 2 and ref.folder == "report/reference/full/"
     assert not h.reference_sd("quick", [("none", 0.1, False)]).measured  # no such profile: not measured
-    assert h.reference_spread("full", "none", 0.1).n == 3 and h.reference_spread("full", "crop", 0.5).n == 0
+    assert R.stored_spread("full", "none", 0.1).n == 3 and R.stored_spread("full", "crop", 0.5).n == 0
+
+
+def test_the_committed_full_scale_reference_is_read_with_its_folder():
+    ref = h.reference_sd("full", [("none", 0.1, False), ("crop", 0.1, False)])
+    assert ref.folder == "report/reference/full/"
+    spreads = [R.stored_spread("full", r, 0.1) for r in ("none", "crop")]
+    assert all(s.n >= 1 for s in spreads)
+    assert ref.measured == any(s.n >= 2 for s in spreads)  # measured only once a second seed is there
 
 
 def test_rule_note_states_welch_and_names_the_reference_folder_when_it_is_used():

@@ -1,0 +1,49 @@
+"""`python -m helpers.reference write|readme|show`: keep report/reference/ and README.md's results table up to date."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import ConfigError
+from ..project import project_root
+from . import ReferenceMissingError, reference_runs, write_reference
+from .folder import shown
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit code."""
+    ap = argparse.ArgumentParser(prog="python -m helpers.reference", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    wr = sub.add_parser("write", help="write report/reference/<profile>/ from the run store's finished runs")
+    wr.add_argument("profile", help="smoke | quick | full")
+    wr.add_argument("--runs", help="run store folder (default: $RUNS_DIR, else runs/)")
+    wr.add_argument("--add", action="store_true", help="keep the runs already in the folder")
+    wr.add_argument("--rehash", action="store_true",
+                    help="give runs of an older version today's run id (only when the id's definition changed)")
+    rd = sub.add_parser("readme", help="render README.md's results table from report/reference/")
+    rd.add_argument("--readme", default=str(project_root() / "README.md"), help="the README to update")
+    sh = sub.add_parser("show", help="list a profile's reference runs with their provenance")
+    sh.add_argument("profile")
+    for p in (wr, rd, sh):
+        p.add_argument("--root", help="reference folder (default report/reference)")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "write":
+            folder = write_reference(args.profile, args.runs, root=args.root, add=args.add, rehash=args.rehash)
+            print(f"wrote {shown(folder)}/ ({sum(1 for p in folder.iterdir() if p.is_dir())} runs)")
+        elif args.cmd == "readme":
+            from ..report.readme import update_readme  # the table needs the report's figures: a top-level job
+            changed = update_readme(Path(args.readme), root=args.root)
+            print(f"{args.readme}: results table {'updated' if changed else 'already up to date'}")
+        else:
+            runs = reference_runs(args.profile, root=args.root).drop(columns=["experiment", "settings"])
+            print(runs.to_string(index=False))
+    except (ReferenceMissingError, ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""README.md's results table, rendered from report/reference/ so that no figure in it is typed by hand:
+experiment | the report | full-scale reference | quick build on this CPU, each column labelled with its scale."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import make_config
+from ..reference import ReferenceMissingError, reference_matches, replace_block
+from .experiments import experiment_name, format_spread, report_figure
+
+START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+# The report's experiments, then the fast recipe: (recipe, lr or None for the profile's own, tested without Normalize)
+EXPERIMENTS = (("none", None, False), ("flip_rotate", None, False), ("crop", None, False),
+               ("normalize", None, False), ("normalize", None, True), ("normalize", 0.5, False),
+               ("normalize", 0.5, True), ("fast", None, False))
+COLUMNS = {"full": "full-scale reference", "quick": "quick build on this CPU"}
+
+
+def matches(profile: str, recipe: str, lr, mismatch: bool, root=None) -> pd.DataFrame:
+    """Return a reference profile's runs of one experiment (none when the profile has no folder)."""
+    try:
+        return reference_matches(profile, recipe=recipe, lr=lr, mismatch=mismatch, root=root)
+    except ReferenceMissingError:
+        return pd.DataFrame(columns=["score", "device", "epochs", "train_images"])
+
+
+def scale(runs: list[pd.DataFrame]) -> tuple[int, int] | None:
+    """Return the (training images, epochs) most of these runs share: the column's scale."""
+    both = pd.concat([r for r in runs if len(r)], ignore_index=True) if any(len(r) for r in runs) else None
+    if both is None:
+        return None
+    return tuple(both[["train_images", "epochs"]].astype(int).value_counts().index[0])
+
+
+def cell(runs: pd.DataFrame, column_scale, with_device: bool) -> str:
+    """Return 'mean ± sd% (n=k, device)' for one experiment at one scale ('–' without runs)."""
+    from ..stats import spread
+    s = spread(runs["score"])
+    if s.n == 0:
+        return "–"
+    notes = [f"n={s.n}"] + ([", ".join(sorted(set(runs["device"].dropna())))] if with_device else [])
+    own = sorted(set(zip(runs["train_images"].astype(int), runs["epochs"].astype(int))))
+    if column_scale and own != [column_scale]:
+        notes.append("; ".join(f"{e} epochs" for _, e in own))
+    return f"{format_spread(s)} ({', '.join(notes)})"
+
+
+def results_table(root=None) -> str:
+    """Return the Markdown results table: experiment | report | full-scale reference | quick build on this CPU."""
+    from ..results import REPORT_PROTOCOL
+    found = {(r, lr, m): {p: matches(p, r, lr, m, root) for p in COLUMNS} for r, lr, m in EXPERIMENTS}
+    scales = {p: scale([f[p] for f in found.values()]) for p in COLUMNS}
+    header = [f"the report (one run, {REPORT_PROTOCOL['train_images']:,} training images, "
+              f"{REPORT_PROTOCOL['epochs']} epochs)"]
+    for p, label in COLUMNS.items():
+        size = f"{scales[p][0]:,} training images, {scales[p][1]} epochs" if scales[p] else "no runs recorded yet"
+        header.append(f"{label} ({size}; mean ± sd, n{', device' if p == 'full' else ''})")
+    lines = ["| experiment | " + " | ".join(header) + " |", "|---" * (1 + len(header)) + "|"]
+    for (recipe, lr, mismatch), runs in found.items():
+        config = {**make_config("full", recipe=recipe, data_dir="synthetic",
+                                **({"lr": lr} if lr else {})).to_dict(), "mismatch": mismatch}
+        figure = report_figure(config)
+        cells = [cell(runs[p], scales[p], p == "full") for p in COLUMNS]
+        if figure is None and all(c == "–" for c in cells):
+            continue
+        lines.append(f"| {experiment_name(config)} | {figure[1] if figure else '–'} | " + " | ".join(cells) + " |")
+    lines += ["", "Test accuracy after the last epoch. Rendered by `python -m helpers.reference readme` from "
+              "`report/reference/full/` and `report/reference/quick/` (their README.md gives each run's command, "
+              "device, commit and date); see docs/reference.md."]
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, root=None) -> bool:
+    """Rewrite the block between the results-table markers of README `path`; return whether it changed."""
+    path = Path(path)
+    text = path.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{path.name} has no results table markers {START} ... {END}; add them where the table goes")
+    new = replace_block(text, START, END, results_table(root))
+    if new != text:
+        path.write_text(new)
+    return new != text

@@ -21,7 +21,8 @@ from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Refere
 from .baseline import accuracy_note, accuracy_table, checkpoints_table, per_class_note, stage_note, stage_table
 from .augmentations import recipe_findings, recipe_forms, recipe_table
 from .normalization import (FullScale, NormalizationStudy, channel_stats_note, channel_stats_table, evaluation_table,
-                            full_scale_conclusion, full_scale_table, input_ranges, normalization_conclusion, normalization_table,
+                            full_scale_conclusion, full_scale_table, input_ranges, normalization_conclusion,
+                            normalization_table,
                             other_eval_history, scored, scored_spread)
 from .normalization import experiments as normalization_experiments
 from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusion, speed_table

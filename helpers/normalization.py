@@ -64,7 +64,7 @@ def evaluation_table(results: dict) -> pd.DataFrame:
 
 
 def other_eval_history(run) -> pd.DataFrame:
-    """Return the run's history with test_loss/test_acc taken from its other test transform (with <-> without Normalize)."""
+    """Return the run's history with test_loss/test_acc from its other test transform (with <-> without Normalize)."""
     h = run.history
     if "other_test_acc" not in h:
         raise ValueError(f"run {run.id} (recipe {run.config['recipe']!r}) has no evaluation under the other test "

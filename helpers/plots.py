@@ -241,7 +241,8 @@ def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: boo
     what = metric.replace("test_", "") if train_too else metric  # both train and test are drawn
     ax.set_ylabel({"acc": "accuracy", "loss": "loss"}.get(what, what.replace("_", " "))
                   + (" (%)" if metric.endswith("acc") else ""))
-    ax.set_title((title or metric.replace("_", " ") + " per epoch") + ("\n(band: min–max over seeds)" if many else ""))
+    band = "\n(band: min–max over seeds)" if many else ""
+    ax.set_title((title or metric.replace("_", " ") + " per epoch") + band)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax

@@ -13,7 +13,8 @@ def fake_run(final, best=None, train=None, recipe="none", epochs=4, lr=0.1, mism
     best = final if best is None else best
     train = final + 10 if train is None else train
     hist = pd.DataFrame({"epoch": range(1, epochs + 1), "lr": [lr] * epochs,
-                         "train_loss": [1.0] * (epochs - 1) + [train_loss], "train_acc": [50.0] * (epochs - 1) + [train],
+                         "train_loss": [1.0] * (epochs - 1) + [train_loss],
+                         "train_acc": [50.0] * (epochs - 1) + [train],
                          "test_loss": [1.0] * epochs, "test_acc": [best] + [40.0] * (epochs - 2) + [final],
                          "seconds": [30.0] * epochs})
     metrics = {"final_test_acc": final, "best_test_acc": max(best, final),

@@ -84,7 +84,8 @@ def test_recipe_forms_print_torchvisions_own_pipelines():
 # ---- spread across seeds: tables and the reference spread ----------------------------------------
 
 def test_style_table_formats_spreads_with_n_and_missing_values():
-    df = pd.DataFrame({"a": [h.spread([80.0, 82.0]), h.spread([81.5])], "b": [1.23456, math.nan], "c": pd.Series([3, None], dtype=object)})
+    df = pd.DataFrame({"a": [h.spread([80.0, 82.0]), h.spread([81.5])], "b": [1.23456, math.nan],
+                       "c": pd.Series([3, None], dtype=object)})
     html = h.style_table(df).to_html()
     assert "81.00 ± 1.41 (n=2)" in html and "81.50 (n=1)" in html
     assert "1.23" in html and "1.2346" not in html and html.count("—") == 2 and ">3<" in html
@@ -146,7 +147,8 @@ def test_rule_note_states_welch_and_names_the_reference_folder_when_it_is_used()
 
 
 def test_verdict_phrases_each_outcome():
-    assert "A is **higher** than B: +10.00 points (threshold ±" in h.verdict(h.judge([80.0, 80.2], [70.0, 70.2]), "A", "B")
+    higher = h.verdict(h.judge([80.0, 80.2], [70.0, 70.2]), "A", "B")
+    assert "A is **higher** than B: +10.00 points (threshold ±" in higher
     assert "A is **lower** than B" in h.verdict(h.judge([70.0, 70.2], [80.0, 80.2]), "A", "B")
     assert "**not resolved**" in h.verdict(h.judge([80.0], [70.0]), "A", "B")
 
@@ -197,14 +199,17 @@ def test_accuracy_note_in_the_full_profile_with_no_measured_spread_says_so():
 
 def recipe_runs(crop=(75.0, 75.4), flip=(72.0, 72.4), crop_flip=(76.0, 76.4)):
     """Two seeds per recipe; `none` at 70.0/70.4."""
-    return {"none": seeds([70.0, 70.4], best=71.0, train=99.0), "flip_rotate": seeds(flip, train=85.0, recipe="flip_rotate"),
-            "crop": seeds(crop, train=88.0, recipe="crop"), "crop_flip": seeds(crop_flip, train=84.0, recipe="crop_flip")}
+    return {"none": seeds([70.0, 70.4], best=71.0, train=99.0),
+            "flip_rotate": seeds(flip, train=85.0, recipe="flip_rotate"),
+            "crop": seeds(crop, train=88.0, recipe="crop"),
+            "crop_flip": seeds(crop_flip, train=84.0, recipe="crop_flip")}
 
 
 def test_recipe_table_holds_spreads_the_gap_and_each_seed():
     t = h.recipe_table(recipe_runs()).set_index("recipe")
     assert t.loc["crop", "report test acc (%)"] == 83.98 and math.isnan(t.loc["crop_flip", "report test acc (%)"])
-    assert t.loc["none", "final test acc (%)"].values == (70.0, 70.4) and t.loc["none", "best test acc (%)"].mean == 71.0
+    assert t.loc["none", "final test acc (%)"].values == (70.0, 70.4)
+    assert t.loc["none", "best test acc (%)"].mean == 71.0
     assert t.loc["none", "train−test gap (points)"].mean == pytest.approx(28.8)
     assert t.loc["crop_flip", "train−test gap (points)"].values == pytest.approx((8.0, 7.6))
     per_seed = h.recipe_table(recipe_runs(), per_seed=True).set_index("recipe")
@@ -247,7 +252,8 @@ def test_recipe_findings_with_one_seed_use_the_reference_spread_and_name_it():
     out = text(h.recipe_findings(h.recipe_table(runs), QUICK, ref=ref))
     assert "+5.00 points (threshold ±1.41, 2 SE from the reference runs' spread)" in out
     assert out.count("**same direction**") == 2 and "`report/reference/quick/`" in out
-    close = text(h.recipe_findings(h.recipe_table({"none": [fake_run(70.0)], "crop": [fake_run(71.0)]}), QUICK, ref=ref))
+    one_each = {"none": [fake_run(70.0)], "crop": [fake_run(71.0)]}
+    close = text(h.recipe_findings(h.recipe_table(one_each), QUICK, ref=ref))
     assert "**not resolved**" in close and "neither confirms nor contradicts" in close
 
 

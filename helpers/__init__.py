@@ -12,14 +12,19 @@ from .train import evaluate, resolve_device, train_run
 from .sweep import SweepError, train_many
 from .stats import Comparison, Spread, compare, pooled_sd, spread
 from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
-from .plots import (augmentation_draws, augmentation_gallery, compare_bars, image_grid, lr_drops,
+from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)
-from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, NormalizationStudy,
-                      accuracy_note, channel_stats_note, evaluation_table, channel_stats_table, checkpoints_table,
-                      comparability, input_ranges, is_comparable, normalization_conclusion, normalization_table,
-                      other_eval_history, per_class_note, profile_note, recipe_findings, recipe_forms, recipe_table, run_note,
-                      runs_table, stage_note, stage_table, style_table, variant)
+from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Reference, column_spread, comparability,
+                      final_spread, group_runs, is_comparable, judge, profile_note, reference_folder, reference_sd,
+                      rule_note, run_note, runs_table, seed_columns, style_table, variant, verdict)
+from .baseline import accuracy_note, accuracy_table, checkpoints_table, per_class_note, stage_note, stage_table
+from .augmentations import recipe_findings, recipe_forms, recipe_table
+from .normalization import (FullScale, NormalizationStudy, channel_stats_note, channel_stats_table, evaluation_table,
+                            full_scale_conclusion, full_scale_table, input_ranges, normalization_conclusion,
+                            normalization_table,
+                            other_eval_history, scored, scored_spread)
+from .normalization import experiments as normalization_experiments
 from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusion, speed_table
 
 # Notebook 04's CAM names: h.cam_grid, h.compute_cams, ... (and the module, h.cam). They load helpers.cam,

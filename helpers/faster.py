@@ -2,17 +2,23 @@
 
 The fast run holds out a validation split of the training set: its per-epoch curve is measured on
 that split, so nothing about the schedule was chosen by looking at the test set, which the run
-scores exactly once, at the end.
+scores exactly once, at the end. Both experiments run over the same seeds; tables show mean ± sd (n).
 """
 from __future__ import annotations
 
+
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from .config import Config
-from .results import REPORT_TEST_ACC, md, pct
+from .plots import draw_mean_band
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, is_comparable, judge, md, pct, rule_note,
+                      seed_columns, verdict)
+from .stats import spread
 
 REPORT_BEST = max(v for v in REPORT_TEST_ACC.values() if v is not None)  # the crop run, 83.98%
+TEST = "test acc (%)"
 
 
 def default_validation(cfg_train_size: int | None) -> int:
@@ -29,58 +35,89 @@ def first_reaching(history: pd.DataFrame, target: float, column: str = "test_acc
     return e, float(history.loc[history["epoch"] <= e, "seconds"].sum() / 60)
 
 
-def speed_table(reference, fast, target: float = REPORT_BEST) -> pd.DataFrame:
-    """Return one row per run: schedule, epochs, minutes, accuracies, and when it first reached target."""
+def heldout_acc(run) -> float:
+    """Return the run's test accuracy: its held-out test score when its curve is on a validation split."""
+    return float(run.metrics["heldout_test_acc"]) if run.metrics.get("eval_set") == "validation" else run.final_acc
+
+
+def mean_history(runs) -> pd.DataFrame:
+    """Return the epoch-by-epoch mean of the runs' histories (epochs they all have)."""
+    hs = [r.history for r in _as_list(runs)]
+    n = min(len(h) for h in hs)
+    return sum(h.iloc[:n][["epoch", "test_acc", "seconds"]].reset_index(drop=True) for h in hs) / len(hs)
+
+
+LABELS = ("report protocol (crop, StepLR)", "fast (crop+flip, OneCycle)")
+
+
+def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = False) -> pd.DataFrame:
+    """Return one row per experiment: schedule, epochs, minutes and accuracies (mean ± sd, n), and when the
+    mean curve first reached the target; each seed's test accuracy if asked."""
     rows = []
-    for label, run in (("report protocol (crop, StepLR)", reference), ("fast (crop+flip, OneCycle)", fast)):
-        c, m = run.config, run.metrics
-        validation = m.get("eval_set") == "validation"
-        epoch, minutes = first_reaching(run.history, target)
-        rows.append({"run": label, "schedule": c.get("schedule", "step"), "epochs": len(run.history),
-                     "minutes": run.history["seconds"].sum() / 60,
+    for label, runs in zip(LABELS, (reference, fast)):
+        runs = _as_list(runs)
+        c = runs[0].config
+        validation = runs[0].metrics.get("eval_set") == "validation"
+        epoch, minutes = first_reaching(mean_history(runs), target)
+        rows.append({"run": label, "schedule": c.get("schedule", "step"), "epochs": len(runs[0].history),
+                     "minutes": spread(r.history["seconds"].sum() / 60 for r in runs),
                      "per-epoch curve on": "validation split" if validation else "test set",
-                     "final curve acc (%)": run.final_acc,
-                     "test acc (%)": m["heldout_test_acc"] if validation else run.final_acc,
-                     f"first epoch ≥ {target:.2f}%": epoch, "minutes to it": minutes})
-    return pd.DataFrame(rows)
+                     "final curve acc (%)": spread(r.final_acc for r in runs),
+                     TEST: spread(heldout_acc(r) for r in runs),
+                     f"mean curve: first epoch ≥ {target:.2f}%": epoch, "minutes to it": minutes})
+    df = pd.DataFrame(rows)
+    if per_seed:
+        df = seed_columns(df, dict(zip(LABELS, (reference, fast))), "run", value=heldout_acc,
+                          name="seed {seed} test (%)")
+    return df
 
 
 def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
-    """Draw accuracy per epoch and per minute of training for both runs, target marked; return the Figure."""
+    """Draw accuracy per epoch and per minute for both experiments (mean, min–max band), target marked;
+    return the Figure."""
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     fig = axes[0].figure
     curves = (("report protocol (test)", reference, "tab:green"), ("fast (validation)", fast, "tab:red"))
-    for label, run, color in curves:
-        h = run.history
-        axes[0].plot(h["epoch"], h["test_acc"], ".-", color=color, label=label)
-        axes[1].plot(h["seconds"].cumsum() / 60, h["test_acc"], ".-", color=color, label=label)
+    for label, runs, color in curves:
+        runs = _as_list(runs)
+        n = min(len(r.history) for r in runs)
+        ys = np.array([r.history["test_acc"].to_numpy()[:n] for r in runs])
+        minutes = np.mean([r.history["seconds"].cumsum().to_numpy()[:n] / 60 for r in runs], axis=0)
+        name = label if len(runs) == 1 else f"{label}, mean of {len(runs)}"
+        draw_mean_band(axes[0], runs[0].history["epoch"].to_numpy()[:n], ys, color, name, marker=".")
+        draw_mean_band(axes[1], minutes, ys, color, name, marker=".")
     for ax, xlabel in zip(axes, ("epoch", "minutes of training (this machine)")):
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"report's best, {target:.2f}%")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_title("Accuracy per epoch")
+    axes[0].set_title("Accuracy per epoch (band: min–max over seeds)")
     axes[1].set_title("Accuracy per minute of training")
     return fig
 
 
-def speed_conclusion(table: pd.DataFrame, cfg: Config, target: float = REPORT_BEST):
-    """Return the verdict on the fast recipe, rendered from the measured table."""
-    ref, fast = table.iloc[0], table.iloc[1]
-    reached = fast["test acc (%)"] >= target
-    text = (f"The fast recipe trained **{fast['epochs']} epochs in {fast['minutes']:.1f} min** and scored "
-            f"**{pct(fast['test acc (%)'])}** on the test set, looked at once. The report's protocol here "
-            f"trained {ref['epochs']} epochs in {ref['minutes']:.1f} min for {pct(ref['test acc (%)'])}. ")
-    if cfg.profile == "full":
-        text += (f"Against the report's best figure, {target:.2f}% after 60 epochs: the fast recipe "
-                 + ("**reaches it**" if reached else f"**misses it by {target - fast['test acc (%)']:.2f} points**")
-                 + f" with {fast['epochs'] / 60:.0%} of the epochs.")
+def speed_conclusion(table: pd.DataFrame, cfg: Config, target: float = REPORT_BEST, ref: Reference = NO_REFERENCE):
+    """Return the verdict on the fast recipe, rendered from the measured table and judged under the rule."""
+    ref_row, fast = table.iloc[0], table.iloc[1]
+    fast_acc, ref_acc = fast[TEST], ref_row[TEST]
+    c = judge(fast_acc, ref_acc, ref)
+    text = (f"The fast recipe trained **{fast['epochs']} epochs in {fast['minutes'].mean:.1f} min** (mean per run) "
+            f"and scored **{pct(fast_acc)}** on the test set, looked at once per run. The report's protocol here "
+            f"trained {ref_row['epochs']} epochs in {ref_row['minutes'].mean:.1f} min for {pct(ref_acc)}: "
+            f"{verdict(c, 'the fast recipe', 'the protocol')}, with "
+            f"{fast['epochs'] / max(ref_row['epochs'], 1):.0%} of the epochs and "
+            f"{fast['minutes'].mean / max(ref_row['minutes'].mean, 1e-9):.0%} of the time. ")
+    comparisons = [c]
+    if is_comparable(cfg) or cfg.profile == "full":
+        c_t = judge(fast_acc, [target], ref)
+        comparisons.append(c_t)
+        text += (f"Against the report's best figure, {target:.2f}% after {ref_row['epochs']} epochs (one run): "
+                 + {"higher": "the fast recipe **reaches it**",
+                    "lower": f"the fast recipe **misses it** by {target - fast_acc.mean:.2f} points",
+                    "not resolved": "**not resolved**"}[c_t.verdict] + f" ({c_t.describe()}).")
     else:
-        diff = fast["test acc (%)"] - ref["test acc (%)"]
-        text += (f"In the `{cfg.profile}` profile neither run can reach the report's {target:.2f}%; compared "
-                 f"with each other, the fast recipe is {diff:+.2f} points with "
-                 f"{fast['epochs'] / max(ref['epochs'], 1):.0%} of the epochs and "
-                 f"{fast['minutes'] / max(ref['minutes'], 1e-9):.0%} of the time.")
-    return md(text)
+        text += (f"In the `{cfg.profile}` profile neither run can reach the report's {target:.2f}%, "
+                 "so only the two runs here are compared.")
+    return md(text + "\n\n" + rule_note(comparisons, ref))

@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .data import CLASSES
 from .recipes import augment_batch, get_recipe
+from .stats import Spread
 
 # One colour per recipe or setting, the same in every figure.
 COLORS = {"none": "tab:blue", "flip_rotate": "tab:orange", "crop": "tab:green", "crop_flip": "tab:red",
@@ -149,27 +150,58 @@ METRICS = {"loss": ("train_loss", "test_loss", "cross-entropy loss"),
            "acc": ("train_acc", "test_acc", "accuracy (%)")}
 
 
-def plot_metric(history: pd.DataFrame, metric: str = "acc", ax=None, title: str | None = None):
-    """Draw train and test `metric` ("loss" or "acc") per epoch, LR drops marked; return the Axes."""
+def histories_of(h) -> list[pd.DataFrame]:
+    """Return a list of histories from one history or a list of them (one per seed)."""
+    return list(h) if isinstance(h, (list, tuple)) else [h]
+
+
+def stack_column(histories, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (epochs, values as seeds x epochs) of one column, over the epochs every history has."""
+    n = min(len(h) for h in histories)
+    return (histories[0]["epoch"].to_numpy()[:n],
+            np.array([h[column].to_numpy(dtype=float)[:n] for h in histories]))
+
+
+def _n_label(label: str, n: int) -> str:
+    return label if n == 1 else f"{label} (mean of {n})"
+
+
+def draw_mean_band(ax, x, ys, color, label=None, ls="-", marker=None, alpha=0.2, ms=None):
+    """Draw the mean of ys (seeds x points) as a line and, with two seeds or more, their min–max as a band."""
+    ys = np.atleast_2d(ys)
+    line, = ax.plot(x, ys.mean(0), ls=ls, marker=marker, ms=ms, color=color, label=label)
+    if len(ys) > 1:
+        ax.fill_between(x, ys.min(0), ys.max(0), color=color, alpha=alpha, lw=0)
+    return line
+
+
+def plot_metric(history, metric: str = "acc", ax=None, title: str | None = None):
+    """Draw train and test `metric` ("loss" or "acc") per epoch, LR drops marked; return the Axes.
+
+    `history` is one run's history or a list of them (one per seed): the mean is drawn, with a min–max band.
+    """
     if metric not in METRICS:
         raise ValueError(f"parameter 'metric' = {metric!r} is invalid; valid: {' | '.join(METRICS)}")
     train, test, ylabel = METRICS[metric]
+    hs = histories_of(history)
     ax = _new_ax(ax, (6, 4))
-    ax.plot(history["epoch"], history[train], "o-", ms=3, label="train")
-    ax.plot(history["epoch"], history[test], "s-", ms=3, label="test")
-    _mark_lr_drops(ax, history)
+    for col, label, marker, color in ((train, "train", "o", _CYCLE[0]), (test, "test", "s", _CYCLE[1])):
+        x, ys = stack_column(hs, col)
+        draw_mean_band(ax, x, ys, color, _n_label(label, len(hs)), marker=marker, ms=3)
+    _mark_lr_drops(ax, hs[0])
     if metric == "loss":
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.set_title(title or ("Loss" if metric == "loss" else "Accuracy") + " per epoch")
+    ax.set_title(title or ("Loss" if metric == "loss" else "Accuracy") + " per epoch"
+                 + ("" if len(hs) == 1 else f" (band: min–max of {len(hs)} seeds)"))
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
 
 
-def plot_curves(history: pd.DataFrame, axes=None, title: str | None = None):
-    """Draw loss and accuracy per epoch side by side; return the Figure."""
+def plot_curves(history, axes=None, title: str | None = None):
+    """Draw loss and accuracy per epoch side by side (one history or a list, one per seed); return the Figure."""
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     else:
@@ -183,16 +215,23 @@ def plot_curves(history: pd.DataFrame, axes=None, title: str | None = None):
 
 def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: bool = False,
               title: str | None = None, logy: bool | None = None):
-    """Overlay one history column per run (dashed: the train counterpart if asked); return the Axes."""
+    """Overlay one history column per label (dashed: the train counterpart if asked); return the Axes.
+
+    Each label maps to one history or a list of them (one per seed): the mean is drawn with a min–max band.
+    """
     ax = _new_ax(ax, (7, 4.5))
+    many = False
     for i, (label, h) in enumerate(histories.items()):
+        hs = histories_of(h)
+        many |= len(hs) > 1
         color = color_for(label, i)
-        ax.plot(h["epoch"], h[metric], "-", marker=".", color=color, label=label)
+        x, ys = stack_column(hs, metric)
+        draw_mean_band(ax, x, ys, color, _n_label(label, len(hs)), marker=".")
         if train_too:
-            partner = metric.replace("test_", "train_")
-            ax.plot(h["epoch"], h[partner], "--", color=color, alpha=0.7)
+            x, ys = stack_column(hs, metric.replace("test_", "train_"))
+            draw_mean_band(ax, x, ys, color, ls="--", alpha=0.1)
     if histories:
-        _mark_lr_drops(ax, next(iter(histories.values())))
+        _mark_lr_drops(ax, histories_of(next(iter(histories.values())))[0])
     if train_too:
         ax.plot([], [], "k-", label="test")
         ax.plot([], [], "k--", alpha=0.7, label="train")
@@ -202,7 +241,8 @@ def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: boo
     what = metric.replace("test_", "") if train_too else metric  # both train and test are drawn
     ax.set_ylabel({"acc": "accuracy", "loss": "loss"}.get(what, what.replace("_", " "))
                   + (" (%)" if metric.endswith("acc") else ""))
-    ax.set_title(title or metric.replace("_", " ") + " per epoch")
+    band = "\n(band: min–max over seeds)" if many else ""
+    ax.set_title((title or metric.replace("_", " ") + " per epoch") + band)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
@@ -286,11 +326,19 @@ def augmentation_gallery(images: torch.Tensor, recipes, draws: int = 4, seed: in
     return ax
 
 
+def _bar_values(column) -> tuple[np.ndarray, list]:
+    """Return the bar heights of a table column (a Spread's mean) and each cell's seed values."""
+    means = [v.mean if isinstance(v, Spread) else float(pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0])
+             for v in column]
+    return np.array(means, dtype=float), [list(v.values) if isinstance(v, Spread) else [] for v in column]
+
+
 def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title: str | None = None,
                  ylabel: str = "accuracy (%)", annotate: bool = True):
     """Draw grouped bars: one group per row of `table`, one bar per column; return the Axes.
 
-    `columns` maps a table column to its legend text; a missing value (NaN) leaves its bar out and
+    `columns` maps a table column to its legend text. A cell holding a Spread draws its mean as the bar,
+    its min–max as an error bar and every seed as a dot; a missing value (NaN) leaves its bar out and
     writes "n/a" in its place.
     """
     ax = _new_ax(ax, (max(6, 1.6 * len(table) + 2), 4.5))
@@ -298,24 +346,34 @@ def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title:
     xs = np.arange(len(table))
     styles = [dict(color="lightgrey", hatch="//", edgecolor="grey"), dict(color="tab:blue"),
               dict(color="tab:cyan"), dict(color="tab:orange", alpha=0.6), dict(color="tab:green")]
+    dotted = False
     for j, (col, text) in enumerate(columns.items()):
-        vals = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+        vals, seeds = _bar_values(table[col])
         pos = xs + (j - (len(columns) - 1) / 2) * width
         style = styles[j % len(styles)]
         bars = ax.bar(pos, np.nan_to_num(vals), width, label=text, **style)
-        for b, v in zip(bars, vals):
+        for b, v, pts in zip(bars, vals, seeds):
+            mid = b.get_x() + width / 2
             if np.isnan(v):
                 b.set_visible(False)
-                ax.text(b.get_x() + width / 2, 1, "n/a", ha="center", va="bottom", fontsize=7)
-            elif annotate:
-                ax.text(b.get_x() + width / 2, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+                ax.text(mid, 1, "n/a", ha="center", va="bottom", fontsize=7)
+                continue
+            top = v
+            if len(pts) > 1:
+                ax.errorbar([mid], [v], yerr=[[v - min(pts)], [max(pts) - v]], fmt="none", ecolor="black",
+                            elinewidth=1, capsize=3)
+                ax.plot([mid] * len(pts), pts, "o", color="black", ms=2.5,
+                        label=None if dotted else "one seed (bar: mean, line: min–max)")
+                dotted, top = True, max(pts)
+            if annotate:
+                ax.text(mid, top, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(xs, [textwrap.fill(str(v), 18) for v in table[label]], fontsize=8)
     ax.set_ylabel(ylabel)
     if ylabel.endswith("(%)"):
         ax.set_ylim(0, 118)  # headroom for the legend above the tallest bars
         ax.set_yticks(range(0, 101, 20))
     ax.set_title(title or "")
-    ax.legend(fontsize=8, loc="upper center", ncol=len(columns), frameon=False)
+    ax.legend(fontsize=8, loc="upper center", ncol=len(columns) + dotted, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return ax
 

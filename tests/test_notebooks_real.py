@@ -15,7 +15,7 @@ import helpers as h
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 FOLDER = os.environ.get("CIFAR10_DIR") or str(ROOT.parent / "shared" / "data" / "cifar10-jpeg")
-NOTEBOOK_NAMES = ["01_baseline.ipynb", "02_augmentations.ipynb", "03_normalization_lr_fix.ipynb"]
+NOTEBOOK_NAMES = ["01_baseline.ipynb", "02_augmentations.ipynb", "03_normalization_lr_fix.ipynb", "05_faster.ipynb"]
 
 
 def outputs(nb, kind: str) -> str:
@@ -36,10 +36,19 @@ def test_parameters_cell_is_first_tagged_and_typed(name):
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     assert "parameters" in first_code.metadata.get("tags", [])
     params = {p["name"]: p for p in pm.inspect_notebook(str(NOTEBOOKS / name)).values()}
-    assert {"profile", "epochs", "lr", "train_size", "test_size", "seed", "data_dir", "device"} <= set(params)
+    assert {"profile", "epochs", "lr", "train_size", "test_size", "seed", "seeds", "data_dir", "device"} <= set(params)
     assert all(p["inferred_type_name"] != "None" and p["help"] for p in params.values()), params
-    assert set(params) - {"fix_lr"} <= set(h.config.FIELDS)  # the Config's names, plus 03's fix_lr
+    assert set(params) - {"fix_lr", "seeds"} <= set(h.config.FIELDS)  # the Config's names, plus seeds and 03's fix_lr
+    assert params["seeds"]["default"] == "None" and "Optional[int]" in params["seeds"]["inferred_type_name"]
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks cleared"
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_every_run_of_an_experiment_notebook_is_trained_in_one_train_many_call(name):
+    # one call lets a GPU train every recipe and seed at once; a stray train_run would train alone
+    code = "\n".join(c.source for c in nbformat.read(NOTEBOOKS / name, as_version=4).cells if c.cell_type == "code")
+    assert code.count("h.train_many(") == 1 and "h.train_run(" not in code
+    assert "h.with_seeds(" in code
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")))
@@ -57,7 +66,8 @@ def test_papermill_infers_every_parameter_with_its_comment(name):
 
 @pytest.mark.parametrize("name,param,value", [("01_baseline.ipynb", "profile", "huge"),
                                               ("02_augmentations.ipynb", "epochs", "ten"),
-                                              ("03_normalization_lr_fix.ipynb", "fix_lr", -0.5)])
+                                              ("03_normalization_lr_fix.ipynb", "fix_lr", -0.5),
+                                              ("05_faster.ipynb", "seeds", 0)])
 def test_a_bad_parameter_fails_at_once_with_the_config_error(tmp_path, name, param, value):
     with pytest.raises(pm.PapermillExecutionError) as err:
         pm.execute_notebook(str(NOTEBOOKS / name), str(tmp_path / name), parameters={param: value},
@@ -75,7 +85,8 @@ def test_a_bad_parameter_fails_at_once_with_the_config_error(tmp_path, name, par
 @pytest.mark.skipif(not Path(FOLDER, "train").is_dir(), reason=f"no CIFAR-10 folder at {FOLDER}")
 def test_baseline_notebook_on_real_images_renders_the_runs_accuracy(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))  # the kernel inherits it: a private store
-    params = dict(profile="full", epochs=2, train_size=10_000, test_size=2_000, data_dir=FOLDER, device="cpu")
+    params = dict(profile="full", epochs=2, train_size=10_000, test_size=2_000, data_dir=FOLDER, device="cpu",
+                  seeds=1)  # full's default is 3 seeds; one keeps this CPU test as short as before
     out = tmp_path / "01.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "01_baseline.ipynb"), str(out), parameters=params,
                         cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3")
@@ -84,8 +95,8 @@ def test_baseline_notebook_on_real_images_renders_the_runs_accuracy(tmp_path, mo
     assert len(summary) == 1 and summary.loc[0, "source"] == "folder" and summary.loc[0, "epochs"] == 2
     final, best = summary.loc[0, "final_test_acc"], summary.loc[0, "best_test_acc"]
     text = outputs(nb, "text/markdown")
-    assert f"**{final:.2f}%** test accuracy after its last epoch (2)" in text
-    assert f"**{best:.2f}%** at its best epoch" in text and "**79.44%**" in text
+    assert f"**{final:.2f}% (n=1)** test accuracy after its last epoch (2)" in text
+    assert f"**{best:.2f}% (n=1)** at its best epoch" in text and "**79.44%**" in text
     assert "**Not comparable with the report**: the `full` profile was overridden" in text
     assert "imagenet stem**: layer4 is 512×1×1" in text
     assert "epoch   2/2" in outputs(nb, "stream")  # it trained, one line per epoch
@@ -95,4 +106,4 @@ def test_baseline_notebook_on_real_images_renders_the_runs_accuracy(tmp_path, mo
                         cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3")
     nb2 = nbformat.read(again, as_version=4)
     assert "starting" not in outputs(nb2, "stream") and "epoch " not in outputs(nb2, "stream")  # loaded, not trained
-    assert f"**{final:.2f}%**" in outputs(nb2, "text/markdown")
+    assert f"**{final:.2f}% (n=1)**" in outputs(nb2, "text/markdown")

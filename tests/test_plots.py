@@ -176,3 +176,38 @@ def test_channel_stats_plot_shows_measured_and_report_values():
     heights = [p.get_height() for p in ax.patches]
     assert heights[:6] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     assert heights[6:] == pytest.approx(list(h.CIFAR10_MEAN) + list(h.CIFAR10_STD))
+
+
+def test_curves_of_several_seeds_draw_the_mean_and_a_min_max_band():
+    seeds = [history(offset=-2), history(offset=0), history(offset=5)]
+    ax = h.plot_metric(seeds, "acc")
+    lines = lines_by_label(ax)
+    np.testing.assert_allclose(lines["test (mean of 3)"].get_ydata(), history(offset=1)["test_acc"])
+    bands = ax.collections
+    assert len(bands) == 2  # train and test
+    lo_hi = bands[1].get_paths()[0].vertices[:, 1]
+    assert lo_hi.min() == pytest.approx(35 + 6 - 2) and lo_hi.max() == pytest.approx(35 + 36 + 5)
+    assert "min–max of 3 seeds" in ax.get_title()
+    assert len(h.plot_curves(seeds).axes[0].collections) == 2
+
+
+def test_plot_runs_takes_lists_of_histories_per_label():
+    runs = {"none": [history(), history(offset=2)], "crop": history(offset=5)}
+    ax = h.plot_runs(runs, "test_acc", train_too=True)
+    labelled = lines_by_label(ax)
+    np.testing.assert_allclose(labelled["none (mean of 2)"].get_ydata(), history(offset=1)["test_acc"])
+    np.testing.assert_array_equal(labelled["crop"].get_ydata(), history(offset=5)["test_acc"])
+    assert len(ax.collections) == 2  # test and train bands of `none`; one seed of crop draws none
+    assert "min–max over seeds" in ax.get_title()
+
+
+def test_compare_bars_draw_a_spread_as_mean_error_bar_and_seed_points():
+    table = pd.DataFrame({"recipe": ["a", "b"], "report": [80.0, math.nan],
+                          "measured": [h.spread([70.0, 72.0, 74.0]), h.spread([75.0])]})
+    ax = h.compare_bars(table, "recipe", {"report": "report", "measured": "measured"})
+    assert [p.get_height() for p in ax.patches if p.get_visible()] == [80.0, 72.0, 75.0]
+    seeds = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert len(seeds) == 1 and list(seeds[0].get_ydata()) == [70.0, 72.0, 74.0]
+    segments = ax.collections[0].get_segments()  # the error bar: min to max of the seeds
+    assert [tuple(s[:, 1]) for s in segments] == [(70.0, 74.0)]
+    assert "one seed (bar: mean, line: min–max)" in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -1,0 +1,78 @@
+"""Notebook 05: the fast recipe against the report's protocol across seeds, and every branch of its verdict."""
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+import helpers as h  # noqa: E402
+from helpers import faster  # noqa: E402
+from helpers import results as R  # noqa: E402
+from fakes import seeds, text  # noqa: E402
+
+
+def fast_runs(values, epochs=2):
+    """Fast runs whose curve is on a validation split and whose test score is held out."""
+    runs = seeds([v - 1 for v in values], recipe="fast", epochs=epochs)
+    for r, v in zip(runs, values):
+        r.metrics.update(eval_set="validation", heldout_test_acc=v)
+        r.config["schedule"] = "onecycle"
+    return runs
+
+
+def test_speed_table_holds_spreads_the_held_out_score_and_each_seed():
+    t = h.speed_table(seeds([80.0, 82.0], epochs=6), fast_runs([84.0, 84.4]), target=81.0)
+    ref, fast = t.iloc[0], t.iloc[1]
+    assert ref["test acc (%)"].values == (80.0, 82.0) and fast["test acc (%)"].values == (84.0, 84.4)
+    assert fast["final curve acc (%)"].mean == pytest.approx(83.2) and fast["per-epoch curve on"] == "validation split"
+    assert ref["minutes"].mean == 3.0 and fast["epochs"] == 2 and fast["schedule"] == "onecycle"
+    assert ref["mean curve: first epoch ≥ 81.00%"] == 1  # the mean curve: 81, then 40 until the last epoch
+    assert h.speed_table(seeds([80.0, 82.0]), fast_runs([84.0]), target=90.0).iloc[0]["minutes to it"] is None
+    per_seed = h.speed_table(seeds([80.0, 82.0]), fast_runs([84.0, 84.4]), per_seed=True)
+    assert per_seed["seed 1 test (%)"].tolist() == [82.0, 84.4]
+
+
+def test_plot_speed_draws_the_mean_and_a_band_per_experiment():
+    fig = h.plot_speed(seeds([80.0, 82.0], epochs=4), fast_runs([84.0, 84.4], epochs=4))
+    ax = fig.axes[0]
+    means = {ln.get_label(): ln.get_ydata() for ln in ax.get_lines()}
+    assert list(means["report protocol (test), mean of 2"]) == [81.0, 40.0, 40.0, 81.0]
+    assert len(ax.collections) == 2  # one min–max band per experiment
+    plt.close(fig)
+
+
+FULL = h.make_config("full", recipe="fast", data_dir="/f")
+QUICK = h.make_config("quick", recipe="fast", data_dir="/f")
+
+
+def verdict_of(ref, fast, cfg, reference=R.NO_REFERENCE):
+    return text(h.speed_conclusion(h.speed_table(ref, fast), cfg, ref=reference))
+
+
+def test_quick_profile_compares_the_two_experiments_with_welch():
+    out = verdict_of(seeds([50.0, 50.4], epochs=8), fast_runs([55.0, 55.4]), QUICK)
+    assert "the fast recipe is **higher** than the protocol: +5.00 points" in out and "Welch" in out
+    assert "25% of the epochs" in out and "neither run can reach the report's 83.98%" in out
+    assert f"*Rule*: {h.stats.RULE}." in out
+
+
+def test_full_profile_judges_the_report_figure_against_the_reference_spread():
+    ref = R.Reference("full", 0.3, 5)
+    reaches = verdict_of(seeds([82.0], epochs=8), fast_runs([85.0]), FULL, ref)
+    assert "**reaches it**" in reaches and "`report/reference/full/`" in reaches
+    misses = verdict_of(seeds([82.0], epochs=8), fast_runs([82.0]), FULL, ref)
+    assert "**misses it** by 1.98 points" in misses and "is **lower**" not in misses.split("Against")[0]
+    close = verdict_of(seeds([82.0], epochs=8), fast_runs([83.8]), FULL, ref)
+    assert "Against the report's best figure, 83.98% after 8 epochs (one run): **not resolved**" in close
+
+
+def test_one_seed_without_a_reference_spread_is_not_judged():
+    out = verdict_of(seeds([50.0], epochs=8), fast_runs([55.0]), QUICK, R.Reference("quick", math.nan))
+    assert "**not resolved**" in out and "not judged" in out and "no experiment here with two seeds" in out
+
+
+def test_default_validation_is_a_tenth_with_a_floor():
+    assert faster.default_validation(3000) == 300 and faster.default_validation(500) == 100
+    assert faster.default_validation(None) == 5000

@@ -41,14 +41,21 @@ def sgd_buffers(opt: torch.optim.SGD) -> list[list[torch.Tensor]]:
     return out
 
 
-def sgd_update(params, grads, bufs, lr: torch.Tensor, momentum: torch.Tensor, weight_decay: float,
-               nesterov: bool):
-    """Apply one torch.optim.SGD step (dampening 0) with lr and momentum read from 0-dim tensors."""
+def sgd_update(params, grads, bufs, lr, momentum, weight_decay: float, nesterov: bool):
+    """Apply one torch.optim.SGD step (dampening 0); lr and momentum are floats, or 0-dim tensors for a graph.
+
+    With floats it is torch's own foreach SGD op for op, so bit for bit the same; with tensors (what a
+    captured graph needs) the products round differently, within float tolerance.
+    """
     d_p = torch._foreach_add(grads, params, alpha=weight_decay) if weight_decay != 0 else grads
     torch._foreach_mul_(bufs, momentum)
     torch._foreach_add_(bufs, d_p)  # buf = momentum * buf + d_p
-    d_p = torch._foreach_add(d_p, torch._foreach_mul(bufs, momentum)) if nesterov else bufs
-    torch._foreach_sub_(params, torch._foreach_mul(d_p, lr))
+    if isinstance(lr, torch.Tensor):
+        d_p = torch._foreach_add(d_p, torch._foreach_mul(bufs, momentum)) if nesterov else bufs
+        torch._foreach_sub_(params, torch._foreach_mul(d_p, lr))
+    else:
+        d_p = torch._foreach_add(d_p, bufs, alpha=momentum) if nesterov else bufs
+        torch._foreach_add_(params, d_p, alpha=-lr)
 
 
 def autocast(device: torch.device, precision: str):
@@ -68,7 +75,7 @@ class StaticStep:
 
     def __init__(self, model: nn.Module, opt: torch.optim.SGD, criterion, batch_size: int,
                  device: torch.device, precision: str = "fp32", channels_last: bool = False,
-                 capture: bool | None = None):
+                 capture: bool | None = None, tensor_hparams: bool | None = None):
         if not isinstance(opt, torch.optim.SGD):
             raise TypeError(f"StaticStep needs torch.optim.SGD, got {type(opt).__name__}")
         self.model, self.opt, self.criterion = model, opt, criterion
@@ -87,6 +94,8 @@ class StaticStep:
                                     nesterov=bool(g["nesterov"]), lr=torch.zeros((), device=device),
                                     momentum=torch.zeros((), device=device)))
         self.graph = None
+        # lr/momentum from device tensors (what a graph needs); eager steps may read the floats: torch's exact op
+        self.tensor_hparams = self.capture if tensor_hparams is None else tensor_hparams
         self.full_steps = 0  # full batches seen: the first WARMUP_STEPS warm up, the next is captured
         self.mode = "graph" if self.capture else "static eager"
         self.side = torch.cuda.Stream(device) if self.capture else None
@@ -99,14 +108,17 @@ class StaticStep:
             loss = self.criterion(out.float(), y)
         loss.backward()
         with torch.no_grad():
-            for g in self.groups:
+            for g, pg in zip(self.groups, self.opt.param_groups):
                 grads = [p.grad for p in g["params"]]
-                sgd_update(g["params"], grads, g["bufs"], g["lr"], g["momentum"], g["weight_decay"], g["nesterov"])
+                lr, mom = (g["lr"], g["momentum"]) if self.tensor_hparams else (pg["lr"], pg["momentum"])
+                sgd_update(g["params"], grads, g["bufs"], lr, mom, g["weight_decay"], g["nesterov"])
             self.loss_sum += loss.detach() * len(y)
             self.correct += (out.argmax(1) == y).sum()
 
     def _refresh(self):
         """Copy each group's current lr and momentum into the device tensors the update reads."""
+        if not self.tensor_hparams:
+            return
         for g, pg in zip(self.groups, self.opt.param_groups):
             g["lr"].fill_(pg["lr"])
             g["momentum"].fill_(pg["momentum"])

@@ -1,4 +1,5 @@
 """The static (graph-capturable) training step: its SGD update is torch's, it learns, it equals the eager loop, it resumes."""
+import copy
 import json
 
 import pandas as pd
@@ -18,14 +19,16 @@ def _params(seed):
     return [torch.randn(7, 5, generator=g, requires_grad=True), torch.randn(11, generator=g, requires_grad=True)]
 
 
+@pytest.mark.parametrize("tensors", [False, True])  # float lr: torch's own ops; 0-dim tensors: what a graph reads
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_manual_sgd_update_matches_torch_sgd_under_onecycle(nesterov):
+def test_manual_sgd_update_matches_torch_sgd_under_onecycle(nesterov, tensors):
     ref, mine = _params(0), _params(0)
     kw = dict(lr=0.2, momentum=0.9, weight_decay=5e-4, nesterov=nesterov)
     opt_ref, opt_mine = torch.optim.SGD(ref, **kw), torch.optim.SGD(mine, **kw)
     steps = 60
     s_ref, s_mine = (torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.2, total_steps=steps) for o in (opt_ref, opt_mine))
     bufs = sgd_buffers(opt_mine)[0]
+    opt_mine._opt_called = True  # the manual update stands in for opt.step (silences the schedulers' order check)
     lr, mom = torch.zeros(()), torch.zeros(())
     g = torch.Generator().manual_seed(1)
     seen_lr, seen_mom = set(), set()
@@ -37,14 +40,15 @@ def test_manual_sgd_update_matches_torch_sgd_under_onecycle(nesterov):
         group = opt_mine.param_groups[0]
         lr.fill_(group["lr"]), mom.fill_(group["momentum"])
         seen_lr.add(group["lr"]), seen_mom.add(group["momentum"])
+        args = (lr, mom) if tensors else (group["lr"], group["momentum"])
         with torch.no_grad():
-            sgd_update(mine, [q.grad for q in mine], bufs, lr, mom, group["weight_decay"], group["nesterov"])
+            sgd_update(mine, [q.grad for q in mine], bufs, *args, group["weight_decay"], group["nesterov"])
         s_ref.step(), s_mine.step()
     assert len(seen_lr) > 50 and len(seen_mom) > 50  # OneCycle really changed both every step
+    tol = dict(rtol=1e-5, atol=1e-6) if tensors else dict(rtol=0, atol=0)  # floats: bit for bit
     for p, q in zip(ref, mine):
-        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(opt_mine.state[q]["momentum_buffer"], opt_ref.state[p]["momentum_buffer"],
-                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(q, p, **tol)
+        torch.testing.assert_close(opt_mine.state[q]["momentum_buffer"], opt_ref.state[p]["momentum_buffer"], **tol)
     # The state dict is torch's: a plain SGD loads it and continues as the reference does.
     reloaded = torch.optim.SGD(mine, **kw)
     reloaded.load_state_dict(opt_mine.state_dict())
@@ -64,8 +68,42 @@ def test_static_step_rejects_what_it_cannot_do():
         h.train_run(**SMALL, step="fast")
 
 
+def test_static_step_with_device_hparams_matches_the_eager_step():
+    """The graph's step (tensor lr/momentum, static buffers, smaller last batch) run eagerly on a small model."""
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 16), torch.nn.BatchNorm1d(16),
+                              torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    mine = copy.deepcopy(ref)
+    kw = dict(lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    opt_ref, opt_mine = torch.optim.SGD(ref.parameters(), **kw), torch.optim.SGD(mine.parameters(), **kw)
+    s_ref, s_mine = (torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.05, total_steps=40) for o in (opt_ref, opt_mine))
+    crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    stepper = StaticStep(mine, opt_mine, crit, 16, torch.device("cpu"), tensor_hparams=True)
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(76, 3, 32, 32, generator=g), torch.randint(0, 10, (76,), generator=g)
+    loss_sum = 0.0
+    for epoch in range(8):
+        stepper.reset()
+        loss_sum = 0.0
+        for i in range(0, 76, 16):  # four full batches and one of 12
+            xb, yb = x[i:i + 16], y[i:i + 16]
+            loss = crit(ref(xb), yb)
+            opt_ref.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_ref.step()
+            stepper.step(xb, yb)
+            s_ref.step(), s_mine.step()
+            loss_sum += loss.item() * len(yb)
+    total, _ = stepper.totals()
+    assert total == pytest.approx(loss_sum, rel=1e-4)
+    assert loss_sum / 76 < 1.0  # it learned the 76 images (chance: ln 10 = 2.3)
+    for a, b in zip(ref.state_dict().values(), mine.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
 def _close(a, b):
-    pd.testing.assert_frame_equal(a.history[COMPARE], b.history[COMPARE], check_exact=False, rtol=2e-3, atol=0.6)
+    # Float lr/momentum: the static step is torch's SGD op for op, so the histories are equal, not just close.
+    pd.testing.assert_frame_equal(a.history[COMPARE], b.history[COMPARE])
 
 
 @pytest.mark.parametrize("recipe", ["none", "fast"])  # StepLR + momentum; OneCycle + Nesterov + smoothing

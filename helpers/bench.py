@@ -10,7 +10,7 @@ images/s of
 and what a per-epoch checkpoint (last.pt of the full ResNet-18, with its SHA-256) costs: written
 synchronously, and the part the training thread waits for when it is written in the background.
 
-With no arguments it is short (about a minute on a quiet 2-core CPU); `--full` runs the longer sweep
+With no arguments it is short (under 3 minutes on a loaded 2-core CPU); `--full` runs the longer sweep
 (every setting, two recipes, more steps, DataLoader worker counts, torch.compile). It is a benchmark,
 not a test: figures vary with the machine and with other load on it, so each table names its command,
 device, data and date.
@@ -39,7 +39,7 @@ from .step import StaticStep
 from .train import (_autocast, evaluate, make_optimizer, make_scheduler, resolve_device, train_epoch,
                     train_epoch_static)
 
-QUICK = {"cpu": dict(settings="fp32", recipes="crop", steps=3, images=384, workers="0"),
+QUICK = {"cpu": dict(settings="fp32", recipes="crop", steps=2, images=256, workers="0"),
          "cuda": dict(settings="fp32,bf16+cl", recipes="crop", steps=50, images=5120, workers="4")}
 FULL = {"cpu": dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate", steps=20, images=2560,
                     workers="0,1,2"),
@@ -128,10 +128,11 @@ def bench_loop(device, data, recipe, precision="fp32", channels_last=False, imag
     epoch(images)
     _sync(device)
     train_ips = images / (time.perf_counter() - t)
-    n_eval = min(len(data.test_x), 10_000 if device.type == "cuda" else 1000)
+    n_eval = min(len(data.test_x), 10_000 if device.type == "cuda" else 500)
     tx, ty = data.test_x[:n_eval].to(device), data.test_y[:n_eval].to(device)
-    bs = 5000 if device.type == "cuda" else 1000
-    evaluate(model, tx[:bs], ty[:bs], recipe, precision=precision, channels_last=channels_last, batch_size=bs)
+    bs = 5000 if device.type == "cuda" else 1000  # train_run's evaluation batches
+    warm = bs if device.type == "cuda" else 100
+    evaluate(model, tx[:warm], ty[:warm], recipe, precision=precision, channels_last=channels_last, batch_size=bs)
     secs = _timed(lambda: evaluate(model, tx, ty, recipe, precision=precision, channels_last=channels_last,
                                    batch_size=bs), 1, device)
     return {"images_per_s": train_ips, "eval_images_per_s": n_eval / secs}
@@ -212,7 +213,16 @@ def bench_checkpoint(device, epochs_of_history: int = 60) -> dict:
 
 
 def _device_name(device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    """Return the GPU's name, or the CPU's model name where the system tells it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
 
 
 def _fmt(v) -> str:

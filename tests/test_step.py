@@ -11,7 +11,7 @@ from helpers.config import ConfigError
 from helpers.step import StaticStep, sgd_buffers, sgd_update
 
 COMPARE = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
-SMALL = dict(profile="smoke", train_size=300, test_size=100, epochs=3, batch_size=32)  # 10 steps per epoch
+SMALL = dict(profile="smoke", train_size=300, test_size=100, epochs=3, batch_size=32, lr=0.02)  # 10 steps per epoch
 
 
 def _params(seed):

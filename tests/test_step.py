@@ -141,15 +141,36 @@ def test_step_from_environment(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
-def test_cuda_graph_step_equals_static_eager_and_falls_back(tmp_path, monkeypatch):
+def test_cuda_graph_step_matches_eager_steps_learns_and_falls_back(tmp_path, monkeypatch):
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 16), torch.nn.BatchNorm1d(16),
+                              torch.nn.ReLU(), torch.nn.Linear(16, 10)).to(dev)
+    mine = copy.deepcopy(ref)
+    kw = dict(lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    opts = [torch.optim.SGD(m.parameters(), **kw) for m in (ref, mine)]
+    scheds = [torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.05, total_steps=60) for o in opts]
+    crit = torch.nn.CrossEntropyLoss()
+    eager = StaticStep(ref, opts[0], crit, 16, dev, capture=False, tensor_hparams=True)
+    graph = StaticStep(mine, opts[1], crit, 16, dev)
+    x, y = torch.rand(76, 3, 32, 32, device=dev), torch.randint(0, 10, (76,), device=dev)
+    for _ in range(12):
+        for i in range(0, 76, 16):
+            eager.step(x[i:i + 16], y[i:i + 16]), graph.step(x[i:i + 16], y[i:i + 16])
+            [s.step() for s in scheds]
+    assert graph.graph is not None and graph.mode == "graph"
+    for a, b in zip(ref.state_dict().values(), mine.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4)
+
     cfg = dict(SMALL, recipe="fast", device="cuda")
-    graph = h.train_run(**cfg, runs_dir=tmp_path / "g", progress=False, step="graph")
-    assert graph.env["step"] == "graph"
+    run = h.train_run(**cfg, runs_dir=tmp_path / "g", progress=False, step="graph")
+    falls = run.history["train_loss"].iloc[-1] < run.history["train_loss"].iloc[0]
+    assert run.env["step"] == "graph" and falls, run.history
 
     def broken(*a, **k):
         raise RuntimeError("no capture today")
     monkeypatch.setattr(torch.cuda, "graph", broken)
     with pytest.warns(RuntimeWarning, match="capture failed, training eagerly: RuntimeError: no capture today"):
-        eager = h.train_run(**cfg, runs_dir=tmp_path / "e", progress=False, step="graph")
-    assert "capture failed" in eager.env["step"]
-    _close(graph, eager)
+        fallback = h.train_run(**cfg, runs_dir=tmp_path / "e", progress=False, step="graph")
+    assert "capture failed" in fallback.env["step"], fallback.env
+    assert fallback.history["train_loss"].iloc[-1] < fallback.history["train_loss"].iloc[0], fallback.history

@@ -6,11 +6,13 @@ beside it, and one that does not match is reported, never used.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +75,87 @@ def save_checkpoint(obj: dict, path: Path):
     data = buf.getvalue()
     atomic_write_bytes(path, data)
     atomic_write_bytes(Path(f"{path}.sha256"), hashlib.sha256(data).hexdigest().encode())
+
+
+def cpu_snapshot(obj):
+    """Return a deep copy of `obj` whose tensors are CPU copies, safe to save while training goes on.
+
+    CUDA tensors are copied into pinned memory without blocking, then synchronised once.
+    """
+    cuda = []
+
+    def copy_tensor(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach()
+        if t.device.type == "cuda":
+            out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+            cuda.append(t.device)
+            return out
+        return t.clone()
+
+    def walk(o):
+        if isinstance(o, torch.Tensor):
+            return copy_tensor(o)
+        if isinstance(o, dict):
+            out = type(o)((k, walk(v)) for k, v in o.items())
+            if hasattr(o, "_metadata"):  # a module state_dict's versions, used by load_state_dict
+                out._metadata = copy.deepcopy(o._metadata)
+            return out
+        if isinstance(o, (list, tuple)):
+            return type(o)(walk(v) for v in o)
+        return copy.deepcopy(o)
+
+    out = walk(obj)
+    for device in set(cuda):
+        torch.cuda.synchronize(device)
+    return out
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread, one epoch's files at a time, in order.
+
+    `submit` snapshots the state to CPU tensors (the only part the training thread waits for, besides
+    the previous epoch's write), then serialises, hashes and writes atomically in the background.
+    The previous write is drained first, so on disk there is always the last or the next-to-last
+    finished epoch: a kill -9 loses at most one epoch. A write error is raised in the training
+    thread at the next `submit` or `drain`, never lost.
+    """
+
+    def __init__(self, background: bool = True):
+        self.background = background
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, checkpoints: list, files: list = ()):
+        """Write [(state, path)] checkpoints, then [(path, bytes)] files, after draining the last write."""
+        self.drain()
+        jobs = [(cpu_snapshot(obj), Path(path)) for obj, path in checkpoints]
+        if not self.background:
+            return self._write(jobs, files)
+        self._thread = threading.Thread(target=self._run, args=(jobs, list(files)), name="checkpoint-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, jobs, files):
+        try:
+            self._write(jobs, files)
+        except BaseException as e:  # handed to the training thread by drain()
+            self._error = e
+
+    @staticmethod
+    def _write(jobs, files):
+        for obj, path in jobs:
+            save_checkpoint(obj, path)
+        for path, data in files:  # history.csv after last.pt: it never runs ahead of the checkpoint
+            atomic_write_bytes(Path(path), data)
+
+    def drain(self):
+        """Wait for the pending write; raise its error, if any, here."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:

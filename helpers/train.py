@@ -19,6 +19,9 @@ from .project import portable_path, project_commit
 from .models import build_model
 from .progress import RunProgress
 from .recipes import Recipe, augment_batch, eval_batch, get_recipe
+from .step import STEPS, StaticStep
+
+EVAL_BATCH = {"cuda": 5000, "cpu": 1000}  # evaluation batch: large on CUDA (few launches); CPU's as before
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -81,21 +84,27 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", 
     return {"loss": total_loss / len(x), "acc": 100.0 * correct / len(x), "preds": torch.cat(preds)}
 
 
-def train_epoch(model, opt, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
-                cfg: Config, generator: torch.Generator, criterion, progress: RunProgress | None = None) -> dict:
-    """Train one epoch over resident uint8 tensors; return {loss, acc (percent), images}."""
-    model.train()
+def epoch_batches(x: torch.Tensor, y: torch.Tensor, recipe: Recipe, cfg: Config, generator: torch.Generator):
+    """Yield the epoch's augmented (images, labels) batches: seeded order and draws, the last smaller batch kept."""
     device = x.device
     perm = torch.randperm(len(x), generator=generator, device=generator.device).to(device)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
     for i in range(0, len(x), cfg.batch_size):  # the last, smaller batch is kept, as DataLoader does
         idx = perm[i:i + cfg.batch_size]
         xb = augment_batch(recipe, x[idx], generator)
-        yb = y[idx]
         if cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
+        yield xb, y[idx]
+
+
+def train_epoch(model, opt, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                cfg: Config, generator: torch.Generator, criterion, progress: RunProgress | None = None) -> dict:
+    """Train one epoch over resident uint8 tensors, eagerly; return {loss, acc (percent), images}."""
+    model.train()
+    device = x.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    for xb, yb in epoch_batches(x, y, recipe, cfg, generator):
         with _autocast(device, cfg.precision):
             out = model(xb)
             loss = criterion(out.float(), yb)
@@ -104,14 +113,46 @@ def train_epoch(model, opt, sched, per_step: bool, x: torch.Tensor, y: torch.Ten
         opt.step()
         if per_step:
             sched.step()
-        loss_sum += loss.detach() * len(idx)
+        loss_sum += loss.detach() * len(yb)
         correct += (out.argmax(1) == yb).sum()
-        seen += len(idx)
+        seen += len(yb)
         if progress is not None and progress.tty:
             progress.step(loss_sum.item() / seen, 100.0 * correct.item() / seen)
     if not per_step:
         sched.step()
     return {"loss": loss_sum.item() / seen, "acc": 100.0 * correct.item() / seen, "images": seen}
+
+
+def train_epoch_static(stepper: StaticStep, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor,
+                       recipe: Recipe, cfg: Config, generator: torch.Generator,
+                       progress: RunProgress | None = None) -> dict:
+    """Train one epoch through a StaticStep (a CUDA graph on CUDA); same batches and schedule as train_epoch."""
+    stepper.model.train()
+    stepper.reset()
+    seen, shown = 0, (float("nan"), float("nan"))
+    for n, (xb, yb) in enumerate(epoch_batches(x, y, recipe, cfg, generator)):
+        stepper.step(xb, yb)
+        if per_step:
+            sched.step()
+        seen += len(yb)
+        if progress is not None and progress.tty:
+            if n % 25 == 0:  # reading the totals syncs the device: not every step
+                loss, correct = stepper.totals()
+                shown = (loss / seen, 100.0 * correct / seen)
+            progress.step(*shown)
+    if not per_step:
+        sched.step()
+    loss, correct = stepper.totals()
+    return {"loss": loss / seen, "acc": 100.0 * correct / seen, "images": seen}
+
+
+def resolve_step(step: str, device: torch.device) -> str:
+    """Return 'eager' or 'graph' for train_run's `step` parameter (auto: graph on CUDA, eager on CPU)."""
+    if step not in STEPS:
+        raise ConfigError(f"parameter 'step' = {step!r} is invalid; valid: {' | '.join(STEPS)}")
+    if step == "auto":
+        return "graph" if device.type == "cuda" else "eager"
+    return step
 
 
 def environment(device: torch.device, cfg: Config) -> dict:
@@ -134,11 +175,15 @@ def class_metrics(preds: torch.Tensor, y: torch.Tensor, classes=CLASSES) -> dict
 
 
 def train_run(config: Config | None = None, *, force: bool = False, progress: bool = True,
-              runs_dir=None, data: Cifar10 | None = None, on_epoch=None, **params) -> store.Run:
+              runs_dir=None, data: Cifar10 | None = None, on_epoch=None, step: str | None = None,
+              **params) -> store.Run:
     """Return the finished run for a config: loaded from the store, resumed, or trained.
 
     Pass a Config, or the parameters of `make_config` (profile, recipe, epochs, lr, ...).
     `on_epoch(row)` is called after every epoch; `force=True` discards a stored run and retrains.
+    `step` (None: $TRAIN_STEP, else auto) is how a step runs, not part of the experiment (like `device`):
+    auto = a captured CUDA graph on CUDA and the eager loop on CPU; eager; graph (on CPU: its
+    static-buffer step run eagerly).
     """
     if config is None:
         config = make_config(**params)
@@ -146,6 +191,7 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
         raise TypeError(f"give either a Config or parameters, not both (got {sorted(params)})")
     cfg = config
     device = resolve_device(cfg.device)  # fails before any work if CUDA is asked for and absent
+    step = resolve_step(step or os.environ.get("TRAIN_STEP") or "auto", device)
     ident = data.identity if data is not None else data_identity(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     rid = store.run_id(cfg.identity(), ident)
     path = store.runs_root(runs_dir) / rid
@@ -154,7 +200,7 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
     if store.is_complete(path):
         return _note_use(store.load_run(path))
     with store.RunLock(path):
-        return _note_use(_train(cfg, rid, path, device, ident, data, progress, on_epoch))
+        return _note_use(_train(cfg, rid, path, device, ident, data, progress, on_epoch, step))
 
 
 def _note_use(run: store.Run) -> store.Run:
@@ -166,7 +212,7 @@ def _note_use(run: store.Run) -> store.Run:
     return run
 
 
-def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run:
+def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager") -> store.Run:
     recipe = get_recipe(cfg.recipe)
     if data is None:
         data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
@@ -199,6 +245,11 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run
         sched.load_state_dict(ckpt["scheduler"])
         history, start = ckpt["history"], ckpt["epoch"]
         torch.set_rng_state(ckpt["rng"])
+    # Built after a resume, so that it takes over the loaded momentum buffers.
+    stepper = (StaticStep(model, opt, criterion, cfg.batch_size, device, cfg.precision, cfg.channels_last)
+               if step == "graph" else None)
+    writer = store.CheckpointWriter()
+    ev_kw = dict(precision=cfg.precision, channels_last=cfg.channels_last, batch_size=EVAL_BATCH[device.type])
 
     snapshots = set(cfg.snapshot_epochs) | {cfg.epochs}
     bar = RunProgress(cfg.epochs, steps, f"[{rid} {cfg.recipe}]", progress, start)
@@ -210,17 +261,18 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run
             g = torch.Generator(device=gen_device).manual_seed(cfg.seed * 1_000_003 + epoch)
             lr = opt.param_groups[0]["lr"]
             t0 = time.perf_counter()
-            tr = train_epoch(model, opt, sched, per_step, x, y, recipe, cfg, g, criterion, bar)
+            if stepper is None:
+                tr = train_epoch(model, opt, sched, per_step, x, y, recipe, cfg, g, criterion, bar)
+            else:
+                tr = train_epoch_static(stepper, sched, per_step, x, y, recipe, cfg, g, bar)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t1 = time.perf_counter()
-            ev = evaluate(model, tx, ty, recipe, cfg.mismatch, precision=cfg.precision,
-                          channels_last=cfg.channels_last)
+            ev = evaluate(model, tx, ty, recipe, cfg.mismatch, **ev_kw)
             # A normalizing recipe is also scored under the other test transform (with <-> without
             # Normalize): notebook 03's mismatch test needs both curves of the same weights, and a
             # second evaluation costs a fraction of training the same weights again.
-            other = (evaluate(model, tx, ty, recipe, not cfg.mismatch, precision=cfg.precision,
-                              channels_last=cfg.channels_last) if recipe.normalize else None)
+            other = evaluate(model, tx, ty, recipe, not cfg.mismatch, **ev_kw) if recipe.normalize else None
             t2 = time.perf_counter()
             row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"],
                    "test_loss": ev["loss"], "test_acc": ev["acc"], "seconds": t2 - t0,
@@ -229,19 +281,23 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run
             if other is not None:
                 row.update(other_test_loss=other["loss"], other_test_acc=other["acc"])
             history.append(row)
-            if epoch in snapshots:
-                store.save_checkpoint({"model": model.state_dict(), "epoch": epoch}, path / f"epoch{epoch:03d}.pt")
-            store.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                   "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
-                                   "rng": torch.get_rng_state()}, path / "last.pt")
-            store.atomic_write_bytes(path / "history.csv", pd.DataFrame(history).to_csv(index=False).encode())
+            # Snapshot to CPU now; serialise, hash and write in the background while the next epoch trains.
+            ckpts = [({"model": model.state_dict(), "epoch": epoch}, path / f"epoch{epoch:03d}.pt")] if epoch in snapshots else []
+            ckpts.append(({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                           "epoch": epoch, "history": history, "rng": torch.get_rng_state()}, path / "last.pt"))
+            writer.submit(ckpts, [(path / "history.csv", pd.DataFrame(history).to_csv(index=False).encode())])
             bar.epoch_end(row)
             if on_epoch is not None:
                 on_epoch(row)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the training error is the one to report
+            writer.drain()
+        raise
     finally:
         bar.close()
+    writer.drain()  # every checkpoint is on disk before metrics.json marks the run finished
 
-    final = evaluate(model, tx, ty, recipe, cfg.mismatch, precision=cfg.precision, channels_last=cfg.channels_last)
+    final = evaluate(model, tx, ty, recipe, cfg.mismatch, **ev_kw)
     h = pd.DataFrame(history)
     best = h.loc[h["test_acc"].idxmax()]
     metrics = {"final_test_acc": float(h["test_acc"].iloc[-1]), "best_test_acc": float(best["test_acc"]),
@@ -253,9 +309,9 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch) -> store.Run
         metrics["other_eval"] = {"mismatch": not cfg.mismatch, "final_test_acc": float(h["other_test_acc"].iloc[-1]),
                                  "best_test_acc": float(h["other_test_acc"].max())}
     if cfg.validation:  # history's test_* columns hold validation figures; the test set is scored once
-        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, cfg.mismatch,
-                        precision=cfg.precision, channels_last=cfg.channels_last)
+        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, cfg.mismatch, **ev_kw)
         metrics.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))
-    store.atomic_write_json(path / "env.json", environment(device, cfg))
+    store.atomic_write_json(path / "env.json", {**environment(device, cfg),
+                                                "step": stepper.mode if stepper is not None else "eager"})
     store.atomic_write_json(path / "metrics.json", metrics)  # written last: marks the run finished
     return store.load_run(path)

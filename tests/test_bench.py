@@ -1,0 +1,26 @@
+"""The benchmark runs with tiny settings and prints its table with command, device and data (no timing is tested)."""
+import pytest
+
+from helpers import bench
+
+
+def test_bench_prints_its_table_on_cpu(capsys):
+    rows, ck = bench.main(["--device", "cpu", "--data-dir", "synthetic", "--images", "130", "--steps", "1",
+                           "--settings", "fp32,bf16+cl", "--recipes", "crop"])
+    out = capsys.readouterr().out
+    assert "command: python -m helpers.bench --device cpu --data-dir synthetic --images 130" in out
+    assert "device:  cpu" in out and "data:    synthetic" in out
+    assert "| setting | step eager | step graph | loop eager crop | loop graph crop | report crop | eval |" in out
+    assert [r["setting"] for r in rows] == ["fp32", "bf16+cl"]
+    for r in rows:
+        assert r["step eager"] > 0 and r["loop eager crop"] > 0 and r["eval"] > 0
+        assert r["step graph"] == r["loop graph crop"] == "needs CUDA"
+        assert f"| {r['setting']} | " in out
+    assert ck["megabytes"] > 40 and ck["sync_s"] > 0  # ResNet-18 weights + momentum: about 90 MB
+    assert "checkpoint (last.pt of ResNet-18" in out and "needs CUDA; run the same command on a GPU" in out
+
+
+def test_bench_rejects_a_bad_device(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "tpu", "--no-checkpoint"])
+    assert "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')" in capsys.readouterr().err

@@ -480,3 +480,15 @@ def test_seeds_of_one_experiment_share_a_row_and_a_normalizing_one_gives_two(tmp
     assert rows[0]["measured"] == pytest.approx(49.1) and rows[0]["build"].sd == pytest.approx(2 ** 0.5)
     assert rows[0]["best"] == pytest.approx(49.4)
     assert rows[1]["report"] == "≈30%"
+
+
+def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_path, monkeypatch):
+    """Kernels run in notebooks/: a data folder given relative to the caller's folder is made absolute first."""
+    from helpers.report.plan import anchor_data_folder
+    (tmp_path / "data" / "cifar").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    env = {"CIFAR10_DIR": "data/cifar"}
+    params = anchor_data_folder({"data_dir": "./data/cifar", "epochs": 3}, environ=env)
+    assert params == {"data_dir": str(tmp_path / "data" / "cifar"), "epochs": 3}
+    assert env["CIFAR10_DIR"] == str(tmp_path / "data" / "cifar")
+    assert anchor_data_folder({"data_dir": "synthetic"}, environ={}) == {"data_dir": "synthetic"}

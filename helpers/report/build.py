@@ -20,8 +20,8 @@ from ..project import project_root
 from . import execution
 from .export import export_pages
 from .landing import write_landing
-from .plan import (ReportError, check_config, check_data, find_notebooks, load_params_file, parse_sets,
-                   plan_parameters)
+from .plan import (ReportError, anchor_data_folder, check_config, check_data, find_notebooks, load_params_file,
+                   parse_sets, plan_parameters)
 
 log = logging.getLogger("helpers.report")
 
@@ -38,6 +38,7 @@ def build_report(profile: str = "auto", params: dict | None = None, out="report"
     profile = resolve_profile(profile)
     out = Path(out).resolve()
     notebooks = find_notebooks(notebooks_dir or project_root() / "notebooks")
+    params = anchor_data_folder(params)
     plan = plan_parameters(notebooks, params, profile)
     check_config(plan, profile)
     data_dir = next((v["data_dir"] for v in plan.values() if v.get("data_dir") is not None), None)

@@ -3,6 +3,7 @@ command line or in a YAML file, and check the configuration and the data before 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -116,6 +117,21 @@ def check_config(plan: dict, profile: str):
     if merged.get("mismatch") and "recipe" not in merged:
         merged["recipe"] = "normalize"  # mismatch is valid only with a normalizing recipe, which its notebook picks
     make_config(profile=profile, **merged)
+
+
+def anchor_data_folder(params: dict, environ=os.environ) -> dict:
+    """Return params with a relative `data_dir` made absolute, and make a relative $CIFAR10_DIR absolute in place.
+
+    The notebooks' kernels run in notebooks/, so a folder given relative to where the command was typed
+    (`CIFAR10_DIR=../shared/data/cifar10-jpeg make report`) would otherwise name another folder there.
+    """
+    params = dict(params)
+    if params.get("data_dir") not in (None, "synthetic") and not os.path.isabs(str(params["data_dir"])):
+        params["data_dir"] = str(Path(str(params["data_dir"])).expanduser().resolve())
+    env_dir = environ.get("CIFAR10_DIR")
+    if env_dir and not os.path.isabs(env_dir):
+        environ["CIFAR10_DIR"] = str(Path(env_dir).expanduser().resolve())
+    return params
 
 
 def check_data(profile: str, data_dir=None) -> str:

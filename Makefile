@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed   ## create .venv and install the project with its extras
 
 test: setup                 ## run unit tests, then nbval over the notebooks (smoke profile)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 
 # make report: check the data, execute notebooks/NN_*.ipynb with papermill, export report/index.html.
 #   make report PROFILE=quick EPOCHS=5 LR=0.05    notebook parameters in upper case, on make's command line

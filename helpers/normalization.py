@@ -312,6 +312,11 @@ def full_scale_conclusion(fs: FullScale) -> Markdown:
         left_open.append(f"The seed-to-seed spread at this scale: the reference holds {'/'.join(map(str, ns))} "
                          "seed(s) per setting, so every difference above with one seed a side is not resolved "
                          "under the rule.")
+    elif fs.ref.borrowed:
+        left_open.append(f"The seed-to-seed spread at this scale itself: the reference holds "
+                         f"{'/'.join(map(str, ns))} seed(s) per setting, so the thresholds above use the spread "
+                         f"measured in `{fs.ref.sd_folder}` (see the rule); a verdict near its threshold may change "
+                         "once more seeds at this scale are added.")
     out = [f"**At the report's scale** (full profile, the reference runs in {folder}, "
            f"n={'/'.join(map(str, ns))} seed(s) per setting):", "", "*What the figures support.*", ""]
     out += [f"- {t}" for t in supported] or ["- Under the rule, nothing yet: see what they leave open."]

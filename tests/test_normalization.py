@@ -116,8 +116,22 @@ def test_study_from_runs_reads_every_setting_per_seed():
 
 # ---- at the report's scale -------------------------------------------------------------------------
 
-def full_scale(matched=(78.39,), mismatched=(33.42,), fix_matched=(72.38,), fix_mismatched=(23.10,), sd=math.nan):
-    return h.FullScale(S(matched), S(mismatched), S(fix_matched), S(fix_mismatched), R.Reference("full", sd, 4))
+def full_scale(matched=(78.39,), mismatched=(33.42,), fix_matched=(72.38,), fix_mismatched=(23.10,), sd=math.nan,
+               measured_in=None):
+    return h.FullScale(S(matched), S(mismatched), S(fix_matched), S(fix_mismatched),
+                       R.Reference("full", sd, 4, measured_in))
+
+
+def test_full_scale_with_one_seed_judges_by_the_borrowed_quick_spread_and_says_so():
+    out = text(h.full_scale_conclusion(full_scale(sd=4.0, measured_in="quick")))
+    supported, rest = out.split("*What the figures support.*")[1].split("(a hypothesis, not a fact)")
+    assert "**The collapse is the train/test transform mismatch.**" in supported
+    assert "**lr 0.5 does not turn the mismatched pipeline into 76.37%.**" in supported
+    assert "threshold ±11.31, 2 SE from the reference runs' spread" in supported  # 2 * 4.0 * sqrt(2)
+    assert "+3.99 points (threshold ±11.31" in rest and "**not resolved**" in rest
+    assert "use the spread measured in `report/reference/quick/`" in rest and "an assumption" in rest
+    out = text(h.full_scale_conclusion(full_scale(sd=30.0, measured_in="quick")))  # a spread too wide to judge
+    assert "Under the rule, nothing yet" in out and "Whether the collapse is the train/test transform mismatch." in out
 
 
 def test_full_scale_with_one_seed_and_no_spread_leaves_every_difference_open():

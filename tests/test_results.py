@@ -132,7 +132,25 @@ def test_the_committed_full_scale_reference_is_read_with_its_folder():
     assert ref.folder == "report/reference/full/"
     spreads = [R.stored_spread("full", r, 0.1) for r in ("none", "crop")]
     assert all(s.n >= 1 for s in spreads)
-    assert ref.measured == any(s.n >= 2 for s in spreads)  # measured only once a second seed is there
+    own = any(s.n >= 2 for s in spreads)  # measured in its own folder only once a second seed is there
+    assert (ref.measured and not ref.borrowed) == own
+    assert ref.borrowed == (not own and h.reference_sd("quick", [("none", 0.1, False), ("crop", 0.1, False)]).measured)
+
+
+def test_reference_sd_of_full_borrows_the_quick_spread_only_when_its_own_is_unmeasured(reference_module):
+    reference_module.update({("full", "none", 0.1, False): [78.0], ("full", "crop", 0.1, False): [81.0],
+                             ("quick", "none", 0.1, False): [47.0, 49.0], ("quick", "crop", 0.1, False): [52.0, 54.0]})
+    ref = h.reference_sd("full", [("none", 0.1, False), ("crop", 0.1, False)])
+    assert ref.borrowed and ref.measured_in == "quick" and ref.sd == pytest.approx(math.sqrt(2.0))
+    assert ref.folder == "report/reference/full/" and ref.sd_folder == "report/reference/quick/"
+    own = h.reference_sd("quick", [("none", 0.1, False)])
+    assert not own.borrowed and own.sd_folder == "report/reference/quick/"
+    reference_module[("full", "none", 0.1, False)] = [78.0, 78.5]  # a second full seed: its own spread wins
+    ref = h.reference_sd("full", [("none", 0.1, False), ("crop", 0.1, False)])
+    assert not ref.borrowed and ref.sd == pytest.approx(math.sqrt(0.125))
+    reference_module.clear()
+    reference_module[("full", "none", 0.1, False)] = [78.0]  # no quick folder: nothing to borrow
+    assert not h.reference_sd("full", [("none", 0.1, False)]).measured
 
 
 def test_rule_note_states_welch_and_names_the_reference_folder_when_it_is_used():
@@ -142,6 +160,11 @@ def test_rule_note_states_welch_and_names_the_reference_folder_when_it_is_used()
     single = h.judge([80.0], [70.0], ref)
     note = h.rule_note([welch, single], ref)
     assert h.stats.RULE_REFERENCE in note and "`report/reference/quick/`" in note and "sd 0.50 points over 3" in note
+    assert "stands in" not in note
+    borrowed = R.Reference("full", 0.5, 3, measured_in="quick")
+    note = h.rule_note([h.judge([80.0], [70.0], borrowed)], borrowed)
+    assert "`report/reference/quick/`: pooled seed-to-seed sd 0.50" in note
+    assert "`report/reference/full/` has no experiment here with two seeds" in note and "an assumption" in note
     none = h.rule_note([h.judge([80.0], [70.0])], R.Reference("smoke", math.nan))
     assert "`report/reference/smoke/` has no experiment here with two seeds" in none and "**not resolved**" in none
 

@@ -263,6 +263,8 @@ def test_the_readme_table_is_rendered_between_its_markers(tmp_path):
     assert f"| random crop, lr 0.1 | 83.98% | {crop.mean:.2f} ± {crop.sd:.2f}% (n=2, NVIDIA H200) | – |" in lines
     assert any(line.startswith("| normalization, lr 0.1, tested without normalization | ≈30% | 33.42% (n=1")
                for line in lines)
+    assert any(line.startswith("| normalization, lr 0.1 | – | 78.39% (n=1") for line in lines)
+    assert any(line.startswith("| normalization, lr 0.5 | 76.37% (test transform not stated) |") for line in lines)
     assert readme.update_readme(page, root=root) is False  # a second run changes nothing
     page.write_text("# no markers\n")
     with pytest.raises(ValueError, match="README.md has no results table markers <!-- results-table:start -->"):

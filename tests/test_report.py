@@ -479,7 +479,10 @@ def test_seeds_of_one_experiment_share_a_row_and_a_normalizing_one_gives_two(tmp
         ("normalization, lr 0.1, tested without normalization", ["abc", "abd"], (17.6, 19.6))]
     assert rows[0]["measured"] == pytest.approx(49.1) and rows[0]["build"].sd == pytest.approx(2 ** 0.5)
     assert rows[0]["best"] == pytest.approx(49.4)
-    assert rows[1]["report"] == "≈30%"
+    assert rows[1]["report"] == "≈30%" and rows[0]["report"] is None  # the report never tested with Normalize
+    fix = {**make_config("full", recipe="normalize", lr=0.5, data_dir="/f").to_dict()}
+    assert rp.report_figure(fix) == rp.report_figure({**fix, "mismatch": True}) == (
+        76.37, "76.37% (test transform not stated)")
 
 
 def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_path, monkeypatch):

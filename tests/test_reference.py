@@ -287,3 +287,36 @@ def test_make_reference_writes_the_profile_then_the_readme_and_clean_report_keep
     assert "-m helpers.reference write quick --add" in out and "-m helpers.reference readme" in out
     clean = subprocess.run(["make", "-n", "clean-report"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "! -name reference" in clean
+
+
+# ---- docs/results.md: every reference run with each seed -----------------------------------------------------
+
+def test_the_detail_tables_give_each_seed_and_both_evaluations_of_a_normalizing_run(tmp_path, capsys):
+    root = tmp_path / "reference"
+    shutil.copytree(FULL, root / "full")
+    another_seed(FULL / "crop_seed0", root / "full" / "crop_seed1", 1, 82.65)
+    lines = readme.detail_table("full", root=root).splitlines()
+    crop = h.reference_spread("full", recipe="crop", root=root)
+    row = next(line for line in lines if line.startswith("| random crop, lr 0.1 | 60 | 83.98% |"))
+    assert f"| {crop.mean:.2f} ± {crop.sd:.2f}% (n=2) | 0: {crop.values[0]:.2f}, 1: 82.65 |" in row
+    assert lines.index(row) == 2  # the experiment with most seeds comes first
+    without = h.reference_spread("full", recipe="normalize", mismatch=True, root=root)
+    assert any(line.startswith(f"| normalization, lr 0.1, tested without normalization | 60 | ≈30% | "
+                               f"{without.mean:.2f}% (n=1) |") for line in lines)
+    page = tmp_path / "results.md"
+    page.write_text(f"intro\n{readme.DETAIL_START}\n{readme.DETAIL_END}\nend\n")
+    readme_page = tmp_path / "README.md"
+    readme_page.write_text(f"{readme.START}\n{readme.END}\n")
+    assert reference_main(["readme", "--root", str(root), "--readme", str(readme_page), "--results", str(page)]) == 0
+    assert "reference tables updated" in capsys.readouterr().out
+    text = page.read_text()
+    assert "### `report/reference/full/`" in text and row in text and text.endswith(f"{readme.DETAIL_END}\nend\n")
+    page.write_text("no markers\n")
+    assert reference_main(["readme", "--root", str(root), "--readme", str(readme_page), "--results", str(page)]) == 2
+    assert "results.md has no reference tables markers <!-- reference-detail:start -->" in capsys.readouterr().err
+
+
+def test_the_committed_results_page_is_the_rendering_of_the_reference():
+    text = (ROOT / "docs" / "results.md").read_text()
+    block = text.split(readme.DETAIL_START)[1].split(readme.DETAIL_END)[0]
+    assert block.strip() == readme.detail_block().strip(), "run: python -m helpers.reference readme"

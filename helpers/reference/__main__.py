@@ -21,8 +21,10 @@ def main(argv=None) -> int:
     wr.add_argument("--add", action="store_true", help="keep the runs already in the folder")
     wr.add_argument("--rehash", action="store_true",
                     help="give runs of an older version today's run id (only when the id's definition changed)")
-    rd = sub.add_parser("readme", help="render README.md's results table from report/reference/")
+    rd = sub.add_parser("readme", help="render README.md's results table and docs/results.md's tables from report/reference/")
     rd.add_argument("--readme", default=str(project_root() / "README.md"), help="the README to update")
+    rd.add_argument("--results", default=str(project_root() / "docs" / "results.md"),
+                    help="the page of per-profile reference tables to update")
     sh = sub.add_parser("show", help="list a profile's reference runs with their provenance")
     sh.add_argument("profile")
     for p in (wr, rd, sh):
@@ -33,9 +35,12 @@ def main(argv=None) -> int:
             folder = write_reference(args.profile, args.runs, root=args.root, add=args.add, rehash=args.rehash)
             print(f"wrote {shown(folder)}/ ({sum(1 for p in folder.iterdir() if p.is_dir())} runs)")
         elif args.cmd == "readme":
-            from ..report.readme import update_readme  # the table needs the report's figures: a top-level job
-            changed = update_readme(Path(args.readme), root=args.root)
-            print(f"{args.readme}: results table {'updated' if changed else 'already up to date'}")
+            from ..report import readme  # the tables need the report's figures: a top-level job
+            changed = readme.update_readme(Path(args.readme), root=args.root)
+            print(f"{shown(args.readme)}: results table {'updated' if changed else 'already up to date'}")
+            changed = readme.update_block(Path(args.results), readme.DETAIL_START, readme.DETAIL_END,
+                                          readme.detail_block(args.root))
+            print(f"{shown(args.results)}: reference tables {'updated' if changed else 'already up to date'}")
         else:
             runs = reference_runs(args.profile, root=args.root).drop(columns=["experiment", "settings"])
             print(runs.to_string(index=False))

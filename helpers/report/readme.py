@@ -74,11 +74,67 @@ def results_table(root=None) -> str:
 
 def update_readme(path: Path, root=None) -> bool:
     """Rewrite the block between the results-table markers of README `path`; return whether it changed."""
+    return update_block(path, START, END, results_table(root), "results table")
+
+
+# ---- docs/results.md: every reference run, per profile, with each seed --------------------------------------
+
+DETAIL_START, DETAIL_END = "<!-- reference-detail:start -->", "<!-- reference-detail:end -->"
+
+
+def _evaluations(folder: Path) -> list[tuple[dict, float, float, float]]:
+    """Return a run's (config, final, best, last-epoch train acc) under each test transform it was scored with."""
+    from ..runs import read_json
+    config, metrics = read_json(folder / "config.json"), read_json(folder / "metrics.json")
+    train_acc = float(pd.read_csv(folder / "history.csv")["train_acc"].iloc[-1])
+    out = [(config, float(metrics["final_test_acc"]), float(metrics["best_test_acc"]), train_acc)]
+    other = metrics.get("other_eval")
+    if other:
+        out.append(({**config, "mismatch": other["mismatch"]}, float(other["final_test_acc"]),
+                    float(other["best_test_acc"]), train_acc))
+    return out
+
+
+def detail_table(profile: str, root=None) -> str:
+    """Return one profile's reference runs as a Markdown table: an experiment per row, each seed in its cell."""
+    from ..reference import CURRENT, profile_dir, reference_runs
+    from ..stats import spread
+    runs = reference_runs(profile, root)
+    groups: dict = {}
+    for name in runs.loc[runs["status"] == CURRENT, "folder"]:
+        for config, final, best, train in _evaluations(profile_dir(profile, root) / name):
+            g = groups.setdefault((experiment_name(config), config["epochs"]), {"config": config, "seeds": {}})
+            g["seeds"][config["seed"]] = (final, best, train)
+    lines = ["| experiment | epochs | report | last epoch (mean ± sd, n) | each seed, last epoch | best epoch (mean) "
+             "| train acc, last epoch (mean) |", "|---" * 7 + "|"]
+    for (name, epochs), g in sorted(groups.items(), key=lambda kv: (-len(kv[1]["seeds"]), kv[0])):
+        seeds = dict(sorted(g["seeds"].items()))
+        final, best, train = (spread(v[i] for v in seeds.values()) for i in range(3))
+        figure = report_figure(g["config"])
+        each = ", ".join(f"{s}: {v[0]:.2f}" for s, v in seeds.items())
+        lines.append(f"| {name} | {epochs} | {figure[1] if figure else '–'} | {format_spread(final)} (n={final.n}) "
+                     f"| {each} | {best.mean:.2f}% | {train.mean:.2f}% |")
+    return "\n".join(lines)
+
+
+def detail_block(root=None) -> str:
+    """Return docs/results.md's rendered block: a detail table per reference profile."""
+    from ..reference import profiles
+    parts = []
+    for profile in profiles(root):
+        parts += [f"### `report/reference/{profile}/`", "", detail_table(profile, root), ""]
+    parts.append("Rendered by `python -m helpers.reference readme` from the runs whose provenance is current; "
+                 "each folder's README.md gives every run's command, device, commit and date.")
+    return "\n".join(parts)
+
+
+def update_block(path: Path, start: str, end: str, block: str, what: str = "reference tables") -> bool:
+    """Rewrite the block between two markers of the page `path`; return whether it changed."""
     path = Path(path)
     text = path.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{path.name} has no results table markers {START} ... {END}; add them where the table goes")
-    new = replace_block(text, START, END, results_table(root))
+    if start not in text or end not in text:
+        raise ValueError(f"{path.name} has no {what} markers {start} ... {end}; add them where the table goes")
+    new = replace_block(text, start, end, block)
     if new != text:
         path.write_text(new)
     return new != text

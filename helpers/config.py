@@ -18,7 +18,7 @@ PRECISIONS = ("fp32", "bf16")
 
 # What each profile fills in when a parameter is left at None. `full` is the report's protocol.
 PROFILE_DEFAULTS = {
-    "smoke": dict(epochs=4, step_size=3, train_size=2000, test_size=500,
+    "smoke": dict(epochs=4, step_size=3, train_size=1000, test_size=500,
                   snapshot_epochs=(2, 3, 4), data_dir="synthetic"),
     # quick: few images, many passes, so that the un-augmented baseline overfits as in the report and
     # augmentation can show its effect. Measured (seed 0, real data): at 10,000 images x 12 epochs the

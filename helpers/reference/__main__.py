@@ -39,7 +39,7 @@ def main(argv=None) -> int:
             changed = readme.update_readme(Path(args.readme), root=args.root)
             print(f"{shown(args.readme)}: results table {'updated' if changed else 'already up to date'}")
             changed = readme.update_block(Path(args.results), readme.DETAIL_START, readme.DETAIL_END,
-                                          readme.detail_block(args.root))
+                                          readme.detail_block(args.root), "reference tables")
             print(f"{shown(args.results)}: reference tables {'updated' if changed else 'already up to date'}")
         else:
             runs = reference_runs(args.profile, root=args.root).drop(columns=["experiment", "settings"])

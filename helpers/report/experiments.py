@@ -89,6 +89,13 @@ def older_reference_runs(profile: str = FULL_SCALE, root=None) -> list[str]:
     return [f"{r.folder} ({r.status})" for r in runs.itertuples() if r.status != CURRENT]
 
 
+def evaluations(config: dict, metrics: dict) -> list[tuple[dict, dict]]:
+    """Return (config, scores) for each test transform a run was scored with: its own, and a normalizing run's
+    other one (config's `mismatch` set to it), so that each becomes a row of its own."""
+    other = metrics.get("other_eval")
+    return [(config, metrics)] + ([({**config, "mismatch": other["mismatch"]}, other)] if other else [])
+
+
 def _load(p: Path, used_by: str) -> tuple[dict, dict]:
     if not (p / "metrics.json").exists():
         raise ReportError(f"run {p} used by {used_by} is no longer in the run store; rerun the report")
@@ -107,11 +114,7 @@ def experiment_rows(executed, pages: list[dict], root=None) -> list[dict]:
             seen.add(run_path)
             p = Path(run_path)
             config, metrics = _load(p, e.source.name)
-            # A normalizing run is scored both with and without Normalize at test time: one row each.
-            scored = [(config, metrics)]
-            if "other_eval" in metrics:
-                scored.append(({**config, "mismatch": metrics["other_eval"]["mismatch"]}, metrics["other_eval"]))
-            for conf, scores in scored:
+            for conf, scores in evaluations(config, metrics):
                 g = groups.setdefault((experiment_key(conf), bool(conf.get("mismatch"))), {
                     "config": conf, "notebook": page["title"], "href": page["href"], "train_images":
                     metrics.get("train_images"), "source": metrics.get("data_source"),

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..config import make_config
 from ..reference import ReferenceMissingError, reference_matches, replace_block
-from .experiments import experiment_name, format_spread, report_figure
+from .experiments import evaluations, experiment_name, format_spread, report_figure
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 # The report's experiments, then the fast recipe: (recipe, lr or None for the profile's own, tested without Normalize)
@@ -82,33 +82,25 @@ def update_readme(path: Path, root=None) -> bool:
 DETAIL_START, DETAIL_END = "<!-- reference-detail:start -->", "<!-- reference-detail:end -->"
 
 
-def _evaluations(folder: Path) -> list[tuple[dict, float, float, float]]:
-    """Return a run's (config, final, best, last-epoch train acc) under each test transform it was scored with."""
-    from ..runs import read_json
-    config, metrics = read_json(folder / "config.json"), read_json(folder / "metrics.json")
-    train_acc = float(pd.read_csv(folder / "history.csv")["train_acc"].iloc[-1])
-    out = [(config, float(metrics["final_test_acc"]), float(metrics["best_test_acc"]), train_acc)]
-    other = metrics.get("other_eval")
-    if other:
-        out.append(({**config, "mismatch": other["mismatch"]}, float(other["final_test_acc"]),
-                    float(other["best_test_acc"]), train_acc))
-    return out
-
-
 def detail_table(profile: str, root=None) -> str:
     """Return one profile's reference runs as a Markdown table: an experiment per row, each seed in its cell."""
-    from ..reference import CURRENT, profile_dir, reference_runs
+    from ..reference import CURRENT, experiment_key, profile_dir, reference_runs
+    from ..runs import read_json
     from ..stats import spread
     runs = reference_runs(profile, root)
     groups: dict = {}
     for name in runs.loc[runs["status"] == CURRENT, "folder"]:
-        for config, final, best, train in _evaluations(profile_dir(profile, root) / name):
-            g = groups.setdefault((experiment_name(config), config["epochs"]), {"config": config, "seeds": {}})
-            g["seeds"][config["seed"]] = (final, best, train)
+        folder = profile_dir(profile, root) / name
+        config, metrics = read_json(folder / "config.json"), read_json(folder / "metrics.json")
+        train = float(pd.read_csv(folder / "history.csv")["train_acc"].iloc[-1])
+        for conf, scores in evaluations(config, metrics):
+            g = groups.setdefault((experiment_key(conf), bool(conf.get("mismatch"))), {"config": conf, "seeds": {}})
+            g["seeds"][conf["seed"]] = (float(scores["final_test_acc"]), float(scores["best_test_acc"]), train)
     lines = ["| experiment | epochs | report | last epoch (mean ± sd, n) | each seed, last epoch | best epoch (mean) "
              "| train acc, last epoch (mean) |", "|---" * 7 + "|"]
-    for (name, epochs), g in sorted(groups.items(), key=lambda kv: (-len(kv[1]["seeds"]), kv[0])):
-        seeds = dict(sorted(g["seeds"].items()))
+    order = lambda g: (-len(g["seeds"]), experiment_name(g["config"]), g["config"]["epochs"])  # noqa: E731
+    for g in sorted(groups.values(), key=order):
+        name, epochs, seeds = experiment_name(g["config"]), g["config"]["epochs"], dict(sorted(g["seeds"].items()))
         final, best, train = (spread(v[i] for v in seeds.values()) for i in range(3))
         figure = report_figure(g["config"])
         each = ", ".join(f"{s}: {v[0]:.2f}" for s, v in seeds.items())
@@ -128,7 +120,7 @@ def detail_block(root=None) -> str:
     return "\n".join(parts)
 
 
-def update_block(path: Path, start: str, end: str, block: str, what: str = "reference tables") -> bool:
+def update_block(path: Path, start: str, end: str, block: str, what: str) -> bool:
     """Rewrite the block between two markers of the page `path`; return whether it changed."""
     path = Path(path)
     text = path.read_text()

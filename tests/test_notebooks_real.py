@@ -1,7 +1,8 @@
 """Notebooks through papermill: parameters are checked at once (anywhere), and 01 runs on real images.
 
 The real-data test runs only where CIFAR10_DIR or ../shared/data/cifar10-jpeg exists; it trains two
-epochs on 10,000 images into a private run store, then runs the notebook again and checks it loads.
+epochs on 10,000 images into a private run store, checks that the run learned (above 25%) and that the
+notebook shows its figures, then runs the notebook again and checks it loads.
 """
 import os
 from pathlib import Path
@@ -94,6 +95,8 @@ def test_baseline_notebook_on_real_images_renders_the_runs_accuracy(tmp_path, mo
     summary = h.runs_summary(tmp_path / "runs")
     assert len(summary) == 1 and summary.loc[0, "source"] == "folder" and summary.loc[0, "epochs"] == 2
     final, best = summary.loc[0, "final_test_acc"], summary.loc[0, "best_test_acc"]
+    assert final > 25, summary.loc[0]  # it learns: chance is 10%
+    assert h.load_run(tmp_path / "runs" / summary.loc[0, "run"]).metrics["test_images"] == 2000
     text = outputs(nb, "text/markdown")
     assert f"**{final:.2f}% (n=1)** test accuracy after its last epoch (2)" in text
     assert f"**{best:.2f}% (n=1)** at its best epoch" in text and "**79.44%**" in text

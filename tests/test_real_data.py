@@ -21,8 +21,5 @@ def test_real_folder_is_complete_and_in_official_order():
     assert all(abs(m - r) < 0.01 for m, r in zip(mean, h.CIFAR10_MEAN))  # the report's constants fit
 
 
-def test_two_epochs_on_10k_real_images_beat_25_percent(tmp_path):
-    run = h.train_run(profile="full", data_dir=FOLDER, epochs=2, train_size=10_000, test_size=2_000,
-                      runs_dir=tmp_path, device="cpu")
-    assert run.metrics["data_source"] == "folder" and run.metrics["test_images"] == 2000
-    assert run.final_acc > 25, run.history
+# Learning on real images (2 epochs on 10,000 images beat 25% on 2,000 test images) is checked by
+# tests/test_notebooks_real.py on the run notebook 01 trains: the same run, so it is trained once, not twice.

@@ -12,8 +12,9 @@ from IPython.display import Markdown
 
 from .config import Config
 from .recipes import eval_batch, get_recipe
-from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_STD, REPORT_TEST_ACC, Reference, _as_list,
-                      column_spread, comparability, final_spread, is_comparable, judge, md, pct, rule_note, verdict)
+from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_READING, REPORT_STD, REPORT_TEST_ACC,
+                      Reference, _as_list, column_spread, comparability, final_spread, is_comparable, judge, md, pct,
+                      rule_note, verdict)
 from .stats import Spread, spread
 
 # Effect sizes the conclusions use, in accuracy points; a verdict needs the effect to be resolved too.
@@ -118,11 +119,6 @@ class NormalizationStudy:
                    mismatch_curve_acc=float(other_eval_history(correct[0])["test_acc"].iloc[-1]))
 
 
-# Which test transform each report figure was measured with. The report shows its training transform only;
-# the ≈30% fits its loader as written (ToTensor), while the 76.37% could be either, so it sits on both rows.
-REPORT_READING = {"collapse": "not shown; our reading: ToTensor", "fix": "not stated"}
-
-
 def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
     """Return one row per (training, test-time transform) setting, mean ± sd (n), with the report's figure."""
     fix = REPORT_NORMALIZE["fix_test_acc"]
@@ -211,7 +207,7 @@ def _fix_paragraph(s: NormalizationStudy, cfg: Config, ref: Reference) -> tuple[
     improved = c_gain.verdict == "higher" and c_gain.diff > RECOVER_POINTS
     text = (f"\n**The report's fix (lr {s.fix_lr}), read as written** (only the learning rate changed). Still "
             f"tested without normalization, it gives {pct(s.fix_mismatched)} (lr {cfg.lr}: {pct(s.mismatched)}; "
-            f"the report: {pct(REPORT_NORMALIZE['fix_test_acc'])}, test transform not stated). ")
+            f"the report: {pct(REPORT_NORMALIZE['fix_test_acc'])}, test transform {REPORT_READING['fix']}). ")
     if not short_of_matched:
         text += ("Here the larger learning rate does make the mismatched evaluation about as good as the "
                  f"correct pipeline ({verdict(c_fix, 'lr ' + str(s.fix_lr), 'the correct pipeline')}) — the "
@@ -342,7 +338,9 @@ def full_scale_table(fs: FullScale) -> pd.DataFrame:
     fix = (REPORT_NORMALIZE["fix_test_acc"], REPORT_READING["fix"])
     report = {f"lr {fs.lr}, tested without Normalize": (REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
               f"lr {fs.fix_lr}, tested without Normalize": fix, f"lr {fs.fix_lr}, tested with Normalize": fix}
-    return pd.DataFrame([{"setting (recipe normalize)": k, f"reference runs, {fs.ref.folder} (%)": s,
-                          "report (%)": report.get(k, (float("nan"), ""))[0],
-                          "report's test transform": report.get(k, (float("nan"), ""))[1]}
-                         for k, s in fs.settings().items()])
+    rows = []
+    for setting, measured in fs.settings().items():
+        figure, reading = report.get(setting, (float("nan"), ""))
+        rows.append({"setting (recipe normalize)": setting, f"reference runs, {fs.ref.folder} (%)": measured,
+                     "report (%)": figure, "report's test transform": reading})
+    return pd.DataFrame(rows)

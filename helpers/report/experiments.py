@@ -25,14 +25,15 @@ def report_figure(config: dict) -> tuple[float, str] | None:
     tested without Normalize only (our reading of what it measured; it never tested with Normalize). Its 76.37%
     goes to both lr-0.5 rows, marked, since which test transform that run used is not shown (notebook 03).
     """
-    from ..results import REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC
+    from ..results import REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_READING, REPORT_TEST_ACC
     keeps = (all(config.get(k) == REPORT_PROTOCOL[k] for k in ("momentum", "weight_decay", "gamma", "batch_size"))
              and all(config.get(k, v) == v for k, v in PROTOCOL_EXTRAS.items()))
     recipe, lr = config["recipe"], config["lr"]
     if not keeps:
         return None
     if recipe == "normalize" and lr == REPORT_NORMALIZE["fix_lr"]:
-        return REPORT_NORMALIZE["fix_test_acc"], f"{REPORT_NORMALIZE['fix_test_acc']:.2f}% (test transform not stated)"
+        fix = REPORT_NORMALIZE["fix_test_acc"]
+        return fix, f"{fix:.2f}% (test transform {REPORT_READING['fix']})"
     if recipe == "normalize" and lr == REPORT_PROTOCOL["lr"]:
         if not config.get("mismatch"):
             return None

@@ -35,13 +35,12 @@ def project_commit(mark_dirty: bool = False) -> str:
 
 
 def portable_path(path) -> str | None:
-    """Return a folder's name without the machine's layout: relative to the project when it lies in or beside
-    the project (`../shared/data/cifar10-jpeg`), else its own name. None and "synthetic" pass through."""
+    """Return a folder's name without the machine's layout: relative to the project when it lies inside the
+    project (`data/cifar10-jpeg`), else its own name (`cifar10-jpeg`). None and "synthetic" pass through."""
     if path is None or path == "synthetic":
         return path
     p = Path(os.path.expanduser(str(path))).resolve()
     base = project_root().resolve()
-    for anchor in (base, base.parent):
-        if p == anchor or anchor in p.parents:
-            return os.path.relpath(p, base)
+    if p == base or base in p.parents:
+        return os.path.relpath(p, base)
     return p.name

@@ -14,7 +14,7 @@ import helpers as h
 from helpers import cli
 from helpers import data as data_mod
 from helpers.data import data_identity
-from helpers.project import project_root
+from helpers.project import portable_path, project_root
 from helpers.runs import run_id
 
 ONE_PER_CLASS = {"train": 1, "test": 1}
@@ -58,6 +58,16 @@ def test_run_files_hold_no_absolute_path(tiny_folder, tmp_path):
         assert str(tmp_path) not in text, name
     assert not os.path.isabs(run.config["data_dir"])
     assert run.config["data_dir"] == "cifar"  # outside the project: named by the folder's own name
+
+
+def test_data_folder_is_recorded_by_name_unless_inside_the_project(tmp_path):
+    """A folder beside the project is named like any other outside it: how one machine lays out its folders
+    must not enter a run's files."""
+    beside = project_root().parent / "data" / "cifar10-jpeg"
+    assert portable_path(beside) == "cifar10-jpeg"
+    assert portable_path(tmp_path / "x" / "cifar10-jpeg") == "cifar10-jpeg"
+    assert portable_path(project_root() / "data" / "cifar10-jpeg") == os.path.join("data", "cifar10-jpeg")
+    assert portable_path(None) is None and portable_path("synthetic") == "synthetic"
 
 
 def test_commit_is_the_projects_own_or_unknown(tmp_path):

@@ -123,7 +123,7 @@ def anchor_data_folder(params: dict, environ=os.environ) -> dict:
     """Return params with a relative `data_dir` made absolute, and make a relative $CIFAR10_DIR absolute in place.
 
     The notebooks' kernels run in notebooks/, so a folder given relative to where the command was typed
-    (`CIFAR10_DIR=../shared/data/cifar10-jpeg make report`) would otherwise name another folder there.
+    (`CIFAR10_DIR=data/cifar10-jpeg make report`) would otherwise name another folder there.
     """
     params = dict(params)
     if params.get("data_dir") not in (None, "synthetic") and not os.path.isabs(str(params["data_dir"])):

@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 PROFILE ?= auto
 export PROFILE
 
-.PHONY: setup test report clean-report reference gpu-pack gpu-pack-dry gpu-run
+.PHONY: setup test report clean-report reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,14 +45,3 @@ clean-report:               ## delete the generated report (keeps report/README.
 reference: setup            ## write report/reference/$(PROFILE)/ from the run store, and README.md's results table
 	$(PY) -m helpers.reference write $(PROFILE) $(if $(ADD),--add)
 	$(PY) -m helpers.reference readme
-
-# The GPU trip (docs/gpu.md): pack here, then run the printed command on a GPU machine with .device carried.
-GPU_SEEDS ?= $(or $(SEEDS),3)
-gpu-pack: setup             ## put the data archive and the wheels the GPU image lacks into .device/ (size-checked)
-	$(PY) -m helpers.gpu_trip pack --seeds $(GPU_SEEDS)
-
-gpu-pack-dry: setup         ## list what gpu-pack would fetch and carry, and the trip's GPU-time estimate
-	$(PY) -m helpers.gpu_trip pack --dry-run --seeds $(GPU_SEEDS)
-
-gpu-run:                    ## on the GPU machine, without the venv: install, unpack, train, report, fill $$OUT
-	$(PYTHON) helpers/gpu_trip.py run --seeds $(GPU_SEEDS)

@@ -25,7 +25,7 @@ from .config import Config, ConfigError
 from .data import DataError, data_identity
 from .runs import CorruptRunError, Run, RunLockedError
 
-JOBS_CAP = 8            # most concurrent runs on one GPU by default (each worker holds a CUDA context)
+RUN_GPU_BYTES = 8 * 2**30  # GPU memory set aside per concurrent run by default (docs/gpu.md: how it was sized)
 LOG_TAIL = 12           # lines of a failed run's log quoted in its error
 EPOCH_MARK = "@@epoch "  # prefix of the JSON line a worker prints after every epoch
 LOCKED_EXIT = 75        # a worker's exit code when another live process holds the run's lock (EX_TEMPFAIL)
@@ -66,15 +66,32 @@ def run_label(cfg: Config, rid: str | None = None) -> str:
     return f"[{rid or '?' * 12} {cfg.recipe} seed {cfg.seed}]"
 
 
-def resolve_jobs(jobs: int | None, pending: int, cuda: bool) -> int:
-    """Return how many runs train at once: `jobs`, else $RUN_JOBS, else all (up to JOBS_CAP) on CUDA and 1 on CPU."""
+def gpu_free_bytes() -> int:
+    """Return the free memory of the current CUDA device, in bytes."""
+    import torch
+    return torch.cuda.mem_get_info()[0]
+
+
+def gpu_jobs(pending: int, free_bytes: int | None = None, cpus: int | None = None) -> int:
+    """Return how many runs one GPU trains at once by default: every pending run, as many as its free memory
+    holds at RUN_GPU_BYTES each, and at most one per CPU core (each worker launches its kernels from Python)."""
+    if pending <= 1:
+        return 1
+    free = gpu_free_bytes() if free_bytes is None else free_bytes
+    cpus = (os.cpu_count() or 1) if cpus is None else cpus
+    return max(1, min(pending, free // RUN_GPU_BYTES, cpus))
+
+
+def resolve_jobs(jobs: int | None, pending: int, cuda: bool, free_bytes: int | None = None,
+                 cpus: int | None = None) -> int:
+    """Return how many runs train at once: `jobs`, else $RUN_JOBS, else gpu_jobs(...) on CUDA and 1 on CPU."""
     if jobs is None and os.environ.get("RUN_JOBS", "").strip():
         text = os.environ["RUN_JOBS"].strip()
         if not text.isdigit() or int(text) < 1:
             raise ConfigError(f"parameter 'RUN_JOBS' (environment) = {text!r} is invalid; valid: a positive integer")
         jobs = int(text)
     if jobs is None:
-        jobs = min(max(pending, 1), JOBS_CAP) if cuda else 1
+        jobs = gpu_jobs(pending, free_bytes, cpus) if cuda else 1
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"parameter 'jobs' = {jobs!r} is invalid; valid: None or a positive integer")
     return jobs
@@ -107,7 +124,8 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
     """Return the finished run of every config, in order: loaded from the store, resumed or trained.
 
     On the CPU one run trains at a time, in this process. On CUDA, or when `jobs` > 1 is asked for, runs train
-    in `jobs` worker processes at once (default on CUDA: all, up to JOBS_CAP; $RUN_JOBS overrides). Duplicate
+    in `jobs` worker processes at once (default on CUDA: as many as free GPU memory and CPU cores allow, gpu_jobs;
+    $RUN_JOBS overrides). Duplicate
     configs train once. A failing run is named in the progress; the others finish; then SweepError lists
     every failed run.
     """

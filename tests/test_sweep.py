@@ -115,14 +115,20 @@ def _boom(*a, **k):
     raise AssertionError("trained a run that another process was training")
 
 
-def test_jobs_default_one_on_cpu_all_on_cuda_and_bad_values_are_named(monkeypatch):
+def test_jobs_default_one_on_cpu_on_cuda_what_free_memory_and_cores_allow_bad_values_named(monkeypatch):
     monkeypatch.delenv("RUN_JOBS", raising=False)
     assert resolve_jobs(None, 5, cuda=False) == 1
-    assert resolve_jobs(None, 5, cuda=True) == 5
-    assert resolve_jobs(None, 30, cuda=True) == sweep.JOBS_CAP
+    gib = 2**30
+    assert resolve_jobs(None, 5, cuda=True, free_bytes=139 * gib, cpus=16) == 5          # all pending runs
+    assert resolve_jobs(None, 30, cuda=True, free_bytes=139 * gib, cpus=64) == 139 * gib // sweep.RUN_GPU_BYTES
+    assert resolve_jobs(None, 30, cuda=True, free_bytes=22 * gib, cpus=16) == 22 * gib // sweep.RUN_GPU_BYTES
+    assert resolve_jobs(None, 30, cuda=True, free_bytes=139 * gib, cpus=6) == 6             # one per CPU core
+    assert resolve_jobs(None, 30, cuda=True, free_bytes=gib, cpus=16) == 1                  # too little: one at a time
+    monkeypatch.setattr(sweep, "gpu_free_bytes", lambda: 20 * gib)                           # read when not given
+    assert resolve_jobs(None, 30, cuda=True, cpus=16) == 20 * gib // sweep.RUN_GPU_BYTES
     assert resolve_jobs(3, 30, cuda=False) == 3
     monkeypatch.setenv("RUN_JOBS", "4")
-    assert resolve_jobs(None, 30, cuda=True) == 4 and resolve_jobs(2, 30, cuda=True) == 2
+    assert resolve_jobs(None, 30, cuda=True, free_bytes=gib) == 4 and resolve_jobs(2, 30, cuda=True) == 2
     monkeypatch.setenv("RUN_JOBS", "lots")
     with pytest.raises(h.ConfigError, match=r"'RUN_JOBS' \(environment\) = 'lots' is invalid; valid: a positive"):
         resolve_jobs(None, 2, cuda=True)

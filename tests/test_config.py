@@ -1,5 +1,6 @@
 """Bad parameters fail at once with a message naming the parameter, the value and the choices."""
 import pytest
+import torch
 
 import helpers as h
 from helpers.config import ConfigError
@@ -57,6 +58,15 @@ def test_auto_profile_reads_environment(monkeypatch):
     monkeypatch.setenv("PROFILE", "bogus")
     with pytest.raises(ConfigError, match="PROFILE"):
         h.resolve_profile("auto")
+
+
+def test_make_reports_auto_profile_is_full_with_cuda_and_quick_without(monkeypatch):
+    """`make report` exports PROFILE=auto: a CUDA workstation gets the report's protocol, a CPU the quick profile."""
+    monkeypatch.setenv("PROFILE", "auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert h.resolve_profile("auto") == "full" and h.make_config("auto").profile == "full"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert h.resolve_profile("auto") == "quick"
 
 
 def test_run_id_ignores_profile_and_device_but_not_results_fields():

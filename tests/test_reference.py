@@ -257,7 +257,7 @@ def test_the_readme_table_is_rendered_between_its_markers(tmp_path):
     table = text.split(readme.START)[1].split(readme.END)[0]
     lines = table.strip().splitlines()
     assert lines[0] == ("| experiment | the report (one run, 50,000 training images, 60 epochs) | full-scale reference "
-                        "(50,000 training images, 60 epochs; mean ± sd, n, device) | quick build on this CPU "
+                        "(50,000 training images, 60 epochs; mean ± sd, n, device) | quick reference runs, CPU "
                         "(no runs recorded yet; mean ± sd, n) |")
     crop = h.reference_spread("full", recipe="crop", root=root)
     assert f"| random crop, lr 0.1 | 83.98% | {crop.mean:.2f} ± {crop.sd:.2f}% (n=2, NVIDIA H200) | – |" in lines

@@ -1,5 +1,5 @@
 """README.md's results table, rendered from report/reference/ so that no figure in it is typed by hand:
-experiment | the report | full-scale reference | quick build on this CPU, each column labelled with its scale."""
+experiment | the report | full-scale reference | quick reference runs (CPU), each column labelled with its scale."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +15,7 @@ START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 EXPERIMENTS = (("none", None, False), ("flip_rotate", None, False), ("crop", None, False),
                ("normalize", None, False), ("normalize", None, True), ("normalize", 0.5, False),
                ("normalize", 0.5, True), ("fast", None, False))
-COLUMNS = {"full": "full-scale reference", "quick": "quick build on this CPU"}
+COLUMNS = {"full": "full-scale reference", "quick": "quick reference runs, CPU"}
 
 
 def matches(profile: str, recipe: str, lr, mismatch: bool, root=None) -> pd.DataFrame:
@@ -48,7 +48,7 @@ def cell(runs: pd.DataFrame, column_scale, with_device: bool) -> str:
 
 
 def results_table(root=None) -> str:
-    """Return the Markdown results table: experiment | report | full-scale reference | quick build on this CPU."""
+    """Return the Markdown results table: experiment | report | full-scale reference | quick reference runs."""
     from ..results import REPORT_PROTOCOL
     found = {(r, lr, m): {p: matches(p, r, lr, m, root) for p in COLUMNS} for r, lr, m in EXPERIMENTS}
     scales = {p: scale([f[p] for f in found.values()]) for p in COLUMNS}
@@ -66,10 +66,19 @@ def results_table(root=None) -> str:
         if figure is None and all(c == "–" for c in cells):
             continue
         lines.append(f"| {experiment_name(config)} | {figure[1] if figure else '–'} | " + " | ".join(cells) + " |")
-    lines += ["", "Test accuracy after the last epoch. Rendered by `python -m helpers.reference readme` from "
-              "`report/reference/full/` and `report/reference/quick/` (their README.md gives each run's command, "
-              "device, commit and date); see docs/reference.md."]
+    lines += ["", "Test accuracy after the last epoch; n is the number of seeds. Rendered by "
+              "`python -m helpers.reference readme` from `report/reference/full/` and `report/reference/quick/` "
+              "(their README.md gives each run's command, device, commit and date); see docs/reference.md. "
+              f"`make report` trains {seeds_phrase('quick')} per experiment in the quick profile and "
+              f"{seeds_phrase('full')} in the full profile (`SEEDS=N` changes it)."]
     return "\n".join(lines)
+
+
+def seeds_phrase(profile: str) -> str:
+    """Return how many seeds `make report` trains per experiment in a profile, in words ('one seed', '3 seeds')."""
+    from ..config import PROFILE_SEEDS
+    n = PROFILE_SEEDS[profile]
+    return "one seed" if n == 1 else f"{n} seeds"
 
 
 def update_readme(path: Path, root=None) -> bool:

@@ -30,8 +30,8 @@ PROFILE_DEFAULTS = {
 }
 
 
-# The `fast` recipe's training schedule (issue: the report's best accuracy in a quarter of the
-# epochs). Applied by make_config to every parameter the caller leaves unset.
+# The `fast` recipe's training schedule (aimed at the report's best accuracy in a quarter of its epochs;
+# docs/faster-recipe.md gives how close it gets). Applied by make_config to every parameter the caller leaves unset.
 FAST_DEFAULTS = dict(schedule="onecycle", lr=0.2, label_smoothing=0.1, nesterov=True)
 FAST_EPOCHS = {"full": 15, "quick": 10}  # a quarter of the profile's epochs; smoke keeps its own
 # Peak LR where the profile's validation split chose another: on quick's 2,700 training images (210 steps)

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.real_data,
               pytest.mark.skipif(not Path(FOLDER, "train").is_dir(), reason=f"no CIFAR-10 folder at {FOLDER}")]
 
 
-def test_real_folder_is_complete_and_in_official_order():
+def test_real_folder_is_complete_class_balanced_and_fits_the_reports_constants():
     d = h.load_cifar10(FOLDER)
     assert d.train_x.shape == (50_000, 3, 32, 32) and d.test_x.shape == (10_000, 3, 32, 32)
     assert torch.equal(d.train_y.bincount(), torch.full((10,), 5000))

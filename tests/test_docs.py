@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README_MAX_LINES = 150
 RESULTS_MARKERS = ("<!-- results-table:start -->", "<!-- results-table:end -->")
-# Folders that exist only on one machine: a user's home, a mount, this project's work area.
+# Folders that exist only on one machine: a user's home, a mount, a work or scratch area.
 MACHINE_PATH = re.compile(r"(?<![\w.~])(/work/|/home/\w|/Users/\w|/root/|/mnt/\w|/scratch/\w)|\b[A-Z]:\\\w")
 
 CODE_BLOCK = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)

@@ -1,4 +1,5 @@
 """CAM wrappers: shapes per layer, the 1x1 warning, batch = per image, no hooks left, the explorer renders."""
+import dataclasses
 import json
 import warnings
 
@@ -360,3 +361,22 @@ def test_blank_table_counts_all_zero_maps(models, images):
     assert t.loc[0, "layer4 (1×1)"] == "100%"
     expected = C.compute_cams(models["imagenet"], images, "layer3").cams.reshape(len(images), -1).max(1) == 0
     assert t.loc[0, "layer3 (2×2)"] == f"{100 * expected.mean():.0f}%"
+
+
+def test_summary_says_what_the_blank_layer4_could_and_could_not_show(models, images):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", C.BlankCamWarning)
+        blank = C.compute_cams(models["imagenet"], images[:2], "layer4")
+    text = C.cam_summary(models, blank, report="imagenet")
+    assert "could show**: the photograph under one uniform colour" in text
+    assert "leaves a 1×1 map at `layer4`" in text and "measured [0.000, 0.000] over 2 test images" in text
+    assert "could not show**: where the model looks" in text and "the report shows no resizing" in text
+    assert "(imagenet: `layer1` 8×8, `layer2` 4×4, `layer3` 2×2; cifar: `layer1` 32×32, `layer2` 16×16, " \
+           "`layer3` 8×8, `layer4` 4×4)" in text
+    # The wording follows the measurement: a 1x1 map that did not scale to zeros, and a spatial layer4.
+    odd = dataclasses.replace(blank, cams=blank.cams + 0.5)
+    assert "**contradicts** the expectation" in C.cam_summary(models, odd, "imagenet")
+    assert "could show" not in C.cam_summary(models, odd, "imagenet")
+    spatial = C.compute_cams(models["cifar"], images[:2], "layer4")
+    assert "the map is 4×4" in C.cam_summary(models, spatial, "cifar") and "could not show" not in \
+        C.cam_summary(models, spatial, "cifar")

@@ -307,12 +307,15 @@ def test_the_detail_tables_give_each_seed_and_both_evaluations_of_a_normalizing_
     page.write_text(f"intro\n{readme.DETAIL_START}\n{readme.DETAIL_END}\nend\n")
     readme_page = tmp_path / "README.md"
     readme_page.write_text(f"{readme.START}\n{readme.END}\n")
-    assert reference_main(["readme", "--root", str(root), "--readme", str(readme_page), "--results", str(page)]) == 0
+    course_page = tmp_path / "course-report.md"  # never the project's own page: it renders the committed reference
+    course_page.write_text((ROOT / "docs" / "course-report.md").read_text())
+    pages = ["--readme", str(readme_page), "--results", str(page), "--course", str(course_page)]
+    assert reference_main(["readme", "--root", str(root), *pages]) == 0
     assert "reference tables updated" in capsys.readouterr().out
     text = page.read_text()
     assert "### `report/reference/full/`" in text and row in text and text.endswith(f"{readme.DETAIL_END}\nend\n")
     page.write_text("no markers\n")
-    assert reference_main(["readme", "--root", str(root), "--readme", str(readme_page), "--results", str(page)]) == 2
+    assert reference_main(["readme", "--root", str(root), *pages]) == 2
     assert "results.md has no reference tables markers <!-- reference-detail:start -->" in capsys.readouterr().err
 
 

@@ -17,7 +17,7 @@ from .wrappers import (CAM_LAYERS, CAM_METHODS, METHODS, REFERENCE_METHODS, SCOR
                        CamResult, Checkpoint, as_checkpoint, check_layer, check_method, checkpoint_from_run,
                        compute_cams, epoch_accuracy, layer_map_sizes, model_device, model_input, overlay,
                        resolve_targets, to_rgb01)
-from .layers import blank_note, blank_table, cam_layer_note, cam_layer_table
+from .layers import blank_note, blank_table, cam_layer_note, cam_layer_table, cam_summary
 from .faithfulness import (ROAD_PERCENTILES, compare_note, faithfulness, faithfulness_conclusion, faithfulness_pivot,
                            faithfulness_table)
 from .settings import CAM_DEFAULTS, CamSettings, cam_settings, cifar_stem_config, set_threads

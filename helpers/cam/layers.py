@@ -65,3 +65,39 @@ def blank_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, meth
             row[f"{layer} ({res.map_size[0]}×{res.map_size[1]})"] = f"{100 * zero:.0f}%"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def cam_summary(models: dict, blank: CamResult, report: str) -> str:
+    """Return notebook 04's summary: what the report's layer4 maps could and could not show, from measured sizes.
+
+    `models` maps a label to each model shown; `report` is the label of the report's model; `blank` is the CAM batch
+    measured on the report's layer (its size and range decide the wording, so the summary claims only what was seen).
+    """
+    from ..results import REPORT_CAM_EPOCHS
+    epochs = ", ".join(map(str, REPORT_CAM_EPOCHS[:-1])) + f" or {REPORT_CAM_EPOCHS[-1]}"
+    sizes = {name: layer_map_sizes(as_checkpoint(m).model) for name, m in models.items()}
+    hh, ww = blank.map_size
+    lo, hi = float(blank.cams.min()), float(blank.cams.max())
+    n = blank.cams.shape[0]
+    measured = f"its {blank.method} maps measured [{lo:.3f}, {hi:.3f}] over {n} test image{'s' if n != 1 else ''}"
+    if blank.blank and hi == 0:
+        lines = [f"- **What the report's `{blank.layer}` maps could show**: the photograph under one uniform colour. "
+                 f"For {report}, a 32×32 image leaves a {hh}×{ww} map at `{blank.layer}` (measured above), a CAM "
+                 f"there is one number per image, and the library's min-max scaling turns it into zeros ({measured}).",
+                 "- **What they could not show**: where the model looks, on the object or on the background; nor any "
+                 f"difference between models ({epochs} epochs; the baseline or the crop model) other than the "
+                 "photograph under the colour. This holds for a 32×32 input, the size of a CIFAR-10 test image; a "
+                 "resized input would give larger maps, and the report shows no resizing."]
+    elif blank.blank:
+        lines = [f"- **The report's `{blank.layer}` maps**: the map is {hh}×{ww}, yet {measured}; this **contradicts** "
+                 "the expectation that a 1×1 map scales to all zeros, so nothing is concluded about what they showed."]
+    else:
+        lines = [f"- **The report's `{blank.layer}` maps**: at this input size the map is {hh}×{ww} ({measured}), "
+                 "so a CAM there can point somewhere; the faithfulness scores above say whether it does."]
+    spatial = "; ".join(f"{name}: " + (", ".join(f"`{l}` {h_}×{w_}" for l, (h_, w_) in s.items() if h_ * w_ > 1)
+                                       or "no layer") for name, s in sizes.items())
+    lines += [f"- **Measured instead**, on the layers whose map is larger than 1×1 ({spatial}): whether more epochs "
+              "or random crops make the maps more faithful is answered by the ROAD scores above, with their standard "
+              "errors and verdicts, from the models of this run; no verdict rests on how a map looks.",
+              f"- `helpers` warns (`BlankCamWarning`) whenever a CAM of a 1×1 layer is asked for, as for {report}."]
+    return "\n".join(lines)

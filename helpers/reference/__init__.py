@@ -6,7 +6,7 @@ stored run id is the one today's code computes from its stored config and data i
 an older version of the project: listed as such, and left out of every spread unless asked for.
 
     python -m helpers.reference write quick            # copy the run store's quick runs in (make reference)
-    python -m helpers.reference readme                 # render README.md's results table from them
+    python -m helpers.reference readme                 # render README.md's table and the docs pages' from them
     python -m helpers.reference show full              # list a profile's runs with their provenance
 """
 from .provenance import CURRENT, current_run_id, experiment_key, provenance, stored_config

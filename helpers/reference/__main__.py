@@ -1,4 +1,5 @@
-"""`python -m helpers.reference write|readme|show`: keep report/reference/ and README.md's results table up to date."""
+"""`python -m helpers.reference write|readme|show`: keep report/reference/, README.md's results table and the docs
+pages rendered from them (docs/results.md, docs/course-report.md) up to date."""
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,13 @@ def main(argv=None) -> int:
     wr.add_argument("--add", action="store_true", help="keep the runs already in the folder")
     wr.add_argument("--rehash", action="store_true",
                     help="give runs of an older version today's run id (only when the id's definition changed)")
-    rd = sub.add_parser("readme", help="render README.md's results table and docs/results.md's tables from report/reference/")
+    rd = sub.add_parser("readme", help="render README.md's results table, docs/results.md's tables and "
+                                       "docs/course-report.md's figures from report/reference/")
     rd.add_argument("--readme", default=str(project_root() / "README.md"), help="the README to update")
     rd.add_argument("--results", default=str(project_root() / "docs" / "results.md"),
                     help="the page of per-profile reference tables to update")
+    rd.add_argument("--course", default=str(project_root() / "docs" / "course-report.md"),
+                    help="the page of the course report's claims to update")
     sh = sub.add_parser("show", help="list a profile's reference runs with their provenance")
     sh.add_argument("profile")
     for p in (wr, rd, sh):
@@ -41,6 +45,9 @@ def main(argv=None) -> int:
             changed = readme.update_block(Path(args.results), readme.DETAIL_START, readme.DETAIL_END,
                                           readme.detail_block(args.root), "reference tables")
             print(f"{shown(args.results)}: reference tables {'updated' if changed else 'already up to date'}")
+            from ..report import course
+            changed = course.update_page(Path(args.course), root=args.root)
+            print(f"{shown(args.course)}: rendered figures {'updated' if changed else 'already up to date'}")
         else:
             runs = reference_runs(args.profile, root=args.root).drop(columns=["experiment", "settings"])
             print(runs.to_string(index=False))

@@ -49,14 +49,27 @@ class ClusterSettings:
         values = {}
         for f in dataclasses.fields(cls):
             given = overrides.pop(f.name, None)
-            where = f"parameter {f.name!r}"
-            if given is None and environ.get(f"CLUSTER_{f.name.upper()}", "").strip():
+            where = "parameter 'cluster'" if f.name == "kind" else f"parameter {f.name!r}"
+            if given is None and f.name != "kind" and environ.get(f"CLUSTER_{f.name.upper()}", "").strip():
                 given, where = environ[f"CLUSTER_{f.name.upper()}"].strip(), f"parameter 'CLUSTER_{f.name.upper()}' (environment)"
             if given is not None:
                 values[f.name] = _checked(f, given, where)
         if overrides:
             raise ConfigError(f"unknown cluster parameter(s) {sorted(overrides)}; valid: {[f.name for f in dataclasses.fields(cls)]}")
         return cls(**values)
+
+
+# The command line's options for the settings (python -m helpers.cli train --cluster KIND --time-min 240 ...).
+SETTING_OPTIONS = {
+    "partition": "Slurm partition (default $CLUSTER_PARTITION, else the cluster's default)",
+    "account": "Slurm account to charge (default $CLUSTER_ACCOUNT, else yours)",
+    "gpus_per_task": "GPUs per run (default $CLUSTER_GPUS_PER_TASK, else 1)",
+    "cpus_per_task": "CPU cores per run; torch threads follow (default $CLUSTER_CPUS_PER_TASK, else 8)",
+    "time_min": "time limit per job in minutes; a run past it is requeued (default $CLUSTER_TIME_MIN, else 120)",
+    "array_parallelism": "most runs at once (default $CLUSTER_ARRAY_PARALLELISM, else 32)",
+    "max_requeues": "time-outs allowed per run (default $CLUSTER_MAX_REQUEUES, else 10)",
+    "log_dir": "submitit's job files and logs (default $CLUSTER_LOG_DIR, else <run store>/.submitit)",
+}
 
 
 def _checked(f: dataclasses.Field, value, where: str):
@@ -131,7 +144,10 @@ def make_executor(settings: ClusterSettings, root: Path):
 # ---- the task: one run ----------------------------------------------------------------------------
 
 class TrainTask(submitit.helpers.Checkpointable):
-    """Train one run into the run store and return its summary; requeued on time-out or preemption."""
+    """Train one run into the run store and return its summary; requeued on time-out or preemption.
+
+    Torch threads: $RUN_THREADS if set, else the task's CPUs ($SLURM_CPUS_PER_TASK), else torch's default.
+    """
 
     def __init__(self, config: dict, runs_dir: str):
         self.config = config
@@ -141,7 +157,7 @@ class TrainTask(submitit.helpers.Checkpointable):
         """Train (or resume, or load) the run; print one progress line per epoch; return its summary."""
         import torch
         from .train import train_run
-        threads = os.environ.get("SLURM_CPUS_PER_TASK", "")
+        threads = os.environ.get("RUN_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK", "")
         if threads.isdigit() and int(threads) > 0:
             torch.set_num_threads(int(threads))
         cfg = config_from_dict(self.config)
@@ -213,10 +229,12 @@ def resolve_executor(executor, root: Path):
     return executor
 
 
-def train_on_cluster(configs, executor, *, progress: bool = True, runs_dir=None, poll_s: float | None = None) -> list:
+def train_on_cluster(configs, executor, *, progress: bool = True, runs_dir=None, poll_s: float | None = None,
+                     wait: bool = True) -> list:
     """Return the finished run of every config, in order: loaded from the store, or trained by one job each.
 
     A failing job is named with the tail of its log; the others finish; then SweepError lists every failure.
+    `wait=False` returns the submitted jobs instead, once they are submitted.
     """
     root = store.runs_root(runs_dir).resolve()
     executor = resolve_executor(executor, root)
@@ -225,18 +243,17 @@ def train_on_cluster(configs, executor, *, progress: bool = True, runs_dir=None,
     for rid in done:
         say(_done_line(run_label(first[rid], rid), done[rid], "loaded from the store"))
     pending = [(rid, c) for rid, c in first.items() if rid not in done]
-    failures = []
-    if pending:
-        jobs = submit(pending, executor, root)
-        say(f"submitted {len(jobs)} run(s): job(s) {jobs[0].job_id}{' ...' if len(jobs) > 1 else ''}; "
-            f"logs in {executor.folder.parent if '%j' in str(executor.folder) else executor.folder}")
-        by_job = {job.job_id: (rid, c) for job, (rid, c) in zip(jobs, pending)}
-        for rid, c in pending:
-            say(f"{run_label(c, rid)} submitted")
-        poll = poll_s if poll_s is not None else (0.2 if getattr(executor, "cluster", "local") != "slurm" else 30)
-        for job in submitit.helpers.as_completed(jobs, poll_frequency=poll):
-            rid, c = by_job[job.job_id]
-            _collect(job, rid, c, root, say, done, failures)
+    jobs = submit(pending, executor, root) if pending else []
+    if jobs:
+        say(f"submitted {len(jobs)} run(s) through submitit; job files and logs in {_shown_folder(executor)}")
+    for job, (rid, c) in zip(jobs, pending):
+        say(f"{run_label(c, rid)} submitted as job {job.job_id}")
+    if not wait:
+        return jobs
+    failures, by_job = [], {job.job_id: (rid, c) for job, (rid, c) in zip(jobs, pending)}
+    poll = poll_s if poll_s is not None else (0.2 if getattr(executor, "cluster", "local") != "slurm" else 30)
+    for job in submitit.helpers.as_completed(jobs, poll_frequency=poll):
+        _collect(job, *by_job[job.job_id], root, say, done, failures)
     if failures:
         raise SweepError(failures, len(ids))
     return [done[rid] for rid in ids]
@@ -259,6 +276,12 @@ def _collect(job, rid, cfg, root, say, done, failures):
         say(f"{label}   | {t}")
 
 
+def _shown_folder(executor) -> Path:
+    """Return the executor's log folder without submitit's per-job `%j` part."""
+    folder = Path(executor.folder)
+    return folder.parent if "%j" in folder.name else folder
+
+
 def log_tail(job, lines: int = LOG_TAIL) -> list:
     """Return the last lines of a job's stderr (where a traceback goes), else of its stdout."""
     for text in (job.stderr(), job.stdout()):
@@ -268,6 +291,104 @@ def log_tail(job, lines: int = LOG_TAIL) -> list:
     return []
 
 
+# ---- the study's runs, and the cost of sending them -------------------------------------------------
+
+def study_configs(profile: str = "auto", seeds: int | None = None, **base) -> list:
+    """Return the runs notebooks 01-05 load, built as they build them, every experiment's first seed first."""
+    from .cam.settings import cifar_stem_config
+    from .config import make_config, seed_list
+    from .faster import default_validation
+    from .results import variant
+    first = make_config(profile=profile, **base)
+    experiments = [first] + [variant(first, recipe=r) for r in ("flip_rotate", "crop", "crop_flip", "normalize")]
+    experiments.append(variant(first, recipe="normalize", mismatch=True, lr=0.5))  # notebook 03's fix_lr default
+    experiments.append(make_config(profile=profile, recipe="fast", validation=default_validation(first.train_size), **base))
+    configs = [variant(e, seed=s) for s in seed_list(first.seed, seeds, first.profile) for e in experiments]
+    configs.insert(len(experiments), cifar_stem_config(first))  # notebook 04's CIFAR-stem model: one seed
+    return configs
+
+
+def reference_seconds_per_epoch(folder=None) -> tuple[float, int]:
+    """Return (median seconds per epoch, runs) of the full profile's 60-epoch reference runs (all 50,000 images)."""
+    import pandas as pd
+    from .reference import REFERENCE_DIR
+    folder = Path(folder or Path(REFERENCE_DIR) / "full")
+    per_epoch = []
+    for history in sorted(folder.glob("*/history.csv")):
+        config = store.read_json(history.parent / "config.json")
+        if config["epochs"] == 60 and not config.get("validation") and config.get("train_size") is None:
+            per_epoch.append(pd.read_csv(history)["seconds"].sum() / config["epochs"])
+    if not per_epoch:
+        raise FileNotFoundError(f"no 60-epoch full-profile runs under {folder}")
+    return float(pd.Series(per_epoch).median()), len(per_epoch)
+
+
+def wall_seconds(run_seconds: list, gpus: int) -> float:
+    """Return the wall time of runs on `gpus` GPUs, one run per GPU at a time, longest first."""
+    free = [0.0] * gpus
+    for s in sorted(run_seconds, reverse=True):
+        i = free.index(min(free))
+        free[i] += s
+    return max(free)
+
+
+def measure_overhead(jobs: int, folder: Path) -> list:
+    """Return the seconds of `jobs` local-executor jobs, one after another, each loading one finished run."""
+    import time
+    from .config import make_config
+    from .train import train_run
+    cfg = make_config(profile="smoke", train_size=100, test_size=20, epochs=1, batch_size=50)
+    train_run(cfg, progress=False, runs_dir=folder / "runs")
+    ex = make_executor(ClusterSettings(kind="local", gpus_per_task=0), folder / "runs")
+    times = []
+    for _ in range(jobs):
+        t0 = time.perf_counter()
+        ex.submit(TrainTask(cfg.to_dict(), str(folder / "runs"))).result()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bench(argv=None) -> dict:
+    """Print submitit's measured overhead per run and the study's estimated wall time on N GPUs; return the figures."""
+    import argparse
+    import datetime as dt
+    import platform
+    import statistics
+    import tempfile
+    from .bench import _device_name
+    ap = argparse.ArgumentParser(prog="python -m helpers.cluster bench", description=bench.__doc__)
+    ap.add_argument("--jobs", type=int, default=5, help="local jobs to time, one after another")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds of the study to estimate")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        times = measure_overhead(args.jobs, Path(tmp))
+    overhead = statistics.median(times)
+    per_epoch, n_ref = reference_seconds_per_epoch()
+    configs = study_configs("full", args.seeds)
+    run_s = [per_epoch * c.epochs * ((c.train_size or 50_000) - c.validation) / 50_000 + overhead for c in configs]
+    print(f"command: python -m helpers.cluster bench --jobs {args.jobs} --seeds {args.seeds}")
+    print(f"machine: {_device_name(_cpu())}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+          f"submitit {submitit.__version__}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print("data: a finished 1-epoch smoke run (synthetic images) in a temporary run store; each job loads it")
+    print(f"submitit local executor, {args.jobs} jobs one after another: median {overhead:.1f} s per run "
+          f"(min {min(times):.1f}, max {max(times):.1f}): submit, a fresh Python importing helpers, the task, the result")
+    print(f"\nestimate: the full study, {len(configs)} runs ({args.seeds} seeds), at {per_epoch:.2f} s per epoch of "
+          f"50,000 images (median of the {n_ref} 60-epoch runs in report/reference/full, several at once on one GPU), "
+          f"plus {overhead:.1f} s per run; queue waits not included")
+    print("| GPUs | wall time |\n|---|---|")
+    table = {}
+    for gpus in sorted({1, 2, 4, 8, 16, len(configs)}):
+        table[gpus] = wall_seconds(run_s, gpus)
+        print(f"| {gpus} | {table[gpus] / 60:.0f} min |")
+    return {"overhead_s": overhead, "times": times, "wall_s": table}
+
+
+def _cpu():
+    import torch
+    return torch.device("cpu")
+
+
 if __name__ == "__main__":
-    from .cluster_bench import main
-    sys.exit(main())
+    if sys.argv[1:2] != ["bench"]:
+        sys.exit("usage: python -m helpers.cluster bench [--jobs N] [--seeds N]")
+    bench(sys.argv[2:])

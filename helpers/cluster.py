@@ -15,7 +15,9 @@ import dataclasses
 import os
 import shutil
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import submitit
@@ -50,12 +52,14 @@ class ClusterSettings:
         for f in dataclasses.fields(cls):
             given = overrides.pop(f.name, None)
             where = "parameter 'cluster'" if f.name == "kind" else f"parameter {f.name!r}"
-            if given is None and f.name != "kind" and environ.get(f"CLUSTER_{f.name.upper()}", "").strip():
-                given, where = environ[f"CLUSTER_{f.name.upper()}"].strip(), f"parameter 'CLUSTER_{f.name.upper()}' (environment)"
+            env = f"CLUSTER_{f.name.upper()}"
+            if given is None and f.name != "kind" and environ.get(env, "").strip():
+                given, where = environ[env].strip(), f"parameter {env!r} (environment)"
             if given is not None:
                 values[f.name] = _checked(f, given, where)
         if overrides:
-            raise ConfigError(f"unknown cluster parameter(s) {sorted(overrides)}; valid: {[f.name for f in dataclasses.fields(cls)]}")
+            raise ConfigError(f"unknown cluster parameter(s) {sorted(overrides)}; "
+                              f"valid: {[f.name for f in dataclasses.fields(cls)]}")
         return cls(**values)
 
 
@@ -302,7 +306,8 @@ def study_configs(profile: str = "auto", seeds: int | None = None, **base) -> li
     first = make_config(profile=profile, **base)
     experiments = [first] + [variant(first, recipe=r) for r in ("flip_rotate", "crop", "crop_flip", "normalize")]
     experiments.append(variant(first, recipe="normalize", mismatch=True, lr=0.5))  # notebook 03's fix_lr default
-    experiments.append(make_config(profile=profile, recipe="fast", validation=default_validation(first.train_size), **base))
+    hold = default_validation(first.train_size)
+    experiments.append(make_config(profile=profile, recipe="fast", validation=hold, **base))
     configs = [variant(e, seed=s) for s in seed_list(first.seed, seeds, first.profile) for e in experiments]
     configs.insert(len(experiments), cifar_stem_config(first))  # notebook 04's CIFAR-stem model: one seed
     return configs
@@ -327,14 +332,12 @@ def wall_seconds(run_seconds: list, gpus: int) -> float:
     """Return the wall time of runs on `gpus` GPUs, one run per GPU at a time, longest first."""
     free = [0.0] * gpus
     for s in sorted(run_seconds, reverse=True):
-        i = free.index(min(free))
-        free[i] += s
+        free[free.index(min(free))] += s
     return max(free)
 
 
 def measure_overhead(jobs: int, folder: Path) -> list:
     """Return the seconds of `jobs` local-executor jobs, one after another, each loading one finished run."""
-    import time
     from .config import make_config
     from .train import train_run
     cfg = make_config(profile="smoke", train_size=100, test_size=20, epochs=1, batch_size=50)
@@ -355,6 +358,8 @@ def bench(argv=None) -> dict:
     import platform
     import statistics
     import tempfile
+
+    import torch
     from .bench import _device_name
     ap = argparse.ArgumentParser(prog="python -m helpers.cluster bench", description=bench.__doc__)
     ap.add_argument("--jobs", type=int, default=5, help="local jobs to time, one after another")
@@ -363,15 +368,20 @@ def bench(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         times = measure_overhead(args.jobs, Path(tmp))
     overhead = statistics.median(times)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import helpers"], check=True)
+    import_s = time.perf_counter() - t0
     per_epoch, n_ref = reference_seconds_per_epoch()
     configs = study_configs("full", args.seeds)
     run_s = [per_epoch * c.epochs * ((c.train_size or 50_000) - c.validation) / 50_000 + overhead for c in configs]
     print(f"command: python -m helpers.cluster bench --jobs {args.jobs} --seeds {args.seeds}")
-    print(f"machine: {_device_name(_cpu())}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-          f"submitit {submitit.__version__}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"machine: {_device_name(torch.device('cpu'))}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; Python {platform.python_version()}, submitit {submitit.__version__}; "
+          f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print("data: a finished 1-epoch smoke run (synthetic images) in a temporary run store; each job loads it")
     print(f"submitit local executor, {args.jobs} jobs one after another: median {overhead:.1f} s per run "
-          f"(min {min(times):.1f}, max {max(times):.1f}): submit, a fresh Python importing helpers, the task, the result")
+          f"(min {min(times):.1f}, max {max(times):.1f}): submit, a fresh Python importing helpers, the task, "
+          f"the result; a fresh Python importing helpers alone: {import_s:.1f} s")
     print(f"\nestimate: the full study, {len(configs)} runs ({args.seeds} seeds), at {per_epoch:.2f} s per epoch of "
           f"50,000 images (median of the {n_ref} 60-epoch runs in report/reference/full, several at once on one GPU), "
           f"plus {overhead:.1f} s per run; queue waits not included")
@@ -381,11 +391,6 @@ def bench(argv=None) -> dict:
         table[gpus] = wall_seconds(run_s, gpus)
         print(f"| {gpus} | {table[gpus] / 60:.0f} min |")
     return {"overhead_s": overhead, "times": times, "wall_s": table}
-
-
-def _cpu():
-    import torch
-    return torch.device("cpu")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def node_local_reason(path) -> str | None:
     p = Path(path).expanduser().resolve()
     for prefix in NODE_LOCAL:
         if p == Path(prefix) or Path(prefix) in p.parents:
-            return f"it is under {prefix}, which each node has its own of"
+            return f"it is under {prefix}, and every node has its own {prefix}"
     try:
         mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
     except OSError:
@@ -210,7 +210,13 @@ def plan(configs: list[Config], root: Path):
         rid = store.run_id(c.identity(), idents[key])
         ids.append(rid)
         first.setdefault(rid, c)
-    done = {rid: store.load_run(root / rid) for rid in first if store.is_complete(root / rid)}
+    done = {}
+    for rid in (r for r in first if store.is_complete(root / r)):
+        try:
+            done[rid] = store.load_run(root / rid)
+        except store.CorruptRunError as e:  # named, before anything is submitted
+            raise SweepError([Failure(run_label(first[rid], rid), first[rid].to_dict(), f"CorruptRunError: {e}",
+                                      expected=True)], len(configs)) from None
     return ids, first, done
 
 

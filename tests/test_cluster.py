@@ -107,6 +107,16 @@ def test_runs_in_the_store_are_loaded_and_not_submitted(requeued, capsys):
     assert sorted(p.name for p in folder.iterdir()) == before  # no job files were written
 
 
+def test_the_command_line_goes_through_the_same_path(requeued, monkeypatch, capsys):
+    cfg, root, _, _ = requeued
+    monkeypatch.setenv("RUNS_DIR", str(root))
+    args = ["train", "--profile", "smoke", "--train-size", "100", "--test-size", "20", "--batch-size", "50",
+            "--epochs", "5", "--seed", "3", "--seeds", "1", "--cluster", "local"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"[{_rid(cfg)} none seed 3] loaded from the store" in out and "submitted" not in out, out
+
+
 def test_a_failing_job_is_named_with_its_log_tail_and_the_others_finish(tmp_path, capsys):
     good, corrupt = _cfg(seed=1), _cfg(seed=2)
     (tmp_path / _rid(corrupt)).mkdir()
@@ -150,6 +160,8 @@ CLI = ["train", "--profile", "smoke", "--epochs", "1", "--train-size", "100", "-
     (["--cluster", "local", "--time-min", "0"], {}, "parameter 'time_min' = '0' is invalid; valid: a positive integer"),
     (["--cluster", "local"], {"CLUSTER_CPUS_PER_TASK": "many"},
      "parameter 'CLUSTER_CPUS_PER_TASK' (environment) = 'many' is invalid; valid: a positive integer"),
+    (["--study", "--cluster", "local"], {}, "parameter 'epochs' cannot be combined with --study; valid with "
+     "--study: --profile, --seed, --seeds, --data-dir, --device"),
     (["--time-min", "30"], {}, "parameter 'time_min' needs --cluster; valid: add --cluster slurm or --cluster local"),
 ])
 def test_bad_cluster_options_are_one_error_line(nothing_submitted, monkeypatch, capsys, args, env, expected):

@@ -116,8 +116,9 @@ def check_can_submit(settings: ClusterSettings, root: Path):
     """Raise ConfigError, before anything is submitted, if Slurm is absent or the store is node-local."""
     if settings.kind != "slurm":
         return
-    if shutil.which("sbatch") is None:
-        raise ConfigError("parameter 'cluster' = 'slurm' is invalid here: no `sbatch` on PATH (not a Slurm "
+    missing = next((c for c in ("sbatch", "srun") if shutil.which(c) is None), None)
+    if missing:
+        raise ConfigError(f"parameter 'cluster' = 'slurm' is invalid here: no `{missing}` on PATH (not a Slurm "
                           "login node); valid: run it on a login node of a Slurm cluster, or --cluster local")
     for name, folder in (("RUNS_DIR", root), ("CLUSTER_LOG_DIR", log_folder(settings, root))):
         why = node_local_reason(folder)

@@ -147,8 +147,9 @@ def nothing_submitted(monkeypatch):
 def _fake_sbatch(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 1\n")
-    (bin_dir / "sbatch").chmod(0o755)
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
 
 

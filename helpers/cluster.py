@@ -7,7 +7,7 @@ every run from the store. A task that reaches its time limit or is preempted get
 requeued (TrainTask is a submitit Checkpointable) and resumes from the run's last.pt.
 
 One task owns one run id, so no lock across hosts is needed: see docs/cluster.md.
-`python -m helpers.cluster bench` measures submitit's overhead per run with the local executor.
+`python -m helpers.cluster bench` (helpers.cluster_bench) measures submitit's overhead per run.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from .data import data_identity
 from .sweep import EXPECTED, LOG_TAIL, Failure, SweepError, _done_line, _progress_line, config_from_dict, run_label
 
 KINDS = ("slurm", "local")
+JOB_FILE = "job.json"  # in a run folder: the cluster and id of the job a submission sent the run to
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run")  # folders a compute node does not share with the login node
 
 
@@ -222,10 +223,36 @@ def plan(configs: list[Config], root: Path):
 
 
 def submit(pending: list, executor, root: Path) -> list:
-    """Submit one TrainTask per (run id, config), as one array where the executor supports it; return the jobs."""
+    """Submit one TrainTask per (run id, config), as one array where the executor supports it; return the jobs.
+
+    Each run folder records its job (JOB_FILE), so that a later submission does not send it again meanwhile.
+    """
     with executor.batch():
         jobs = [executor.submit(TrainTask(c.to_dict(), str(root))) for _, c in pending]
+    kind = getattr(executor, "cluster", None) or ("slurm" if "Slurm" in type(executor).__name__ else "local")
+    for job, (rid, _) in zip(jobs, pending):
+        store.atomic_write_json(root / rid / JOB_FILE, {"cluster": kind, "job_id": job.job_id})
     return jobs
+
+
+def live_job(path: Path) -> str | None:
+    """Return the id of the job an earlier submission sent the run in `path` to, if it is still queued or running."""
+    try:
+        job = store.read_json(Path(path) / JOB_FILE)
+    except (FileNotFoundError, store.CorruptRunError):
+        return None
+    jid = str(job.get("job_id"))
+    if job.get("cluster") == "slurm":
+        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", jid], capture_output=True, text=True) \
+            if shutil.which("squeue") else None
+        return jid if out is not None and out.returncode == 0 and out.stdout.strip() else None
+    try:
+        os.kill(int(jid), 0)  # a local job: its controller process, on this machine
+    except (ValueError, ProcessLookupError):
+        return None
+    except PermissionError:
+        pass
+    return jid
 
 
 def resolve_executor(executor, root: Path):
@@ -254,6 +281,10 @@ def train_on_cluster(configs, executor, *, progress: bool = True, runs_dir=None,
     for rid in done:
         say(_done_line(run_label(first[rid], rid), done[rid], "loaded from the store"))
     pending = [(rid, c) for rid, c in first.items() if rid not in done]
+    elsewhere = {rid: jid for rid, _ in pending if (jid := live_job(root / rid))}
+    for rid, jid in elsewhere.items():
+        say(f"{run_label(first[rid], rid)} is already queued or running as job {jid}; not sent again")
+    pending = [(rid, c) for rid, c in pending if rid not in elsewhere]
     jobs = submit(pending, executor, root) if pending else []
     if jobs:
         say(f"submitted {len(jobs)} run(s) through submitit; job files and logs in {_shown_folder(executor)}")
@@ -265,6 +296,8 @@ def train_on_cluster(configs, executor, *, progress: bool = True, runs_dir=None,
     poll = poll_s if poll_s is not None else (0.2 if getattr(executor, "cluster", "local") != "slurm" else 30)
     for job in submitit.helpers.as_completed(jobs, poll_frequency=poll):
         _collect(job, *by_job[job.job_id], root, say, done, failures)
+    for rid, jid in elsewhere.items():
+        _await_elsewhere(rid, first[rid], jid, root, poll, say, done, failures)
     if failures:
         raise SweepError(failures, len(ids))
     return [done[rid] for rid in ids]
@@ -293,6 +326,20 @@ def _shown_folder(executor) -> Path:
     return folder.parent if "%j" in folder.name else folder
 
 
+def _await_elsewhere(rid, cfg, jid, root, poll, say, done, failures):
+    """Wait for a run an earlier submission's job trains: load it when finished, or record that the job ended."""
+    label = run_label(cfg, rid)
+    while not store.is_complete(root / rid):
+        if live_job(root / rid) is None and not store.is_complete(root / rid):
+            failures.append(Failure(label, cfg.to_dict(), f"job {jid} ended without finishing the run; "
+                                    "submit again to resume it", expected=False))
+            say(f"{label} FAILED: job {jid} ended without finishing the run")
+            return
+        time.sleep(poll)
+    done[rid] = store.load_run(root / rid)
+    say(_done_line(label, done[rid], f"finished (job {jid})"))
+
+
 def log_tail(job, lines: int = LOG_TAIL) -> list:
     """Return the last lines of a job's stderr (where a traceback goes), else of its stdout."""
     for text in (job.stderr(), job.stdout()):
@@ -302,7 +349,7 @@ def log_tail(job, lines: int = LOG_TAIL) -> list:
     return []
 
 
-# ---- the study's runs, and the cost of sending them -------------------------------------------------
+# ---- the study's runs ----------------------------------------------------------------------------------
 
 def study_configs(profile: str = "auto", seeds: int | None = None, **base) -> list:
     """Return the runs notebooks 01-05 load, built as they build them, every experiment's first seed first."""
@@ -320,87 +367,6 @@ def study_configs(profile: str = "auto", seeds: int | None = None, **base) -> li
     return configs
 
 
-def reference_seconds_per_epoch(folder=None) -> tuple[float, int]:
-    """Return (median seconds per epoch, runs) of the full profile's 60-epoch reference runs (all 50,000 images)."""
-    import pandas as pd
-    from .reference import REFERENCE_DIR
-    folder = Path(folder or Path(REFERENCE_DIR) / "full")
-    per_epoch = []
-    for history in sorted(folder.glob("*/history.csv")):
-        config = store.read_json(history.parent / "config.json")
-        if config["epochs"] == 60 and not config.get("validation") and config.get("train_size") is None:
-            per_epoch.append(pd.read_csv(history)["seconds"].sum() / config["epochs"])
-    if not per_epoch:
-        raise FileNotFoundError(f"no 60-epoch full-profile runs under {folder}")
-    return float(pd.Series(per_epoch).median()), len(per_epoch)
-
-
-def wall_seconds(run_seconds: list, gpus: int) -> float:
-    """Return the wall time of runs on `gpus` GPUs, one run per GPU at a time, longest first."""
-    free = [0.0] * gpus
-    for s in sorted(run_seconds, reverse=True):
-        free[free.index(min(free))] += s
-    return max(free)
-
-
-def measure_overhead(jobs: int, folder: Path) -> list:
-    """Return the seconds of `jobs` local-executor jobs, one after another, each loading one finished run."""
-    from .config import make_config
-    from .train import train_run
-    cfg = make_config(profile="smoke", train_size=100, test_size=20, epochs=1, batch_size=50)
-    train_run(cfg, progress=False, runs_dir=folder / "runs")
-    ex = make_executor(ClusterSettings(kind="local", gpus_per_task=0), folder / "runs")
-    times = []
-    for _ in range(jobs):
-        t0 = time.perf_counter()
-        ex.submit(TrainTask(cfg.to_dict(), str(folder / "runs"))).result()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def bench(argv=None) -> dict:
-    """Print submitit's measured overhead per run and the study's estimated wall time on N GPUs; return the figures."""
-    import argparse
-    import datetime as dt
-    import platform
-    import statistics
-    import tempfile
-
-    import torch
-    from .bench import _device_name
-    ap = argparse.ArgumentParser(prog="python -m helpers.cluster bench", description=bench.__doc__)
-    ap.add_argument("--jobs", type=int, default=5, help="local jobs to time, one after another")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds of the study to estimate")
-    args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        times = measure_overhead(args.jobs, Path(tmp))
-    overhead = statistics.median(times)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import helpers"], check=True)
-    import_s = time.perf_counter() - t0
-    per_epoch, n_ref = reference_seconds_per_epoch()
-    configs = study_configs("full", args.seeds)
-    run_s = [per_epoch * c.epochs * ((c.train_size or 50_000) - c.validation) / 50_000 + overhead for c in configs]
-    print(f"command: python -m helpers.cluster bench --jobs {args.jobs} --seeds {args.seeds}")
-    print(f"machine: {_device_name(torch.device('cpu'))}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}; Python {platform.python_version()}, submitit {submitit.__version__}; "
-          f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    print("data: a finished 1-epoch smoke run (synthetic images) in a temporary run store; each job loads it")
-    print(f"submitit local executor, {args.jobs} jobs one after another: median {overhead:.1f} s per run "
-          f"(min {min(times):.1f}, max {max(times):.1f}): submit, a fresh Python importing helpers, the task, "
-          f"the result; a fresh Python importing helpers alone: {import_s:.1f} s")
-    print(f"\nestimate: the full study, {len(configs)} runs ({args.seeds} seeds), at {per_epoch:.2f} s per epoch of "
-          f"50,000 images (median of the {n_ref} 60-epoch runs in report/reference/full, several at once on one GPU), "
-          f"plus {overhead:.1f} s per run; queue waits not included")
-    print("| GPUs | wall time |\n|---|---|")
-    table = {}
-    for gpus in sorted({1, 2, 4, 8, 16, len(configs)}):
-        table[gpus] = wall_seconds(run_s, gpus)
-        print(f"| {gpus} | {table[gpus] / 60:.0f} min |")
-    return {"overhead_s": overhead, "times": times, "wall_s": table}
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["bench"]:
-        sys.exit("usage: python -m helpers.cluster bench [--jobs N] [--seeds N]")
-    bench(sys.argv[2:])
+    from .cluster_bench import main
+    sys.exit(main(sys.argv[1:]))

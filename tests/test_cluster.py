@@ -4,6 +4,8 @@ A job sent the time-limit signal mid-run is requeued and ends with an uninterrup
 job is named with its log's tail while the others finish; runs in the store are not submitted; bad input is
 one `error:` line before anything is submitted.
 """
+import contextlib
+import io
 import os
 import re
 import signal
@@ -14,7 +16,7 @@ import pytest
 import torch
 
 import helpers as h
-from helpers import cli, cluster
+from helpers import cli, cluster, cluster_bench
 from helpers.cluster import ClusterSettings
 from helpers.data import data_identity
 from helpers.runs import run_id
@@ -80,12 +82,15 @@ def requeued(tmp_path_factory):
     pid = _wait_for("the task to start training", lambda: re.search(r"\(pid (\d+),", job.stdout() or ""))
     _wait_for("the first epoch on disk", lambda: _epochs_on_disk(root / _rid(cfg)) >= 1)
     os.kill(int(pid.group(1)), signal.SIGUSR2)
-    _wait_for("the job to finish", job.done)
-    return cfg, root, job, reference
+    # Meanwhile the same run is asked for again: it is not sent again, but waited for.
+    with contextlib.redirect_stdout(io.StringIO()) as again:
+        h.train_many([cfg], runs_dir=root, executor=local_executor(root))
+    _wait_for("the job to finish", job.done)  # the run is finished; its result is being written
+    return cfg, root, job, reference, again.getvalue()
 
 
 def test_a_job_at_its_time_limit_is_requeued_and_resumes_to_the_uninterrupted_history(requeued):
-    cfg, root, job, reference = requeued
+    cfg, root, job, reference, _ = requeued
     log = job.stdout()
     assert job.result()["run"] == _rid(cfg), log
     assert "this job is timed-out" in log and "Requeued job" in log, log
@@ -96,8 +101,16 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_to_the_uninterrupted_hi
     pd.testing.assert_frame_equal(run.history[COMPARE], reference.history[COMPARE])
 
 
+def test_a_run_a_queued_job_trains_is_waited_for_not_sent_again(requeued):
+    cfg, root, job, _, again = requeued
+    label = f"[{_rid(cfg)} none seed 3]"
+    assert f"{label} is already queued or running as job {job.job_id}; not sent again" in again, again
+    assert f"{label} finished (job {job.job_id})" in again and "submitted" not in again, again
+    assert [p.name for p in (root / ".submitit").iterdir() if p.name != "%j"] == [job.job_id]  # one job, ever
+
+
 def test_runs_in_the_store_are_loaded_and_not_submitted(requeued, capsys):
-    cfg, root, _, reference = requeued
+    cfg, root, _, reference, _ = requeued
     folder = root / ".submitit"
     before = sorted(p.name for p in folder.iterdir())
     runs = h.train_many([cfg, cfg], runs_dir=root, executor=local_executor(root))
@@ -108,7 +121,7 @@ def test_runs_in_the_store_are_loaded_and_not_submitted(requeued, capsys):
 
 
 def test_the_command_line_goes_through_the_same_path(requeued, monkeypatch, capsys):
-    cfg, root, _, _ = requeued
+    cfg, root, _, _, _ = requeued
     monkeypatch.setenv("RUNS_DIR", str(root))
     args = ["train", "--profile", "smoke", "--train-size", "100", "--test-size", "20", "--batch-size", "50",
             "--epochs", "5", "--seed", "3", "--seeds", "1", "--cluster", "local"]
@@ -209,6 +222,6 @@ def test_the_study_and_its_wall_time_on_n_gpus():
     configs = cluster.study_configs("full", 3)
     assert len(configs) == 22 and len({_rid(c) for c in configs}) == 22
     assert sum(c.recipe == "fast" for c in configs) == 3 and sum(c.stem == "cifar" for c in configs) == 1
-    assert cluster.wall_seconds([5, 4, 3, 3, 1], 2) == 8 and cluster.wall_seconds([5, 4], 8) == 5
-    per_epoch, n = cluster.reference_seconds_per_epoch()
+    assert cluster_bench.wall_seconds([5, 4, 3, 3, 1], 2) == 8 and cluster_bench.wall_seconds([5, 4], 8) == 5
+    per_epoch, n = cluster_bench.reference_seconds_per_epoch()
     assert n >= 1 and per_epoch > 0

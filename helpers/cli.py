@@ -2,7 +2,9 @@
 
 A comma-separated value of a training parameter (e.g. `--recipe none,crop --lr 0.1,0.05`) expands into one
 run per combination, each with every seed of `--seeds` (seed, seed+1, ...; default: the profile's). The runs
-train through helpers.sweep.train_many: one at a time on the CPU, several at once on CUDA (`--jobs N`).
+train through helpers.sweep.train_many: one at a time on the CPU, several at once on CUDA (`--jobs N`), or
+one job per run on a Slurm cluster (`--cluster slurm`, helpers.cluster). `--study` names the runs notebooks
+01-05 load.
 """
 from __future__ import annotations
 

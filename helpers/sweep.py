@@ -121,8 +121,11 @@ def _done_line(label: str, run: Run, how: str) -> str:
     return f"{label} {how}: final test acc {run.final_acc:.2f}%, best {run.best_acc:.2f}%"
 
 
-def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, jobs: int | None = None) -> list[Run]:
+def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, jobs: int | None = None,
+               executor=None) -> list[Run]:
     """Return the finished run of every config, in order: loaded from the store, resumed or trained.
+
+    `executor` ('slurm', 'local' or a submitit executor) sends one job per run instead (helpers.cluster).
 
     On the CPU one run trains at a time, in this process. On CUDA, or when `jobs` > 1 is asked for, runs train
     in `jobs` worker processes at once (default on CUDA: as many as free GPU memory and CPU cores allow, gpu_jobs;
@@ -131,6 +134,9 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
     every failed run.
     """
     from .train import _note_use, resolve_device
+    if executor is not None:
+        from .cluster import train_on_cluster
+        return [_note_use(r) for r in train_on_cluster(configs, executor, progress=progress, runs_dir=runs_dir)]
     configs = list(configs)
     for c in configs:
         if not isinstance(c, Config):

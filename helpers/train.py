@@ -199,8 +199,16 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
         store.remove_run(path)
     if store.is_complete(path):
         return _note_use(store.load_run(path))
-    with store.RunLock(path):
-        return _note_use(_train(cfg, rid, path, device, ident, data, progress, on_epoch, step))
+    with store.RunLock(path, timeout=store.lock_wait_s()):
+        if store.is_complete(path):  # another process finished it while this one waited for the lock
+            return _note_use(store.load_run(path))
+        store.remove_leftovers(path)
+        try:
+            return _note_use(_train(cfg, rid, path, device, ident, data, progress, on_epoch, step))
+        except OSError as e:
+            if store.is_disk_full(e):
+                raise store.full_error(path, e) from e
+            raise
 
 
 def _note_use(run: store.Run) -> store.Run:
@@ -243,7 +251,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        history, start = ckpt["history"], ckpt["epoch"]
+        history, start = [dict(row) for row in ckpt["history"]], int(ckpt["epoch"])
         torch.set_rng_state(ckpt["rng"])
     # Built after a resume, so that it takes over the loaded momentum buffers.
     stepper = (StaticStep(model, opt, criterion, cfg.batch_size, device, cfg.precision, cfg.channels_last)

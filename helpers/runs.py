@@ -127,6 +127,8 @@ def read_json(path: Path):
     """Return the parsed JSON file, or raise CorruptRunError naming it."""
     try:
         return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CorruptRunError(f"{path}: missing; delete the run folder or rerun with force=True") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptRunError(f"{path}: not valid JSON ({e}); delete the run folder or rerun with force=True") from None
 

@@ -46,7 +46,7 @@ def _against_report(recipe: str, verdict_: str, rep: float) -> tuple[str, bool]:
     said = f" Report: {pct(rep)} ({d_rep:+.2f} vs its `none`, one run each)"
     report_up = d_rep > 0
     if verdict_ == "not resolved":
-        return said + " — consistent with `none` here, so the measurement neither confirms nor opposes its direction.", False
+        return said + " — no difference from `none` under the rule, so the measurement neither confirms nor opposes its direction.", False
     if (verdict_ == "higher") == report_up:
         return said + " — **same direction** as the report.", False
     return (said + " — **the opposite direction** to the report's: here the recipe differs from `none`, "
@@ -73,7 +73,7 @@ def recipe_findings(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERE
         else:
             line += (" The report did not try this recipe; "
                      + {"higher": "it helps here.", "lower": "it does **not** help here: it differs from `none`, lower.",
-                        "not resolved": "here it is consistent with `none`."}[c.verdict])
+                        "not resolved": "under the rule it does not differ from `none` here."}[c.verdict])
         lines.append(line)
     means = t[FINAL].map(lambda s: s.mean)
     order = list(means.sort_values(ascending=False).index)

@@ -156,7 +156,7 @@ def normalization_conclusion(s: NormalizationStudy, cfg: Config, ref: Reference 
     collapse = c_mis.verdict == "lower" and -c_mis.diff > COLLAPSE_POINTS
     c_base, below_base = _loss_of(s.matched, s.baseline, ref)
     out = [f"Effect sizes: a *collapse* is a drop of more than {COLLAPSE_POINTS:.0f} points that differs under the rule; "
-           f"*as good as* means not lower by more than {RECOVER_POINTS:.0f} points with a difference under the rule.", ""]
+           f"*as good as* means not both lower by more than {RECOVER_POINTS:.0f} points and different under the rule.", ""]
     # 1. the mismatch hypothesis
     if collapse and not below_base:
         out.append(f"**The mismatch hypothesis is supported.** The same trained weights score "

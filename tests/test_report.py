@@ -493,3 +493,23 @@ def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_pa
     assert params == {"data_dir": str(tmp_path / "data" / "cifar"), "epochs": 3}
     assert env["CIFAR10_DIR"] == str(tmp_path / "data" / "cifar")
     assert anchor_data_folder({"data_dir": "synthetic"}, environ={}) == {"data_dir": "synthetic"}
+
+
+def test_the_landing_page_judges_a_comparable_row_by_the_notebooks_rule(monkeypatch):
+    from helpers import results
+    from helpers.report import landing
+    from helpers.stats import spread
+    monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
+    conf = {"recipe": "none", "lr": 0.1, "mismatch": False}
+
+    def row(values, report=79.44):
+        s = spread(values)
+        return {"config": conf, "build": s, "measured": s.mean, "difference": s.mean - report}
+    far, near, one = row([70.0, 70.5, 71.0]), row([79.0, 80.0, 79.5]), row([80.0])
+    other = {"config": conf, "build": spread([50.0]), "measured": 50.0, "difference": None}
+    landing.judge_rows([far, near, one, other], "full")
+    ref = results.Reference("full", 0.5, 3, dof=6)
+    assert far["verdict"] == f"differs ({results.judge(far['build'], [79.44], ref).p_text}; n = 3 and 1)"
+    assert far["verdict"].startswith("differs (p < 0.001") and near["verdict"].startswith("consistent with (p = 0.9")
+    c = results.judge([80.0], [79.44], ref)
+    assert one["verdict"] == f"consistent with ({c.p_text}; n = 1 and 1)" and "verdict" not in other

@@ -14,6 +14,7 @@ from helpers import runs as store
 
 COMPARE = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
 TINY = dict(profile="smoke", train_size=200, test_size=100, batch_size=50, recipe="crop_flip")
+SMALLEST = dict(profile="smoke", train_size=32, test_size=16, batch_size=16, recipe="crop_flip")
 
 
 def test_snapshot_is_frozen_and_written_in_order(tmp_path):
@@ -85,7 +86,7 @@ def test_older_checkpoints_with_a_sidecar_still_load_and_mismatches_are_named(tm
 
 
 def test_a_killed_writes_temporary_files_are_removed_when_the_run_is_opened(tmp_path):
-    cfg = dict(TINY, epochs=1)
+    cfg = dict(SMALLEST, epochs=1)
     first = h.train_run(**cfg, runs_dir=tmp_path / "a", progress=False)
     run_dir = tmp_path / "b" / first.id
     run_dir.mkdir(parents=True)
@@ -98,7 +99,7 @@ def test_a_killed_writes_temporary_files_are_removed_when_the_run_is_opened(tmp_
 
 
 def test_a_full_disk_stops_the_run_with_one_clear_error_and_it_resumes(tmp_path, monkeypatch):
-    cfg = dict(TINY, epochs=3, snapshot_epochs=(3,))
+    cfg = dict(SMALLEST, epochs=3, snapshot_epochs=(3,))
     whole = h.train_run(**cfg, runs_dir=tmp_path / "whole", progress=False)
     real = store.atomic_write_bytes
     writes = []

@@ -181,6 +181,8 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
 
     Pass a Config, or the parameters of `make_config` (profile, recipe, epochs, lr, ...).
     `on_epoch(row)` is called after every epoch; `force=True` discards a stored run and retrains.
+    Another process training the same run raises RunLockedError, or is waited for up to $RUN_LOCK_WAIT seconds;
+    a full disk raises StoreFullError (the run resumes when called again).
     `step` (None: $TRAIN_STEP, else auto) is how a step runs, not part of the experiment (like `device`):
     auto = a captured CUDA graph on CUDA and the eager loop on CPU; eager; graph (on CPU: its
     static-buffer step run eagerly).

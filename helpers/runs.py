@@ -7,6 +7,7 @@ One flock per run folder says which process trains it.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import errno
 import hashlib
@@ -142,7 +143,11 @@ def plain_state(obj):
     if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, dict):
-        return {k: plain_state(v) for k, v in obj.items()}
+        out = (type(obj) if type(obj) in (dict, collections.OrderedDict) else dict)(
+            (k, plain_state(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a module state_dict's versions, used by load_state_dict
+            out._metadata = obj._metadata
+        return out
     if isinstance(obj, (list, tuple)):
         return type(obj)(plain_state(v) for v in obj) if type(obj) in (list, tuple) else [plain_state(v) for v in obj]
     if hasattr(obj, "item") and getattr(obj, "shape", None) == ():  # a numpy scalar

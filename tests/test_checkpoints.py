@@ -62,6 +62,9 @@ def test_checkpoint_and_checksum_are_one_file_loaded_weights_only(tmp_path):
     (tmp_path / "last.pt").write_bytes(bytes(data))
     with pytest.raises(store.CorruptRunError, match="last.pt: checkpoint is corrupt .*does not match its header"):
         store.load_checkpoint(tmp_path / "last.pt")
+    bn = torch.nn.BatchNorm1d(2).state_dict()
+    store.save_checkpoint({"model": bn}, tmp_path / "bn.pt")
+    assert store.load_checkpoint(tmp_path / "bn.pt")["model"]._metadata == bn._metadata  # module versions kept
     with pytest.raises(TypeError, match="tensors and plain types only; got .*Path"):
         store.save_checkpoint({"where": tmp_path}, tmp_path / "bad.pt")
 

@@ -24,7 +24,6 @@ from .config import Config, ConfigError
 from .data import DataError, data_identity
 from .runs import CorruptRunError, Run, RunLockedError, StoreFullError
 
-LOCK_WAIT_S = 24 * 3600  # longest wait for a run another process trains, in seconds ($RUN_LOCK_WAIT overrides)
 JOBS_CAP = 8            # most concurrent runs on one GPU by default (each worker holds a CUDA context)
 LOG_TAIL = 12           # lines of a failed run's log quoted in its error
 EPOCH_MARK = "@@epoch "  # prefix of the JSON line a worker prints after every epoch
@@ -78,6 +77,9 @@ def resolve_jobs(jobs: int | None, pending: int, cuda: bool) -> int:
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"parameter 'jobs' = {jobs!r} is invalid; valid: None or a positive integer")
     return jobs
+
+
+LOCK_WAIT_S = 24 * 3600  # longest wait for a run another process trains, in seconds ($RUN_LOCK_WAIT overrides)
 
 
 def lock_wait_s() -> float:

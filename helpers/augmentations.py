@@ -41,16 +41,16 @@ def recipe_table(runs: dict, per_seed: bool = False) -> pd.DataFrame:
 
 
 def _against_report(recipe: str, verdict_: str, rep: float) -> tuple[str, bool]:
-    """Return the sentence setting a measured verdict against the report's direction, and whether it contradicts."""
+    """Return the sentence setting a measured verdict against the report's direction, and whether it is opposite."""
     d_rep = rep - REPORT_TEST_ACC["none"]
     said = f" Report: {pct(rep)} ({d_rep:+.2f} vs its `none`, one run each)"
     report_up = d_rep > 0
     if verdict_ == "not resolved":
-        return said + " — the measurement neither confirms nor contradicts its direction.", False
+        return said + " — no difference from `none` under the rule, so the measurement neither confirms nor opposes its direction.", False
     if (verdict_ == "higher") == report_up:
         return said + " — **same direction** as the report.", False
-    return (said + " — **contradicts the report**: here the recipe is resolved "
-            + ("lower than `none`." if verdict_ == "lower" else "higher, where the report found it lower.")), True
+    return (said + " — **the opposite direction** to the report's: here the recipe differs from `none`, "
+            + ("lower." if verdict_ == "lower" else "higher, where the report found it lower.")), True
 
 
 def recipe_findings(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERENCE) -> Markdown:
@@ -59,7 +59,7 @@ def recipe_findings(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERE
     if "none" not in t.index:
         return md("No `none` run to compare against.")
     base = t.loc["none"]
-    lines, comparisons, contradictions = [], [], 0
+    lines, comparisons, opposite = [], [], 0
     for recipe, row in t.drop(index="none").iterrows():
         c = judge(row[FINAL], base[FINAL], ref)
         comparisons.append(c)
@@ -69,11 +69,11 @@ def recipe_findings(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERE
         if not pd.isna(rep):
             said, contra = _against_report(recipe, c.verdict, rep)
             line += said
-            contradictions += contra
+            opposite += contra
         else:
             line += (" The report did not try this recipe; "
-                     + {"higher": "it helps here.", "lower": "it does **not** help here: resolved lower.",
-                        "not resolved": "whether it helps here is not resolved."}[c.verdict])
+                     + {"higher": "it helps here.", "lower": "it does **not** help here: it differs from `none`, lower.",
+                        "not resolved": "under the rule it does not differ from `none` here."}[c.verdict])
         lines.append(line)
     means = t[FINAL].map(lambda s: s.mean)
     order = list(means.sort_values(ascending=False).index)
@@ -84,17 +84,17 @@ def recipe_findings(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERE
     reversed_pairs = [(a, b) for i, a in enumerate(report_order) for b in report_order[i + 1:]
                       if judge(t.loc[b, FINAL], t.loc[a, FINAL], ref).verdict == "higher"]
     order_text = (f"Ranking by mean final test accuracy: {ranked}. "
-                  + ("Among the report's recipes no pair is resolved in the opposite order to the report's ranking."
+                  + ("Among the report's recipes no pair differs in the opposite order to the report's ranking."
                      if not reversed_pairs else
                      f"Among the report's recipes this **differs** from the report's ranking "
                      f"({' > '.join(report_order)}): "
-                     + "; ".join(f"{b} resolved above {a}" for a, b in reversed_pairs) + "."))
+                     + "; ".join(f"{b} above {a} (they differ)" for a, b in reversed_pairs) + "."))
     gaps = t[GAP].map(lambda s: s.mean)
     overfit = (f"The mean train–test gap is largest for **{gaps.idxmax()}** ({gaps.max():.1f} points) and "
                f"smallest for **{gaps.idxmin()}** ({gaps.min():.1f})"
                + (": augmentation shrinks the gap, as it should if it fights overfitting."
                   if gaps.idxmax() == "none" else ", so here augmentation does not simply shrink the gap."))
-    summary = (f"{contradictions} contradiction(s) with the report's direction." if contradictions else
-               "No resolved contradiction with the direction of the report's findings.")
+    summary = (f"{opposite} result(s) in the opposite direction to the report's." if opposite else
+               "No result differs in the opposite direction to the report's findings.")
     return md("\n".join(lines) + f"\n\n{order_text}\n\n{overfit}\n\n{summary} {comparability(cfg)}\n\n"
               + rule_note(comparisons, ref))

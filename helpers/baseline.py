@@ -69,11 +69,10 @@ def accuracy_note(runs, report_acc: float | None, cfg: Config, what: str = "The 
     elif is_comparable(cfg):
         c = judge(final, [report_acc], ref)
         judged = (verdict(c, "Measured", "the report") + ": "
-                  + ("the measurement **agrees** with the report within the spread."
-                     if c.verdict == "not resolved" and c.threshold is not None else
+                  + ("the measurement **is consistent with** the report." if c.judged and not c.resolved else
                      "the seed-to-seed spread is not known well enough to say whether the measurement "
-                     "agrees with the report." if c.threshold is None else
-                     "the measurement **contradicts** the report.")
+                     "is consistent with the report." if not c.judged else
+                     f"the measurement **differs** from the report ({c.n_text}).")
                   + "  \n" + rule_note([c], ref))
     else:
         judged = (f"The gap to the report ({final.mean - report_acc:+.2f} points) is expected from the smaller "

@@ -145,7 +145,7 @@ def experiments(lr: float, fix_lr: float) -> list[tuple]:
 
 
 def _loss_of(a, b, ref) -> tuple:
-    """Return (comparison, whether A is below B by a resolved margin of more than RECOVER_POINTS)."""
+    """Return (comparison, whether A differs from B, lower by more than RECOVER_POINTS)."""
     c = judge(a, b, ref)
     return c, c.verdict == "lower" and -c.diff > RECOVER_POINTS
 
@@ -155,8 +155,8 @@ def normalization_conclusion(s: NormalizationStudy, cfg: Config, ref: Reference 
     c_mis = judge(s.mismatched, s.matched, ref)
     collapse = c_mis.verdict == "lower" and -c_mis.diff > COLLAPSE_POINTS
     c_base, below_base = _loss_of(s.matched, s.baseline, ref)
-    out = [f"Effect sizes: a *collapse* is a resolved drop of more than {COLLAPSE_POINTS:.0f} points; *as good as* "
-           f"means not resolved lower by more than {RECOVER_POINTS:.0f} points.", ""]
+    out = [f"Effect sizes: a *collapse* is a drop of more than {COLLAPSE_POINTS:.0f} points that differs under the rule; "
+           f"*as good as* means not both lower by more than {RECOVER_POINTS:.0f} points and different under the rule.", ""]
     # 1. the mismatch hypothesis
     if collapse and not below_base:
         out.append(f"**The mismatch hypothesis is supported.** The same trained weights score "
@@ -172,7 +172,7 @@ def normalization_conclusion(s: NormalizationStudy, cfg: Config, ref: Reference 
     else:
         out.append(f"**The measurements do not support the mismatch hypothesis here.** Testing the "
                    f"normalize-trained weights without normalization gives {pct(s.mismatched)}, against "
-                   f"{pct(s.matched)} with it ({verdict(c_mis, 'without', 'with')}): no resolved collapse of "
+                   f"{pct(s.matched)} with it ({verdict(c_mis, 'without', 'with')}): no collapse (a difference under the rule) of "
                    f"more than {COLLAPSE_POINTS:.0f} points, so these runs do not show the report's failure this way.")
     # 2. the report's explanation: overfitting
     if collapse:
@@ -220,7 +220,7 @@ def _fix_paragraph(s: NormalizationStudy, cfg: Config, ref: Reference) -> tuple[
         if is_comparable(cfg):
             c_rep = judge(s.fix_mismatched, [REPORT_NORMALIZE["fix_test_acc"]], ref)
             used.append(c_rep)
-            text += (", **contradicting the report's** " + pct(REPORT_NORMALIZE["fix_test_acc"])
+            text += (", **below the report's** " + pct(REPORT_NORMALIZE["fix_test_acc"])
                      if c_rep.verdict == "lower" else "") + f" ({verdict(c_rep, 'measured', 'the report')})."
         else:
             text += (f"; the report's {pct(REPORT_NORMALIZE['fix_test_acc'])} is from its own scale, which "
@@ -230,7 +230,7 @@ def _fix_paragraph(s: NormalizationStudy, cfg: Config, ref: Reference) -> tuple[
     text += (f" With the correct pipeline, lr {s.fix_lr} gives {pct(s.fix_matched)} against "
              f"{pct(s.matched)} at lr {cfg.lr}"
              + (": here the larger rate is better in itself." if c_lr.verdict == "higher" and c_lr.diff > RECOVER_POINTS
-                else ": here the larger rate is resolved worse in itself." if c_lr.verdict == "lower"
+                else ": here the larger rate is worse in itself (a difference under the rule)." if c_lr.verdict == "lower"
                 else ": the larger rate itself is no improvement."))
     return text, used
 
@@ -307,17 +307,17 @@ def full_scale_conclusion(fs: FullScale) -> Markdown:
     left_open.append(f"Which test transform the report's lr-{fs.fix_lr} run used: its code for that run is not "
                      "shown, so the hypothesis above cannot be checked against it.")
     if c_hyp.verdict == "higher":
-        left_open.append(f"What else lifted the report's run: {pct(fixed_fig)} is resolved above the lr-{fs.fix_lr} "
-                         f"run tested with Normalize ({pct(fs.fix_matched)}), so even the hypothesis does not "
+        left_open.append(f"What else lifted the report's run: {pct(fixed_fig)} differs from the lr-{fs.fix_lr} "
+                         f"run tested with Normalize ({pct(fs.fix_matched)}), above it, so even the hypothesis does not "
                          "account for all of it.")
     if not fs.ref.measured:
         left_open.append(f"The seed-to-seed spread at this scale: the reference holds {'/'.join(map(str, ns))} "
-                         "seed(s) per setting, so every difference above with one seed a side is not resolved "
+                         "seed(s) per setting, so every difference above with one seed a side is not judged "
                          "under the rule.")
     elif fs.ref.borrowed:
         left_open.append(f"The seed-to-seed spread at this scale itself: the reference holds "
-                         f"{'/'.join(map(str, ns))} seed(s) per setting, so the thresholds above use the spread "
-                         f"measured in `{fs.ref.sd_folder}` (see the rule); a verdict near its threshold may change "
+                         f"{'/'.join(map(str, ns))} seed(s) per setting, so the tests above use the spread "
+                         f"measured in `{fs.ref.sd_folder}` (see the rule); a verdict with p near 0.05 may change "
                          "once more seeds at this scale are added.")
     out = [f"**At the report's scale** (full profile, the reference runs in {folder}, "
            f"n={'/'.join(map(str, ns))} seed(s) per setting):", "", "*What the figures support.*", ""]

@@ -17,7 +17,7 @@ from IPython.display import Markdown
 from .config import Config, ConfigError
 from .recipes import CIFAR10_MEAN, CIFAR10_STD
 from .reference import ReferenceMissingError, reference_spread
-from .stats import RULE, RULE_REFERENCE, Comparison, Spread, compare, pooled_sd, spread
+from .stats import RULE, RULE_REFERENCE, Comparison, Spread, compare, pooled_df, pooled_sd, spread
 
 # ---- the report's figures ---------------------------------------------------------------------
 
@@ -190,7 +190,7 @@ def stored_spread(profile: str, recipe: str, lr: float, mismatch: bool = False) 
 
 # A profile whose reference has no experiment with two seeds borrows the spread measured at a smaller scale: the
 # quick profile trains on 3,000 images and is assumed to vary at least as much from seed to seed as the full one,
-# so the borrowed threshold is the stricter one. Stated wherever it is used (rule_note).
+# so the borrowed spread is the stricter one. Stated wherever it is used (rule_note).
 BORROWED_SPREAD = {"full": "quick"}
 
 
@@ -201,6 +201,12 @@ class Reference:
     sd: float
     experiments: int = 0            # experiments that had at least two seeds
     measured_in: str | None = None  # the profile whose runs gave the sd, when not this one (BORROWED_SPREAD)
+    dof: int | None = None          # degrees of freedom of the pooled sd (None: at least one per experiment)
+
+    @property
+    def df(self) -> int:
+        """Return the degrees of freedom the t-test uses with this sd (sum of n - 1; else one per experiment)."""
+        return self.dof if self.dof else max(self.experiments, 1)
 
     @property
     def folder(self) -> str:
@@ -227,11 +233,11 @@ def reference_sd(profile: str, experiments) -> Reference:
     """Return the pooled sd of the (recipe, lr, mismatch) experiments in the profile's reference runs, else borrowed."""
     experiments = list(experiments)
     spreads = [stored_spread(profile, r, lr, m) for r, lr, m in experiments]
-    own = Reference(profile, pooled_sd(spreads), sum(1 for s in spreads if s.n >= 2))
+    own = Reference(profile, pooled_sd(spreads), sum(1 for s in spreads if s.n >= 2), dof=pooled_df(spreads))
     if own.measured or profile not in BORROWED_SPREAD:
         return own
     other = reference_sd(BORROWED_SPREAD[profile], experiments)
-    return Reference(profile, other.sd, other.experiments, other.profile) if other.measured else own
+    return (Reference(profile, other.sd, other.experiments, other.profile, other.dof) if other.measured else own)
 
 
 NO_REFERENCE = Reference("none", math.nan)
@@ -239,7 +245,7 @@ NO_REFERENCE = Reference("none", math.nan)
 
 def judge(a, b, ref: Reference = NO_REFERENCE) -> Comparison:
     """Return the Comparison of A and B, with the reference spread standing in where a side has one seed."""
-    return compare(a, b, ref.sd if ref.measured else None)
+    return compare(a, b, ref.sd if ref.measured else None, ref.df)
 
 
 def rule_note(comparisons, ref: Reference = NO_REFERENCE) -> str:
@@ -249,19 +255,23 @@ def rule_note(comparisons, ref: Reference = NO_REFERENCE) -> str:
     if any(c.basis != "welch" for c in comparisons):
         if ref.measured:
             text += (f" Otherwise, {RULE_REFERENCE} (`{ref.sd_folder}`: pooled seed-to-seed sd {ref.sd:.2f} points "
-                     f"over {ref.experiments} experiment{'s' if ref.experiments != 1 else ''}).")
+                     f"over {ref.experiments} experiment{'s' if ref.experiments != 1 else ''}, {ref.df} degree"
+                     f"{'s' if ref.df != 1 else ''} of freedom).")
         if ref.borrowed:
             text += (f" `{ref.folder}` has no experiment here with two seeds, so that spread of the "
                      f"{ref.measured_in} profile stands in: an assumption, that runs at the {ref.profile} profile's "
                      f"scale vary from seed to seed no more than at the {ref.measured_in} profile's smaller one.")
-        else:
+        elif not ref.measured:
             text += (f" Otherwise, {RULE_REFERENCE}; `{ref.folder}` has no experiment here with two seeds or more, "
-                     "so such a difference is **not resolved**.")
+                     "so such a difference is **not judged**.")
     return text
 
 
-def verdict(c: Comparison, a: str, b: str) -> str:
-    """Return the verdict as a phrase: 'A is higher than B: +2.31 points (threshold ...)' or 'not resolved'."""
-    if c.verdict == "not resolved":
-        return f"{a} against {b}: {c.describe()}, **not resolved**"
-    return f"{a} is **{c.verdict}** than {b}: {c.describe()}"
+def verdict(c: Comparison, a: str, b: str, digits: int = 2) -> str:
+    """Return the verdict as a phrase: 'A **differs** from B (p = 0.012; n = 3 and 1): +2.31 points, higher (...)'."""
+    if not c.judged:
+        return f"{a} against {b}: {c.describe(digits)}, **not judged**"
+    if c.resolved:
+        return (f"{a} **differs** from {b} ({c.p_text}; {c.n_text}): {c.diff:+.{digits}f} points, {c.verdict} "
+                f"({c.t_text})")
+    return f"{a} is **consistent with** {b} ({c.p_text}; {c.n_text}): {c.diff:+.{digits}f} points ({c.t_text})"

@@ -1,18 +1,23 @@
 """The run store: runs/<id>/ holds a run's config, history, metrics, environment and checkpoints.
 
 The id hashes the run's config and data identity, so the same experiment is found again instead
-of being retrained, from any notebook. Every write is atomic; every checkpoint carries a SHA-256
-beside it, and one that does not match is reported, never used.
+of being retrained, from any notebook. Every write is atomic (a temporary file, then a rename); every
+checkpoint carries its SHA-256 in its own header, and one that does not match is reported, never used.
+One flock per run folder says which process trains it.
 """
 from __future__ import annotations
 
+import collections
 import copy
+import errno
 import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +25,40 @@ import pandas as pd
 import torch
 
 from .data import project_root
+from .runlock import LOCK_WAIT_ENV, RunLock, RunLockedError, lock_wait_s, wait_unlocked  # noqa: F401 - the store's lock
 
 
 class CorruptRunError(RuntimeError):
     """A file in the run store is incomplete or corrupt."""
 
 
-class RunLockedError(RuntimeError):
-    """Another live process is training this run."""
+class StoreFullError(RuntimeError):
+    """The disk that holds the run store is full: the run stopped, and resumes once space is freed."""
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def full_error(run_folder: Path, err: OSError) -> StoreFullError:
+    """Return the one error a full disk gives: the run store, its free space, and how to go on."""
+    root = Path(run_folder).parent
+    try:
+        free = _size(shutil.disk_usage(root).free) + " free"
+    except OSError:
+        free = "free space unknown"
+    return StoreFullError(f"the run store {root} is full ({free} on its disk): run {Path(run_folder).name} stopped "
+                          f"({err.strerror or err} writing {Path(err.filename).name if err.filename else 'a file'}). "
+                          "Free some space, then run it again: it resumes from its last checkpoint.")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Return whether an error is a full disk or an exceeded quota."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def runs_root(root=None) -> Path:
@@ -43,16 +74,45 @@ def run_id(config_identity: dict, data_identity: dict) -> str:
 
 # ---- atomic files ---------------------------------------------------------------------------
 
-def atomic_write_bytes(path: Path, data: bytes):
-    """Write bytes to a temporary file beside `path`, fsync, then rename over it."""
+TMP_SUFFIX = ".tmp"
+# Test-only: "<marker file>:<seconds>" makes every checkpoint write create the marker, pause half-way through
+# writing its temporary file, and remove the marker after the rename (tests/test_crash.py kills inside it).
+WRITE_PAUSE_ENV = "RUNS_TEST_WRITE_PAUSE"
+
+
+def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
+    """Write bytes to a temporary file beside `path`, fsync, then rename over it; never leave the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    hook = os.environ.get(WRITE_PAUSE_ENV) if pause else None
+    marker, seconds = hook.rsplit(":", 1) if hook else (None, 0)
+    try:
+        with open(tmp, "wb") as f:
+            if marker:
+                Path(marker).write_text(str(path))
+                f.write(data[:len(data) // 2])
+                f.flush()
+                time.sleep(float(seconds))
+                f.write(data[len(data) // 2:])
+            else:
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if marker:
+        Path(marker).unlink(missing_ok=True)
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed write left in a run folder; return them."""
+    left = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
+    for p in left:
+        p.unlink(missing_ok=True)
+    return left
 
 
 def atomic_write_json(path: Path, obj):
@@ -64,17 +124,51 @@ def read_json(path: Path):
     """Return the parsed JSON file, or raise CorruptRunError naming it."""
     try:
         return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CorruptRunError(f"{path}: missing; delete the run folder or rerun with force=True") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptRunError(f"{path}: not valid JSON ({e}); delete the run folder or rerun with force=True") from None
 
 
-def save_checkpoint(obj: dict, path: Path):
-    """torch.save `obj` atomically, with its SHA-256 in `<path>.sha256`."""
+# ---- checkpoints: one file, its SHA-256 in its header -------------------------------------------
+# A checkpoint file is CHECKPOINT_MAGIC, the 64 hex digits of the SHA-256 of the rest, a newline, then torch.save's
+# bytes. Weights and checksum so land on disk in one rename: there is no moment at which one is new and the other old.
+
+CHECKPOINT_MAGIC = b"RUNCKPT1 sha256="
+_HEADER = len(CHECKPOINT_MAGIC) + 65
+
+
+def plain_state(obj):
+    """Return `obj` with numpy scalars and arrays, tuples and other containers made tensors and plain types."""
+    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, dict):
+        out = (type(obj) if type(obj) in (dict, collections.OrderedDict) else dict)(
+            (k, plain_state(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a module state_dict's versions, used by load_state_dict
+            out._metadata = obj._metadata
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain_state(v) for v in obj) if type(obj) in (list, tuple) else [plain_state(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "shape", None) == ():  # a numpy scalar
+        return obj.item()
+    if hasattr(obj, "__array__"):
+        return torch.as_tensor(obj)
+    raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(obj).__name__}")
+
+
+def checkpoint_bytes(obj: dict) -> bytes:
+    """Return the bytes of a checkpoint file: the header with the SHA-256 of torch.save's bytes, then those bytes."""
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save(plain_state(obj), buf)
     data = buf.getvalue()
-    atomic_write_bytes(path, data)
-    atomic_write_bytes(Path(f"{path}.sha256"), hashlib.sha256(data).hexdigest().encode())
+    return CHECKPOINT_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data
+
+
+def save_checkpoint(obj: dict, path: Path):
+    """Write `obj` (tensors and plain types) as a checkpoint file, its checksum inside, in one atomic rename."""
+    atomic_write_bytes(path, checkpoint_bytes(obj), pause=True)
+    Path(f"{path}.sha256").unlink(missing_ok=True)  # an older format's sidecar, now stale
 
 
 def cpu_snapshot(obj):
@@ -158,53 +252,31 @@ class CheckpointWriter:
             raise err
 
 
+def _checked_payload(path: Path, data: bytes) -> bytes:
+    """Return torch.save's bytes of a checkpoint file after checking its SHA-256; raise CorruptRunError if it fails."""
+    if data.startswith(CHECKPOINT_MAGIC):
+        expected, payload, where = data[len(CHECKPOINT_MAGIC):_HEADER - 1].decode(errors="replace"), data[_HEADER:], \
+            "its header"
+    else:  # the older format: the SHA-256 in a `<name>.sha256` file beside it
+        sidecar = Path(f"{path}.sha256")
+        expected, payload, where = (sidecar.read_text().strip() if sidecar.exists() else None), data, sidecar.name
+    if expected != hashlib.sha256(payload).hexdigest():
+        raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match {where}); "
+                              "delete it, or rerun with force=True")
+    return payload
+
+
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    """Return a checkpoint after checking its SHA-256; raise CorruptRunError if it does not match."""
+    """Return a checkpoint (weights_only) after checking its SHA-256; raise CorruptRunError if it does not match."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    data = path.read_bytes()
-    sidecar = Path(f"{path}.sha256")
-    expected = sidecar.read_text().strip() if sidecar.exists() else None
-    if expected != hashlib.sha256(data).hexdigest():
-        raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match "
-                              f"{sidecar.name}); delete it, or rerun with force=True")
-    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
-
-
-# ---- a lock so two processes never train the same run at once -------------------------------
-
-class RunLock:
-    """Exclusive lock on a run folder; a lock left by a dead process is taken over."""
-
-    def __init__(self, path: Path):
-        self.file = Path(path) / "lock"
-
-    def __enter__(self):
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                return self
-            except FileExistsError:
-                try:
-                    pid = int(self.file.read_text() or 0)
-                    os.kill(pid, 0)
-                    alive = pid != os.getpid()
-                except (ValueError, ProcessLookupError, FileNotFoundError):
-                    alive = False
-                except PermissionError:
-                    alive = True
-                if alive:
-                    raise RunLockedError(f"{self.file.parent} is being trained by process {pid}; "
-                                         "wait for it, or stop it") from None
-                self.file.unlink(missing_ok=True)
-        raise RunLockedError(f"could not lock {self.file.parent}")
-
-    def __exit__(self, *exc):
-        self.file.unlink(missing_ok=True)
+    payload = _checked_payload(path, path.read_bytes())
+    try:
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CorruptRunError(f"{path}: holds more than tensors and plain types, so it is not loaded "
+                              f"(torch.load weights_only: {str(e).splitlines()[0]}); rerun with force=True") from None
 
 
 # ---- runs -----------------------------------------------------------------------------------

@@ -1,20 +1,74 @@
-"""Spread across seeds, and the one rule that says whether a difference between two experiments is resolved.
+"""Spread across seeds, and the one rule that says whether two experiments differ.
 
-Rule (rendered into every conclusion by `RULE`): A differs from B only when the difference of their mean test
-accuracies exceeds two standard errors of that difference (Welch: sqrt(sd_A²/n_A + sd_B²/n_B)), with at least two
-seeds on each side. With fewer seeds, a measured seed-to-seed sd from elsewhere (the reference runs) can stand in
-for both sides' sd; without one, the difference is not resolved.
+Rule (rendered into every conclusion by `RULE`): A differs from B when Welch's t-test rejects equal means at the 5%
+level: t = (mean_A - mean_B) / sqrt(sd_A²/n_A + sd_B²/n_B), with the Welch–Satterthwaite degrees of freedom, two-sided
+p < 0.05; it needs at least two seeds on each side. With one seed on a side, a seed-to-seed sd measured elsewhere (the
+reference runs, pooled) stands in for both sides' sd, with that sd's degrees of freedom: an assumption, stated where it
+is used. Without one, the difference is not judged. The Student-t distribution is computed here (the regularized
+incomplete beta function), with no statistics package.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-RESOLVE_SE = 2.0  # a difference is resolved beyond this many standard errors of it
-RULE = ("a difference counts only when it exceeds two standard errors of the difference of the means "
-        "(Welch), with at least two seeds on each side")
-RULE_REFERENCE = ("with a single seed, a difference counts only when it exceeds two standard errors computed "
-                  "from the seed-to-seed spread measured in the reference runs")
+ALPHA = 0.05  # two-sided level of the t-test
+RULE = ("two experiments differ only when Welch's t-test finds their mean test accuracies different at the 5% level "
+        "(two-sided p < 0.05, Welch–Satterthwaite degrees of freedom), with at least two seeds on each side; "
+        "otherwise they are consistent with each other")
+RULE_REFERENCE = ("with a single seed on a side, the seed-to-seed sd measured in the reference runs stands in for both "
+                  "sides' sd, with its degrees of freedom (an assumption: that these runs vary from seed to seed as the "
+                  "reference runs do)")
+
+
+# ---- the Student-t distribution ----------------------------------------------------------------
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """Return the continued fraction of the incomplete beta function (modified Lentz's method)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Return the regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """Return P(|T| >= |t|) for Student's t with `df` (> 0, not necessarily whole) degrees of freedom."""
+    if not df > 0:
+        raise ValueError(f"parameter 'df' = {df!r} is invalid; valid: a positive number")
+    if math.isinf(t):
+        return 0.0
+    return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch_df(a: Spread, b: Spread) -> float:
+    """Return the Welch–Satterthwaite degrees of freedom of mean(A) - mean(B) (both sides need two values)."""
+    va, vb = a.sd ** 2 / a.n, b.sd ** 2 / b.n
+    if va + vb == 0:
+        return float(a.n + b.n - 2)
+    return (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
 
 
 @dataclass(frozen=True)
@@ -69,48 +123,88 @@ def spread(values) -> Spread:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A against B: the difference of means, the threshold it must exceed, and the verdict."""
+    """A against B: the difference of means, its standard error, degrees of freedom, p-value and verdict."""
     a: Spread
     b: Spread
     diff: float                  # mean(A) - mean(B), in points
-    threshold: float | None      # the difference must exceed this to be resolved (None: cannot be judged)
+    se: float | None             # standard error of the difference (None: cannot be judged)
+    df: float | None             # degrees of freedom of the t-test
     basis: str                   # "welch" | "reference" | "too few seeds"
 
     @property
+    def p(self) -> float | None:
+        """Return the two-sided p-value of the t-test (None when the difference cannot be judged)."""
+        if self.se is None:
+            return None
+        if self.se == 0:
+            return 1.0 if self.diff == 0 else 0.0
+        return t_two_sided_p(self.diff / self.se, self.df)
+
+    @property
+    def judged(self) -> bool:
+        """Return whether there was a spread to judge the difference with."""
+        return self.se is not None
+
+    @property
     def resolved(self) -> bool:
-        """Return whether the difference exceeds its threshold."""
-        return self.threshold is not None and abs(self.diff) > self.threshold
+        """Return whether A and B differ at the 5% level."""
+        return self.judged and self.p < ALPHA
 
     @property
     def verdict(self) -> str:
-        """Return 'higher', 'lower' (A against B) or 'not resolved'."""
+        """Return 'higher', 'lower' (A differs from B, in that direction) or 'not resolved'."""
         if not self.resolved:
             return "not resolved"
         return "higher" if self.diff > 0 else "lower"
 
+    @property
+    def p_text(self) -> str:
+        """Return 'p = 0.012' (or 'p < 0.001')."""
+        return "p < 0.001" if self.p < 0.001 else f"p = {self.p:.3f}"
+
+    @property
+    def n_text(self) -> str:
+        """Return the seeds on each side, 'n = 3 and 1'."""
+        return f"n = {self.a.n} and {self.b.n}"
+
+    @property
+    def t_text(self) -> str:
+        """Return the test, e.g. 'Welch t = 3.10, df = 3.4' or 't = 3.10, df = 8.0, sd from the reference runs'."""
+        t = self.diff / self.se if self.se else math.copysign(math.inf, self.diff) if self.diff else 0.0
+        return (f"Welch t = {t:.2f}, df = {self.df:.1f}" if self.basis == "welch" else
+                f"t = {t:.2f}, df = {self.df:.1f}, sd from the reference runs")
+
     def describe(self, digits: int = 2) -> str:
-        """Return the difference with its threshold, e.g. '+2.31 points (threshold ±0.84, Welch)'."""
-        if self.threshold is None:
-            return f"{self.diff:+.{digits}f} points (one seed a side and no measured spread: not judged)"
-        basis = "Welch, 2 SE" if self.basis == "welch" else "2 SE from the reference runs' spread"
-        return f"{self.diff:+.{digits}f} points (threshold ±{self.threshold:.{digits}f}, {basis})"
+        """Return the difference with its test, e.g. '+2.31 points (Welch t = 3.10, df = 3.4, p = 0.045; n = 3 and 3)'."""
+        if not self.judged:
+            return f"{self.diff:+.{digits}f} points (one seed a side and no measured spread: not judged; {self.n_text})"
+        return f"{self.diff:+.{digits}f} points ({self.t_text}, {self.p_text}; {self.n_text})"
 
 
-def compare(a, b, reference_sd: float | None = None) -> Comparison:
-    """Return the Comparison of A and B (Spreads or lists of values) under the module's rule."""
+def compare(a, b, reference_sd: float | None = None, reference_df: float | None = None) -> Comparison:
+    """Return the Comparison of A and B (Spreads or lists of values) under the module's rule.
+
+    With one seed on a side, `reference_sd` (with `reference_df` degrees of freedom; default 1) stands in for both sides.
+    """
     a, b = (x if isinstance(x, Spread) else spread(x) for x in (a, b))
     if a.n == 0 or b.n == 0:
         raise ValueError(f"compare needs at least one value on each side; got n={a.n} and n={b.n}")
     diff = a.mean - b.mean
     if a.n >= 2 and b.n >= 2:
-        return Comparison(a, b, diff, RESOLVE_SE * math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n), "welch")
+        return Comparison(a, b, diff, math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n), welch_df(a, b), "welch")
     if reference_sd is not None and not math.isnan(reference_sd):
-        return Comparison(a, b, diff, RESOLVE_SE * reference_sd * math.sqrt(1 / a.n + 1 / b.n), "reference")
-    return Comparison(a, b, diff, None, "too few seeds")
+        return Comparison(a, b, diff, reference_sd * math.sqrt(1 / a.n + 1 / b.n), float(reference_df or 1),
+                          "reference")
+    return Comparison(a, b, diff, None, None, "too few seeds")
 
 
 def pooled_sd(spreads) -> float:
     """Return the pooled seed-to-seed sd of several experiments (nan when none has two seeds)."""
     num = sum((s.n - 1) * s.sd ** 2 for s in spreads if s.n >= 2)
-    dof = sum(s.n - 1 for s in spreads if s.n >= 2)
+    dof = pooled_df(spreads)
     return math.sqrt(num / dof) if dof else math.nan
+
+
+def pooled_df(spreads) -> int:
+    """Return the degrees of freedom of the pooled sd: the sum of n - 1 over experiments with two seeds or more."""
+    return sum(s.n - 1 for s in spreads if s.n >= 2)

@@ -16,7 +16,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +23,14 @@ from pathlib import Path
 from . import runs as store
 from .config import Config, ConfigError
 from .data import DataError, data_identity
-from .runs import CorruptRunError, Run, RunLockedError
+from .runs import CorruptRunError, Run, RunLockedError, StoreFullError
 
 RUN_GPU_BYTES = 8 * 2**30  # GPU memory set aside per concurrent run by default (docs/gpu.md: how it was sized)
 LOG_TAIL = 12           # lines of a failed run's log quoted in its error
 EPOCH_MARK = "@@epoch "  # prefix of the JSON line a worker prints after every epoch
 LOCKED_EXIT = 75        # a worker's exit code when another live process holds the run's lock (EX_TEMPFAIL)
 EXPECTED_EXIT = 2       # a worker's exit code for an expected failure (corrupt run, missing data, bad config)
-EXPECTED = (ConfigError, DataError, CorruptRunError)
+EXPECTED = (ConfigError, DataError, CorruptRunError, StoreFullError)
 
 
 class SweepError(RuntimeError):
@@ -98,18 +97,12 @@ def resolve_jobs(jobs: int | None, pending: int, cuda: bool, free_bytes: int | N
     return jobs
 
 
-def wait_for_lock(path: Path, poll_s: float = 2.0):
-    """Return once no live process holds the lock of run folder `path`."""
-    lock = Path(path) / "lock"
-    while lock.exists():
-        try:
-            pid = int(lock.read_text() or 0)
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError, FileNotFoundError):
-            return  # a dead holder's lock is taken over by the next RunLock
-        except PermissionError:
-            pass
-        time.sleep(poll_s)
+LOCK_WAIT_S = 24 * 3600  # longest wait for a run another process trains, in seconds ($RUN_LOCK_WAIT overrides)
+
+
+def lock_wait_s() -> float:
+    """Return how long a sweep waits for a run another process holds: $RUN_LOCK_WAIT, else LOCK_WAIT_S."""
+    return store.lock_wait_s() or LOCK_WAIT_S
 
 
 def _progress_line(label: str, row: dict, epochs: int) -> str:
@@ -199,7 +192,12 @@ def _train_in_process(pending, root, say, done, failures):
                 say(_done_line(label, run, "finished"))
             except RunLockedError:
                 say(f"{label} is being trained by another process; waiting for it")
-                wait_for_lock(root / rid)
+                try:
+                    store.wait_unlocked(root / rid, lock_wait_s())
+                except RunLockedError as e:
+                    failures.append(Failure(label, c.to_dict(), f"RunLockedError: {e}"))
+                    say(f"{label} FAILED: RunLockedError: {e}")
+                    break
                 continue
             except Exception as e:  # noqa: BLE001 - the other runs go on; the error names this one
                 tail = traceback.format_exc().strip().splitlines()[-LOG_TAIL:]
@@ -239,19 +237,37 @@ def _start(job: _Job, root: Path, env: dict, events: queue.Queue):
     """Start the worker process of a job and a thread that forwards its output lines to `events`."""
     cmd = [sys.executable, "-c", "import sys; from helpers.sweep import worker; sys.exit(worker())",
            "--runs-dir", str(root), json.dumps(job.config.to_dict())]
-    job.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                text=True, env=env, bufsize=1)
     log = root / job.rid / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    job.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                text=True, env=env, bufsize=1)
+    threading.Thread(target=_pump, args=(job, log, events), daemon=True).start()
 
-    def pump():
+
+def _pump(job: _Job, log: Path, events: queue.Queue):
+    """Copy a worker's output into its log and onto `events`; always end with one ("exit", job, (code, error)).
+
+    An error here (the log cannot be written, or anything else) stops the worker, and the run fails naming it:
+    the sweep never waits for an exit that will not come.
+    """
+    error = None
+    try:
         with open(log, "a") as f:
             for line in job.proc.stdout:
-                f.write(line)
-                f.flush()
-                events.put(("line", job, line.rstrip("\n")))
-        events.put(("exit", job, job.proc.wait()))
-    threading.Thread(target=pump, daemon=True).start()
+                _forward(job, line, f, events)
+    except BaseException as e:  # noqa: BLE001 - handed to the sweep with the exit
+        error = f"could not write its log {log}: {type(e).__name__}: {e}" if isinstance(e, OSError) else \
+            f"its log pump failed: {type(e).__name__}: {e}"
+        job.proc.kill()
+    finally:
+        events.put(("exit", job, (job.proc.wait(), error)))
+
+
+def _forward(job: _Job, line: str, f, events: queue.Queue):
+    """Append one line of a worker's output to its log and send it to the sweep."""
+    f.write(line)
+    f.flush()
+    events.put(("line", job, line.rstrip("\n")))
 
 
 def _train_in_workers(pending, root, n_jobs, cuda, say, done, failures):
@@ -260,16 +276,19 @@ def _train_in_workers(pending, root, n_jobs, cuda, say, done, failures):
     todo = collections.deque(_Job(rid, c, run_label(c, rid)) for rid, c in pending)
     events: queue.Queue = queue.Queue()
     running: set = set()
-    waiting: set = set()  # jobs whose run another process holds; they come back as "retry" events
+    waiting: set = set()  # jobs whose run another process holds; they come back as "retry" or "locked" events
     try:
         while todo or running or waiting:
             while todo and len(running) < n_jobs:
                 job = todo.popleft()
                 if store.is_complete(root / job.rid):  # another process finished it while this one waited
-                    done[job.rid] = store.load_run(root / job.rid)
-                    say(_done_line(job.label, done[job.rid], "loaded from the store"))
+                    _load_finished(job, root, "loaded from the store", say, done, failures)
                     continue
-                _start(job, root, env, events)
+                try:
+                    _start(job, root, env, events)
+                except OSError as e:
+                    _fail(job, f"could not start its worker: {type(e).__name__}: {e}", root, say, failures)
+                    continue
                 running.add(job)
                 say(f"{job.label} started (worker {job.proc.pid}, {len(running)} of {n_jobs} at once)")
             if not (running or waiting):
@@ -282,40 +301,60 @@ def _train_in_workers(pending, root, n_jobs, cuda, say, done, failures):
                     job.tail.append(value)
             elif kind == "exit":
                 running.discard(job)
-                _finish(job, value, root, say, done, failures, waiting, events)
+                _finish(job, *value, root, say, done, failures, waiting, events)
             elif kind == "retry":  # the other process let go of the run: load it, or train what it left
                 waiting.discard(job)
                 todo.appendleft(job)
+            elif kind == "locked":  # the other process held it past the wait
+                waiting.discard(job)
+                _fail(job, f"RunLockedError: {value}", root, say, failures)
     finally:
         for job in running:
             if job.proc and job.proc.poll() is None:
                 job.proc.kill()
 
 
-def _finish(job, code, root, say, done, failures, waiting, events):
-    """Record a worker's end: a finished run, a run locked by another process (wait, then retry), or a failure."""
-    if code == 0 and store.is_complete(root / job.rid):
+def _load_finished(job, root, how, say, done, failures):
+    """Load a job's finished run into `done`; a corrupt one is recorded as the job's failure."""
+    try:
         done[job.rid] = store.load_run(root / job.rid)
-        say(_done_line(job.label, done[job.rid], "finished"))
+    except CorruptRunError as e:
+        _fail(job, f"CorruptRunError: {e}", root, say, failures, expected=True)
+        return
+    say(_done_line(job.label, done[job.rid], how))
+
+
+def _fail(job, message, root, say, failures, expected=False):
+    """Record a job's failure and name it, with the last lines of its log, in the progress."""
+    failures.append(Failure(job.label, job.config.to_dict(), message, list(job.tail), expected=expected))
+    say(f"{job.label} FAILED ({message}); last lines of its log ({root / job.rid / 'train.log'}):")
+    for t in job.tail:
+        say(f"{job.label}   | {t}")
+
+
+def _finish(job, code, error, root, say, done, failures, waiting, events):
+    """Record a worker's end: a finished run, a run locked by another process (wait, then retry), or a failure."""
+    if error is not None:
+        _fail(job, error, root, say, failures)
+        return
+    if code == 0 and store.is_complete(root / job.rid):
+        _load_finished(job, root, "finished", say, done, failures)
         return
     if code == LOCKED_EXIT:
         say(f"{job.label} is being trained by another process; waiting for it")
 
         def wait():
             try:
-                wait_for_lock(root / job.rid)
-            finally:  # never leave the job waiting forever
+                store.wait_unlocked(root / job.rid, lock_wait_s())
                 events.put(("retry", job, None))
+            except BaseException as e:  # noqa: BLE001 - never leave the job waiting forever
+                events.put(("locked", job, e))
         threading.Thread(target=wait, daemon=True).start()
         waiting.add(job)
         return
     why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
     last = next((t for t in reversed(job.tail) if t.strip()), "no output")
-    failures.append(Failure(job.label, job.config.to_dict(), f"worker {why}: {last}", list(job.tail),
-                            expected=code == EXPECTED_EXIT))
-    say(f"{job.label} FAILED ({why}); last lines of its log ({root / job.rid / 'train.log'}):")
-    for t in job.tail:
-        say(f"{job.label}   | {t}")
+    _fail(job, f"worker {why}: {last}", root, say, failures, expected=code == EXPECTED_EXIT)
 
 
 # ---- the worker ---------------------------------------------------------------------------------

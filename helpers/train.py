@@ -181,6 +181,8 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
 
     Pass a Config, or the parameters of `make_config` (profile, recipe, epochs, lr, ...).
     `on_epoch(row)` is called after every epoch; `force=True` discards a stored run and retrains.
+    Another process training the same run raises RunLockedError, or is waited for up to $RUN_LOCK_WAIT seconds;
+    a full disk raises StoreFullError (the run resumes when called again).
     `step` (None: $TRAIN_STEP, else auto) is how a step runs, not part of the experiment (like `device`):
     auto = a captured CUDA graph on CUDA and the eager loop on CPU; eager; graph (on CPU: its
     static-buffer step run eagerly).
@@ -199,8 +201,16 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
         store.remove_run(path)
     if store.is_complete(path):
         return _note_use(store.load_run(path))
-    with store.RunLock(path):
-        return _note_use(_train(cfg, rid, path, device, ident, data, progress, on_epoch, step))
+    with store.RunLock(path, timeout=store.lock_wait_s()):
+        if store.is_complete(path):  # another process finished it while this one waited for the lock
+            return _note_use(store.load_run(path))
+        store.remove_leftovers(path)
+        try:
+            return _note_use(_train(cfg, rid, path, device, ident, data, progress, on_epoch, step))
+        except OSError as e:
+            if store.is_disk_full(e):
+                raise store.full_error(path, e) from e
+            raise
 
 
 def _note_use(run: store.Run) -> store.Run:
@@ -243,7 +253,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        history, start = ckpt["history"], ckpt["epoch"]
+        history, start = [dict(row) for row in ckpt["history"]], int(ckpt["epoch"])
         torch.set_rng_state(ckpt["rng"])
     # Built after a resume, so that it takes over the loaded momentum buffers.
     stepper = (StaticStep(model, opt, criterion, cfg.batch_size, device, cfg.precision, cfg.channels_last)

@@ -53,24 +53,25 @@ def verdict_of(ref, fast, cfg, reference=R.NO_REFERENCE):
 
 def test_quick_profile_compares_the_two_experiments_with_welch():
     out = verdict_of(seeds([50.0, 50.4], epochs=8), fast_runs([55.0, 55.4]), QUICK)
-    assert "the fast recipe is **higher** than the protocol: +5.00 points" in out and "Welch" in out
+    assert "the fast recipe **differs** from the protocol (p = 0.003; n = 2 and 2): +5.00 points, higher" in out
+    assert "(Welch t = 17.68, df = 2.0)" in out
     assert "25% of the epochs" in out and "neither run can reach the report's 83.98%" in out
     assert f"*Rule*: {h.stats.RULE}." in out
 
 
 def test_full_profile_judges_the_report_figure_against_the_reference_spread():
     ref = R.Reference("full", 0.3, 5)
-    reaches = verdict_of(seeds([82.0], epochs=8), fast_runs([85.0]), FULL, ref)
+    reaches = verdict_of(seeds([82.0], epochs=8), fast_runs([86.0]), FULL, ref)
     assert "**reaches it**" in reaches and "`report/reference/full/`" in reaches
     misses = verdict_of(seeds([82.0], epochs=8), fast_runs([82.0]), FULL, ref)
-    assert "**misses it** by 1.98 points" in misses and "is **lower**" not in misses.split("Against")[0]
+    assert "**misses it** by 1.98 points" in misses and "**differs**" not in misses.split("Against")[0]
     close = verdict_of(seeds([82.0], epochs=8), fast_runs([83.8]), FULL, ref)
-    assert "Against the report's best figure, 83.98% after 8 epochs (one run): **not resolved**" in close
+    assert "Against the report's best figure, 83.98% after 8 epochs (one run): the fast recipe is **consistent with** it (-0.18 points (t = -0.42, df = 5.0" in close
 
 
 def test_one_seed_without_a_reference_spread_is_not_judged():
     out = verdict_of(seeds([50.0], epochs=8), fast_runs([55.0]), QUICK, R.Reference("quick", math.nan))
-    assert "**not resolved**" in out and "not judged" in out and "no experiment here with two seeds" in out
+    assert "**not judged**" in out and "n = 1 and 1" in out and "no experiment here with two seeds" in out
 
 
 def test_default_validation_is_a_tenth_with_a_floor():

@@ -58,11 +58,11 @@ def test_normalization_table_carries_the_spreads():
 def test_conclusion_supports_the_mismatch_when_only_the_mismatched_evaluation_collapses():
     out = text(h.normalization_conclusion(study(), CFG))
     assert "**The mismatch hypothesis is supported.**" in out
-    assert "71.20 ± 0.28% (n=2)" in out and "15.20 ± 0.28% (n=2)" in out and "without is **lower** than with" in out
+    assert "71.20 ± 0.28% (n=2)" in out and "15.20 ± 0.28% (n=2)" in out and "without **differs** from with (p < 0.001; n = 2 and 2)" in out
     assert "**Overfitting does not explain it.**" in out and "0.0110 ± 0.0014 (n=2)" in out
     assert "exactly the figure of the separate evaluation" in out
     assert "does **not** repair" in out and "profile `quick` does not reproduce" in out
-    assert "resolved worse in itself" in out and "Not comparable" in out and f"*Rule*: {h.stats.RULE}." in out
+    assert "worse in itself (a difference under the rule)" in out and "Not comparable" in out and f"*Rule*: {h.stats.RULE}." in out
 
 
 def test_conclusion_says_so_when_the_collapse_is_not_resolved():
@@ -84,7 +84,7 @@ def test_a_large_drop_with_one_seed_and_no_reference_spread_is_not_resolved():
 
 def test_conclusion_partial_when_the_correct_pipeline_is_also_poor():
     out = text(h.normalization_conclusion(study(matched=S([50.0, 50.4])), CFG))
-    assert "**Partly supported.**" in out and "normalize is **lower** than the baseline" in out
+    assert "**Partly supported.**" in out and "normalize **differs** from the baseline (p < 0.001; n = 2 and 2): -20.00 points, lower" in out
 
 
 def test_conclusion_reports_a_working_or_partial_fix_and_a_better_rate():
@@ -100,10 +100,11 @@ def test_conclusion_reports_a_working_or_partial_fix_and_a_better_rate():
 
 def test_in_the_full_profile_a_failed_fix_is_judged_against_the_report():
     out = text(h.normalization_conclusion(study(), FULL, ref=R.Reference("full", 0.5, 5)))
-    assert "**contradicting the report's** 76.37%" in out and "measured is **lower** than the report" in out
+    assert "**below the report's** 76.37%" in out and "measured **differs** from the report (p < 0.001; n = 2 and 1)" in out
+    assert "contradict" not in out
     assert "`report/reference/full/`" in out
     unjudged = text(h.normalization_conclusion(study(), FULL))  # two seeds against the report's one, no spread
-    assert "contradicting" not in unjudged and "measured against the report" in unjudged and "not judged" in unjudged
+    assert "below the report's" not in unjudged and "measured against the report" in unjudged and "not judged" in unjudged
 
 
 def test_study_from_runs_reads_every_setting_per_seed():
@@ -130,8 +131,8 @@ def test_full_scale_with_one_seed_judges_by_the_borrowed_quick_spread_and_says_s
     supported, rest = out.split("*What the figures support.*")[1].split("(a hypothesis, not a fact)")
     assert "**The collapse is the train/test transform mismatch.**" in supported
     assert "**lr 0.5 does not turn the mismatched pipeline into 76.37%.**" in supported
-    assert "threshold ±11.31, 2 SE from the reference runs' spread" in supported  # 2 * 4.0 * sqrt(2)
-    assert "+3.99 points (threshold ±11.31" in rest and "**not resolved**" in rest
+    assert "(t = -7.95, df = 4.0, sd from the reference runs)" in supported  # se 4.0 * sqrt(2)
+    assert "the report is **consistent with** that setting (p = 0.520; n = 1 and 1): +3.99 points" in rest
     assert "use the spread measured in `report/reference/quick/`" in rest and "an assumption" in rest
     out = text(h.full_scale_conclusion(full_scale(sd=30.0, measured_in="quick")))  # a spread too wide to judge
     assert "Under the rule, nothing yet" in out and "Whether the collapse is the train/test transform mismatch." in out
@@ -158,9 +159,9 @@ def test_full_scale_with_three_seeds_supports_the_mismatch_and_the_lr_finding_an
                                                   (23.0, 23.1, 23.2), sd=0.4)))
     supported = out.split("*What the figures support.*")[1].split("(a hypothesis, not a fact)")[0]
     assert "**The collapse is the train/test transform mismatch.**" in supported
-    assert "without is **lower** than with" in supported and "Welch" in supported
+    assert "without **differs** from with (p < 0.001; n = 3 and 3)" in supported and "Welch t =" in supported
     assert "**lr 0.5 does not turn the mismatched pipeline into 76.37%.**" in supported
-    assert "the report is **higher** than them" in supported and "n=3 seed(s)" in out
+    assert "the report **differs** from them (p < 0.001; n = 1 and 3): +53.27 points, higher" in supported and "n=3 seed(s)" in out
     assert "even the hypothesis does not account for all of it" in out  # 76.37 vs 72.4 ± 0.4: resolved
     assert "Whether" not in out and "The seed-to-seed spread at this scale" not in out
     assert "pooled seed-to-seed sd 0.40" in out
@@ -169,7 +170,7 @@ def test_full_scale_with_three_seeds_supports_the_mismatch_and_the_lr_finding_an
 def test_full_scale_hypothesis_not_resolved_from_its_setting():
     out = text(h.full_scale_conclusion(full_scale((78.2, 78.4, 78.6), (33.0, 33.4, 33.8), (75.0, 76.0, 77.0),
                                                   (23.0, 23.1, 23.2), sd=2.0)))
-    assert "the report against that setting" in out and "**not resolved**" in out and "even the hypothesis" not in out
+    assert "the report is **consistent with** that setting (p = 0.8" in out and "even the hypothesis" not in out
 
 
 def test_full_scale_without_the_reference_folder_says_so():

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -262,32 +261,31 @@ def test_a_failing_notebook_stops_the_run_naming_it_and_the_cell(tmp_path):
     assert not (out / "executed" / "03_fails.json").exists()  # a failed notebook is never reused
 
 
-def test_a_run_another_process_is_training_is_waited_for(notebooks, tmp_path, monkeypatch, caplog):
+def test_a_run_another_process_is_training_is_waited_for(notebooks, tmp_path, monkeypatch):
+    import sys
     import helpers as h
     from helpers.data import data_identity
     from helpers.runs import run_id
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("RUN_LOCK_WAIT", raising=False)
     cfg = h.make_config(profile="smoke", epochs=2, train_size=200, test_size=100)  # alpha's run
     folder = tmp_path / "runs" / run_id(cfg.identity(), data_identity(cfg.data_dir, 200, 100, cfg.seed))
     folder.mkdir(parents=True)
-    other = subprocess.Popen(["sleep", "600"])  # "another process", training alpha's run
-    threading.Thread(target=other.wait, daemon=True).start()  # reaped when it ends, as a stranger's would be
-    (folder / "lock").write_text(str(other.pid))
-    wait = execution.wait_for_other_trainer
-
-    def other_finishes_while_we_wait(error, cwd, poll_s=10.0):
-        threading.Timer(1.0, other.kill).start()
-        return wait(error, cwd, poll_s=0.2)
-
-    monkeypatch.setattr(execution, "wait_for_other_trainer", other_finishes_while_we_wait)
+    released = tmp_path / "released"
+    # "another process", training alpha's run: it holds the run's lock for 3 s, then notes when it let go
+    other = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; "
+                              "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); "
+                              "print('held', flush=True); time.sleep(3); open(sys.argv[2], 'w').close()",
+                              str(folder / "lock"), str(released)], stdout=subprocess.PIPE)
     try:
-        with caplog.at_level("INFO", logger="helpers.report"):
-            rp.build_report("smoke", {}, tmp_path / "out", notebooks)
+        assert other.stdout.readline() == b"held\n"
+        rp.build_report("smoke", {}, tmp_path / "out", notebooks)
     finally:
         other.kill()
-    assert f"another process ({other.pid}) is training {folder}" in caplog.text
-    assert "01_alpha.ipynb: running it again" in caplog.text
+    assert "RUN_LOCK_WAIT" not in os.environ  # the builder's setting does not outlive the build
     assert (folder / "metrics.json").exists() and (tmp_path / "out" / "index.html").exists()
+    # trained after the other process let go, never beside it
+    assert released.stat().st_mtime_ns <= (folder / "config.json").stat().st_mtime_ns
 
 
 def test_train_run_names_the_runs_it_returns_in_RUNS_USED_LOG(tmp_path, monkeypatch):
@@ -495,3 +493,23 @@ def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_pa
     assert params == {"data_dir": str(tmp_path / "data" / "cifar"), "epochs": 3}
     assert env["CIFAR10_DIR"] == str(tmp_path / "data" / "cifar")
     assert anchor_data_folder({"data_dir": "synthetic"}, environ={}) == {"data_dir": "synthetic"}
+
+
+def test_the_landing_page_judges_a_comparable_row_by_the_notebooks_rule(monkeypatch):
+    from helpers import results
+    from helpers.report import landing
+    from helpers.stats import spread
+    monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
+    conf = {"recipe": "none", "lr": 0.1, "mismatch": False}
+
+    def row(values, report=79.44):
+        s = spread(values)
+        return {"config": conf, "build": s, "measured": s.mean, "difference": s.mean - report}
+    far, near, one = row([70.0, 70.5, 71.0]), row([79.0, 80.0, 79.5]), row([80.0])
+    other = {"config": conf, "build": spread([50.0]), "measured": 50.0, "difference": None}
+    landing.judge_rows([far, near, one, other], "full")
+    ref = results.Reference("full", 0.5, 3, dof=6)
+    assert far["verdict"] == f"differs ({results.judge(far['build'], [79.44], ref).p_text}; n = 3 and 1)"
+    assert far["verdict"].startswith("differs (p < 0.001") and near["verdict"].startswith("consistent with (p = 0.9")
+    c = results.judge([80.0], [79.44], ref)
+    assert one["verdict"] == f"consistent with ({c.p_text}; n = 1 and 1)" and "verdict" not in other

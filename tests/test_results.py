@@ -159,21 +159,25 @@ def test_rule_note_states_welch_and_names_the_reference_folder_when_it_is_used()
     ref = R.Reference("quick", 0.5, 3)
     single = h.judge([80.0], [70.0], ref)
     note = h.rule_note([welch, single], ref)
-    assert h.stats.RULE_REFERENCE in note and "`report/reference/quick/`" in note and "sd 0.50 points over 3" in note
-    assert "stands in" not in note
+    assert h.stats.RULE_REFERENCE in note and "`report/reference/quick/`" in note
+    assert "sd 0.50 points over 3 experiments, 3 degrees of freedom" in note
+    assert "profile stands in" not in note and "no experiment here" not in note
     borrowed = R.Reference("full", 0.5, 3, measured_in="quick")
     note = h.rule_note([h.judge([80.0], [70.0], borrowed)], borrowed)
     assert "`report/reference/quick/`: pooled seed-to-seed sd 0.50" in note
     assert "`report/reference/full/` has no experiment here with two seeds" in note and "an assumption" in note
     none = h.rule_note([h.judge([80.0], [70.0])], R.Reference("smoke", math.nan))
-    assert "`report/reference/smoke/` has no experiment here with two seeds" in none and "**not resolved**" in none
+    assert "`report/reference/smoke/` has no experiment here with two seeds" in none and "**not judged**" in none
 
 
 def test_verdict_phrases_each_outcome():
     higher = h.verdict(h.judge([80.0, 80.2], [70.0, 70.2]), "A", "B")
-    assert "A is **higher** than B: +10.00 points (threshold ±" in higher
-    assert "A is **lower** than B" in h.verdict(h.judge([70.0, 70.2], [80.0, 80.2]), "A", "B")
-    assert "**not resolved**" in h.verdict(h.judge([80.0], [70.0]), "A", "B")
+    assert higher == "A **differs** from B (p < 0.001; n = 2 and 2): +10.00 points, higher (Welch t = 70.71, df = 2.0)"
+    assert "A **differs** from B (p < 0.001; n = 2 and 2): -10.00 points, lower" in h.verdict(
+        h.judge([70.0, 70.2], [80.0, 80.2]), "A", "B")
+    same = h.verdict(h.judge([80.0, 81.0], [79.0, 82.0]), "A", "B")
+    assert same.startswith("A is **consistent with** B (p = 1.000; n = 2 and 2): +0.00 points (Welch t = 0.00")
+    assert h.verdict(h.judge([80.0], [70.0]), "A", "B").endswith("not judged; n = 1 and 1), **not judged**")
 
 
 # ---- notebook 01 ------------------------------------------------------------------------------------
@@ -198,22 +202,24 @@ def test_accuracy_note_renders_the_spread_beside_the_report_outside_the_full_pro
     assert "not the peak" in out and "overfitting" in out and "28.5 points" in out and "*Rule*" not in out
 
 
-def test_accuracy_note_in_the_full_profile_agrees_within_the_reference_spread():
-    ref = R.Reference("full", 0.5, 1)  # threshold 2 * 0.5 * sqrt(1/3 + 1) = 1.15
+def test_accuracy_note_in_the_full_profile_is_consistent_within_the_reference_spread():
+    ref = R.Reference("full", 0.5, 1)  # se 0.5 * sqrt(1/3 + 1) = 0.577, one degree of freedom
     out = text(h.accuracy_note(seeds([79.0, 80.0, 79.5], epochs=60), 79.44, FULL, ref=ref))
-    assert "+0.06 points (threshold ±1.15, 2 SE from the reference runs' spread), **not resolved**" in out
-    assert "**agrees**" in out and "`report/reference/full/`" in out and h.stats.RULE_REFERENCE in out
+    assert ("Measured is **consistent with** the report (p = 0.934; n = 3 and 1): +0.06 points "
+            "(t = 0.10, df = 1.0, sd from the reference runs)") in out
+    assert "`report/reference/full/`" in out and h.stats.RULE_REFERENCE in out and "contradict" not in out
 
 
 @pytest.mark.parametrize("final", [[70.0, 70.5, 71.0], [88.0, 88.5, 87.5]])
-def test_accuracy_note_in_the_full_profile_contradicts_a_resolved_difference(final):
+def test_accuracy_note_in_the_full_profile_names_a_difference_with_p_and_n(final):
     out = text(h.accuracy_note(seeds(final, epochs=60), 79.44, FULL, ref=R.Reference("full", 0.5, 1)))
-    assert "**contradicts**" in out and ("**lower** than the report" in out or "**higher** than the report" in out)
+    assert "Measured **differs** from the report (p = 0.0" in out and "n = 3 and 1)" in out
+    assert ("points, lower" in out) == (final[0] < 79.44) and "contradict" not in out
 
 
 def test_accuracy_note_in_the_full_profile_with_no_measured_spread_says_so():
     out = text(h.accuracy_note(seeds([70.0], epochs=60), 79.44, FULL, ref=R.Reference("full", math.nan)))
-    assert "not judged" in out and "not known well enough" in out and "**contradicts**" not in out
+    assert "not judged" in out and "not known well enough" in out and "contradict" not in out
     assert "`report/reference/full/` has no experiment here" in out
     assert "has no figure" in text(h.accuracy_note(seeds([70.0]), None, FULL))
 
@@ -242,42 +248,43 @@ def test_recipe_table_holds_spreads_the_gap_and_each_seed():
 
 def test_recipe_findings_resolve_higher_with_welch_in_the_reports_direction():
     out = text(h.recipe_findings(h.recipe_table(recipe_runs()), QUICK))
-    assert "**crop**: 75.20 ± 0.28% (n=2) final; final test accuracy is **higher** than `none`'s: +5.00 points" in out
-    assert "Welch, 2 SE" in out and out.count("**same direction** as the report") == 2
+    assert ("**crop**: 75.20 ± 0.28% (n=2) final; final test accuracy **differs** from `none`'s (p = 0.003; "
+            "n = 2 and 2): +5.00 points, higher (Welch t = 17.68, df = 2.0)") in out
+    assert out.count("**same direction** as the report") == 2
     assert "did not try this recipe; it helps here" in out
-    assert "No resolved contradiction" in out and "Not comparable" in out
+    assert "No result differs in the opposite direction" in out and "Not comparable" in out
     assert "largest for **none** (28.8 points)" in out and "shrinks the gap" in out
-    assert "no pair is resolved in the opposite order" in out and "**differs**" not in out
+    assert "no pair differs in the opposite order" in out and "the report's ranking (" not in out
     assert f"*Rule*: {h.stats.RULE}." in out and "reference" not in out.split("*Rule*")[1]
 
 
 def test_recipe_findings_flag_a_resolved_contradiction_and_a_reversed_ranking():
     out = text(h.recipe_findings(h.recipe_table(recipe_runs(crop=(65.0, 65.4), crop_flip=(60.0, 60.4))), QUICK))
-    assert "**crop**" in out and "is **lower** than `none`'s" in out
-    assert "**contradicts the report**: here the recipe is resolved lower than `none`." in out
-    assert "1 contradiction(s)" in out and "it does **not** help here: resolved lower" in out
-    assert "**differs** from the report's ranking (crop > flip_rotate > none)" in out
-    assert "flip_rotate resolved above crop" in out and "none resolved above crop" in out
+    assert "**crop**" in out and "**differs** from `none`'s (p = 0.003; n = 2 and 2): -5.00 points, lower" in out
+    assert "**the opposite direction** to the report's: here the recipe differs from `none`, lower." in out
+    assert "1 result(s) in the opposite direction" in out and "it does **not** help here: it differs" in out
+    assert "**differs** from the report's ranking (crop > flip_rotate > none)" in out and "contradict" not in out
+    assert "flip_rotate above crop (they differ)" in out and "none above crop (they differ)" in out
 
 
 def test_recipe_findings_with_one_seed_are_not_resolved_without_a_reference_spread():
     runs = {k: rs[:1] for k, rs in recipe_runs().items()}
     out = text(h.recipe_findings(h.recipe_table(runs), QUICK))
-    assert out.count("**not resolved**") >= 3 and "not judged" in out
-    assert out.count("neither confirms nor contradicts") == 2 and "whether it helps here is not resolved" in out
-    assert "**same direction**" not in out and "**contradicts" not in out
+    assert out.count("), **not judged**") == 3 and "n = 1 and 1" in out
+    assert out.count("neither confirms nor opposes") == 2 and "it does not differ from `none` here" in out
+    assert "**same direction**" not in out and "contradict" not in out and "**differs**" not in out
     assert h.stats.RULE_REFERENCE in out and "no experiment here with two seeds" in out
 
 
 def test_recipe_findings_with_one_seed_use_the_reference_spread_and_name_it():
     runs = {k: rs[:1] for k, rs in recipe_runs().items()}
-    ref = R.Reference("quick", 0.5, 4)  # threshold 2 * 0.5 * sqrt(2) = 1.41
+    ref = R.Reference("quick", 0.5, 4)  # se 0.5 * sqrt(2) = 0.71, 4 degrees of freedom
     out = text(h.recipe_findings(h.recipe_table(runs), QUICK, ref=ref))
-    assert "+5.00 points (threshold ±1.41, 2 SE from the reference runs' spread)" in out
+    assert "(p = 0.002; n = 1 and 1): +5.00 points, higher (t = 7.07, df = 4.0, sd from the reference runs)" in out
     assert out.count("**same direction**") == 2 and "`report/reference/quick/`" in out
     one_each = {"none": [fake_run(70.0)], "crop": [fake_run(71.0)]}
     close = text(h.recipe_findings(h.recipe_table(one_each), QUICK, ref=ref))
-    assert "**not resolved**" in close and "neither confirms nor contradicts" in close
+    assert "**consistent with** `none`'s (p = 0.230; n = 1 and 1)" in close and "neither confirms nor opposes" in close
 
 
 def test_recipe_findings_need_a_none_run():

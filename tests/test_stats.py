@@ -1,9 +1,10 @@
-"""The spread of an experiment and the rule that resolves a difference: every branch."""
+"""The spread of an experiment and the rule that says whether two differ (Welch's t-test at 5%): every branch,
+and the Student-t distribution against known values."""
 import math
 
 import pytest
 
-from helpers.stats import compare, pooled_sd, spread
+from helpers.stats import betainc, compare, pooled_df, pooled_sd, spread, t_two_sided_p, welch_df
 
 
 def test_spread_mean_sd_min_max_and_format():
@@ -15,26 +16,56 @@ def test_spread_mean_sd_min_max_and_format():
     assert spread([1.0, float("nan")]).n == 1
 
 
-def test_welch_resolves_a_clear_difference_and_not_a_small_one():
+@pytest.mark.parametrize("t, df, p", [
+    (12.706205, 1, 0.05), (4.302653, 2, 0.05), (3.182446, 3, 0.05), (2.776445, 4, 0.05), (2.228139, 10, 0.05),
+    (4.032143, 5, 0.01), (1.812461, 10, 0.10), (1.959964, 1e7, 0.05), (0.0, 3, 1.0)])
+def test_student_t_matches_the_tables(t, df, p):
+    assert t_two_sided_p(t, df) == pytest.approx(p, abs=2e-7)
+    assert t_two_sided_p(-t, df) == pytest.approx(p, abs=2e-7)
+
+
+@pytest.mark.parametrize("t", [0.1, 0.7, 1.0, 2.5, 9.0, 40.0])
+def test_student_t_matches_the_closed_forms_for_one_and_two_degrees_of_freedom(t):
+    assert t_two_sided_p(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), rel=1e-10)  # Cauchy
+    assert t_two_sided_p(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), rel=1e-10)
+    assert betainc(2.0, 3.0, 0.4) == pytest.approx(0.5248, abs=1e-12)  # 1 - sum of the binomial terms
+    with pytest.raises(ValueError, match="'df' = 0 is invalid"):
+        t_two_sided_p(1.0, 0)
+
+
+def test_welch_finds_a_clear_difference_and_not_a_small_one():
     a, b = [84.0, 84.2, 83.8], [81.0, 81.3, 80.7]
     c = compare(a, b)
-    assert c.basis == "welch" and c.resolved and c.verdict == "higher"
-    assert c.threshold == pytest.approx(2 * math.sqrt(0.04 / 3 + 0.09 / 3))
+    se = math.sqrt(0.04 / 3 + 0.09 / 3)
+    df = (0.04 / 3 + 0.09 / 3) ** 2 / ((0.04 / 3) ** 2 / 2 + (0.09 / 3) ** 2 / 2)
+    assert c.basis == "welch" and c.se == pytest.approx(se) and c.df == pytest.approx(df)
+    assert c.p == pytest.approx(t_two_sided_p(3.0 / se, df)) and c.resolved and c.verdict == "higher"
+    assert c.describe().startswith("+3.00 points (Welch t = 14.41, df = 3.5, p < 0.001; n = 3 and 3)")
     assert compare(b, a).verdict == "lower"
     close = compare([81.0, 82.0, 83.0], [81.5, 82.5, 80.5])
-    assert close.basis == "welch" and not close.resolved and close.verdict == "not resolved"
+    assert close.basis == "welch" and not close.resolved and close.verdict == "not resolved" and close.p > 0.5
 
 
-def test_one_seed_is_not_resolved_without_a_measured_spread():
+def test_two_seeds_a_side_at_two_standard_errors_is_not_a_difference():
+    """The old rule (beyond 2 SE) called this resolved; with df = 2 the t-test does not (p = 0.17)."""
+    c = compare([81.0, 83.0], [78.0, 80.0])  # diff 3, se sqrt(2), t = 2.12
+    t = 3 / math.sqrt(2)
+    assert c.diff / c.se == pytest.approx(t) and c.df == pytest.approx(2.0) and abs(c.diff) > 2 * c.se
+    assert c.p == pytest.approx(1 - t / math.sqrt(2 + t * t)) and not c.resolved
+
+
+def test_one_seed_is_not_judged_without_a_measured_spread():
     c = compare([84.0], [79.0])
-    assert c.basis == "too few seeds" and c.threshold is None and c.verdict == "not resolved"
-    assert "not judged" in c.describe()
+    assert c.basis == "too few seeds" and c.se is None and c.p is None and c.verdict == "not resolved"
+    assert "not judged; n = 1 and 1" in c.describe()
 
 
-def test_one_seed_is_judged_against_the_reference_spread():
-    big = compare([84.0], [79.0], reference_sd=0.5)    # 5 points against 2 * 0.5 * sqrt(2) = 1.41
-    assert big.basis == "reference" and big.resolved and big.verdict == "higher"
-    small = compare([80.0], [79.0], reference_sd=0.6)  # 1 point against 1.70
+def test_one_seed_is_judged_against_the_reference_spread_with_its_degrees_of_freedom():
+    big = compare([84.0], [79.0], reference_sd=0.5, reference_df=6)  # t = 5 / (0.5 * sqrt 2) = 7.07
+    assert big.basis == "reference" and big.df == 6 and big.resolved and big.verdict == "higher"
+    assert big.p == pytest.approx(t_two_sided_p(5 / (0.5 * math.sqrt(2)), 6))
+    assert "sd from the reference runs" in big.describe()
+    small = compare([80.0], [79.0], reference_sd=0.6, reference_df=6)
     assert small.basis == "reference" and not small.resolved
 
 
@@ -42,4 +73,6 @@ def test_compare_needs_values_and_pooled_sd_ignores_single_seeds():
     with pytest.raises(ValueError, match="at least one value"):
         compare([], [1.0])
     assert pooled_sd([spread([1.0, 3.0]), spread([5.0])]) == pytest.approx(math.sqrt(2.0))
+    assert pooled_df([spread([1.0, 3.0, 4.0]), spread([5.0]), spread([1.0, 2.0])]) == 3
     assert math.isnan(pooled_sd([spread([1.0])]))
+    assert welch_df(spread([1.0, 1.0]), spread([2.0, 2.0])) == 2  # no spread at all: n_A + n_B - 2

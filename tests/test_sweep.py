@@ -1,15 +1,19 @@
 """train_many: concurrent runs (worker processes) give the histories sequential runs give, name every run in
-the progress, name a failing run while the others finish, wait for a run another process holds, and
-train duplicate configs once."""
+the progress, name a failing run while the others finish, wait for a run another process holds (up to a
+timeout), never hang on a worker's log, and train duplicate configs once."""
 import os
 import shutil
 import stat
 import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import helpers as h
+from helpers import runs as store
 from helpers import sweep
 from helpers import train as train_mod
 from helpers.data import data_identity
@@ -86,29 +90,113 @@ def test_a_killed_worker_is_named_with_its_signal(tmp_path, monkeypatch):
     assert not err.value.expected
 
 
+def _hold(lock: Path) -> subprocess.Popen:
+    """Start a process that holds the run's flock, as another trainer would; return once it holds it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; "
+                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); "
+                               "print('held', flush=True); time.sleep(600)", str(lock)], stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == b"held\n"
+    return holder
+
+
 @pytest.mark.parametrize("jobs", [None, 2])
 def test_a_run_held_by_another_process_is_waited_for_then_loaded(sequential, tmp_path, monkeypatch, capsys, jobs):
     finished = sequential[0]
     folder = tmp_path / finished.id
     folder.mkdir()
-    holder = subprocess.Popen(["sleep", "60"])  # a live process that "trains" the run
-    (folder / "lock").write_text(str(holder.pid))
-    waited, real_wait = [], sweep.wait_for_lock
+    holder = _hold(folder / "lock")  # a live process that "trains" the run
+    waited, real_wait = [], store.wait_unlocked
 
-    def other_process_finishes(path, poll_s=2.0):
+    def other_process_finishes(path, timeout):
         """Stands in for the wait: the holder finishes the run and lets go of it meanwhile."""
-        waited.append(path)
+        waited.append((path, timeout))
         for name in ("config.json", "history.csv", "env.json", "metrics.json"):
             shutil.copy(finished.path / name, folder / name)
         holder.kill()
         holder.wait()
-        real_wait(path, poll_s=0.1)  # returns: the holder is dead
-    monkeypatch.setattr(sweep, "wait_for_lock", other_process_finishes)
+        real_wait(path, timeout=10)  # returns: the kernel dropped the dead holder's lock
+    monkeypatch.setattr(store, "wait_unlocked", other_process_finishes)
     monkeypatch.setattr(train_mod, "train_epoch", _boom)  # in process: loading must not train
     runs = h.train_many([_cfg(recipe="none")], runs_dir=tmp_path, jobs=jobs)
-    assert waited == [folder]
+    assert waited == [(folder, sweep.LOCK_WAIT_S)]
     assert f"[{finished.id} none seed 0] is being trained by another process; waiting for it" in capsys.readouterr().out
     pd.testing.assert_frame_equal(runs[0].history, finished.history)
+
+
+def test_the_wait_for_a_held_run_ends_at_its_timeout_with_a_clear_error(tmp_path, monkeypatch):
+    cfg = _cfg(seed=9)
+    holder = _hold(tmp_path / _rid(cfg) / "lock")
+    monkeypatch.setenv("RUN_LOCK_WAIT", "0.5")
+    try:
+        with pytest.raises(SweepError) as err:
+            h.train_many([cfg], runs_dir=tmp_path, progress=False)
+    finally:
+        holder.kill()
+    assert f"RunLockedError: {tmp_path / _rid(cfg)} is being trained by another process after waiting 0.5 s" \
+        in str(err.value), str(err.value)
+    with pytest.raises(ValueError, match="'RUN_LOCK_WAIT' \\(environment\\) = 'soon' is invalid; valid: seconds"):
+        monkeypatch.setenv("RUN_LOCK_WAIT", "soon")
+        store.lock_wait_s()
+
+
+def _fake_worker(tmp_path, monkeypatch, body: str):
+    """Make every worker the shell script `body` (its $4 is the run store, $5 the config as JSON)."""
+    script = tmp_path / "worker.sh"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(sweep.sys, "executable", str(script))
+
+
+def _sweep_in_thread(configs, root, timeout=60):
+    """Run train_many in a thread; return its error, failing the test if it is still waiting after `timeout`."""
+    out = {}
+
+    def target():
+        try:
+            h.train_many(configs, runs_dir=root, jobs=2, progress=False)
+        except BaseException as e:  # noqa: BLE001 - returned to the test
+            out["error"] = e
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"the sweep still waits after {timeout} s"
+    return out.get("error")
+
+
+def test_an_unwritable_log_ends_that_run_with_a_clear_error(tmp_path, monkeypatch):
+    _fake_worker(tmp_path, monkeypatch, "echo 'loading data ...'\nexec sleep 600")  # never ends by itself
+    cfg = _cfg(seed=7)
+    (tmp_path / "runs" / _rid(cfg) / "train.log").mkdir(parents=True)  # the log cannot be opened for writing
+    err = _sweep_in_thread([cfg], tmp_path / "runs")
+    assert isinstance(err, SweepError), err
+    assert f"failed: could not write its log {tmp_path / 'runs' / _rid(cfg) / 'train.log'}: IsADirectoryError" \
+        in str(err), str(err)
+
+
+def test_an_error_in_the_log_pump_never_leaves_the_sweep_waiting(tmp_path, monkeypatch):
+    _fake_worker(tmp_path, monkeypatch, "echo 'loading data ...'\nexec sleep 600")
+
+    def broken(*a):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(sweep, "_forward", broken)
+    err = _sweep_in_thread([_cfg(seed=8), _cfg(seed=9)], tmp_path / "runs")
+    assert isinstance(err, SweepError), err
+    assert str(err).count("failed: its log pump failed: RuntimeError: boom") == 2, str(err)
+
+
+def test_a_run_that_finishes_corrupt_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+    corrupt, good = _cfg(seed=5), _cfg(seed=6, epochs=1)
+    rid = _rid(corrupt)
+    script = (f"case \"$5\" in *'\"seed\": 5'*)\n"
+              f"  mkdir -p \"$4/{rid}\"; echo '{{not json' > \"$4/{rid}/metrics.json\"; exit 0;;\n"
+              f"esac\nexec {sys.executable} \"$@\"")
+    _fake_worker(tmp_path, monkeypatch, script)  # the corrupt one "finishes" with a broken metrics.json
+    err = _sweep_in_thread([corrupt, good], tmp_path / "runs", timeout=240)
+    assert isinstance(err, SweepError), err
+    assert str(err).startswith("1 of 2 run(s) failed; the others finished"), str(err)
+    assert f"[{rid} none seed 5] failed: CorruptRunError: {tmp_path / 'runs' / rid}/" in str(err), str(err)
+    assert h.load_run(tmp_path / "runs" / _rid(good)).history["epoch"].tolist() == [1]
 
 
 def _boom(*a, **k):

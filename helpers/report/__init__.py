@@ -7,7 +7,7 @@ readme renders README.md's results table. `python -m helpers.report` runs build.
 """
 from .plan import (NOTEBOOK_NAME, ReportError, check_config, check_data, coerce, declared_parameters, find_notebooks,
                    load_params_file, parse_sets, plan_parameters)
-from .execution import (Executed, execute, input_key, read_runs_log, runs_state, wait_for_other_trainer)
+from .execution import (Executed, execute, input_key, read_runs_log, runs_state)
 from .export import (IMAGE_TYPES, REMOVE_CELL_TAG, REMOVE_INPUT_TAG, REMOVE_OUTPUT_TAG, TEMPLATES, clean_outputs,
                      clean_stream, export_pages, make_exporter, notebook_title)
 from .experiments import (PROTOCOL_EXTRAS, RECIPE_LABELS, experiment_name, experiment_rows, report_figure)

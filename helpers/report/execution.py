@@ -6,13 +6,13 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..project import project_root
-from ..runs import runs_root
+from ..runs import LOCK_WAIT_ENV, runs_root
+from ..sweep import LOCK_WAIT_S
 from .plan import ReportError
 
 log = logging.getLogger("helpers.report")
@@ -76,23 +76,18 @@ def execute(source: Path, dest_dir: Path, params: dict, data: str, rerun: bool =
             return Executed(source, dest, params, record["runs"], record["seconds"], reused=True)
     record_path.unlink(missing_ok=True)
     runs_log.unlink(missing_ok=True)
-    saved = {k: os.environ.get(k) for k in ("RUNS_USED_LOG", "PROFILE", "MPLBACKEND")}
+    saved = {k: os.environ.get(k) for k in ("RUNS_USED_LOG", "PROFILE", "MPLBACKEND", LOCK_WAIT_ENV)}
     os.environ["RUNS_USED_LOG"] = str(runs_log)
+    # A run another process trains is waited for inside the kernel, on the run's own lock, then loaded or resumed.
+    os.environ[LOCK_WAIT_ENV] = os.environ.get(LOCK_WAIT_ENV) or str(LOCK_WAIT_S)
     # Figures must reach the notebook as outputs, whatever backend the caller chose (tests use Agg).
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     if "profile" in params:
         os.environ["PROFILE"] = params["profile"]  # notebooks left at profile="auto" read it
     start = time.perf_counter()
     try:
-        while True:
-            try:
-                pm.execute_notebook(str(source), str(dest), parameters=params, cwd=str(source.parent),
-                                    log_output=True, progress_bar=True)
-                break
-            except pm.PapermillExecutionError as e:
-                if not wait_for_other_trainer(e, cwd=source.parent):
-                    raise
-                log.info("%s: running it again, now that the run is free", source.name)
+        pm.execute_notebook(str(source), str(dest), parameters=params, cwd=str(source.parent),
+                            log_output=True, progress_bar=True)
     except pm.PapermillExecutionError as e:
         first = next((line for line in e.source.splitlines() if line.strip()), "")
         raise ReportError(f"notebook {source.name} failed in cell In [{e.exec_count}] "
@@ -114,29 +109,6 @@ def execute(source: Path, dest_dir: Path, params: dict, data: str, rerun: bool =
               "params": params, "finished": _now()}
     record_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return Executed(source, dest, params, runs, seconds)
-
-
-def wait_for_other_trainer(error, cwd: Path, poll_s: float = 10.0) -> bool:
-    """Return True after waiting out another live process that holds a run's lock (RunLockedError);
-    return False at once for any other error."""
-    locked = re.match(r"(\S+) is being trained by process (\d+)", str(error.evalue))
-    if error.ename != "RunLockedError" or not locked:
-        return False
-    folder, pid = cwd / locked.group(1), int(locked.group(2))  # a relative RUNS_DIR is the kernel's
-    log.info("another process (%d) is training %s; waiting for it to finish", pid, folder)
-    while (folder / "lock").exists() and _alive(pid):
-        time.sleep(poll_s)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _now() -> str:

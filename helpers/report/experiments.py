@@ -133,7 +133,7 @@ def experiment_rows(executed, pages: list[dict], root=None) -> list[dict]:
                      "href": g["href"], "epochs": conf["epochs"], "train_images": g["train_images"],
                      "source": g["source"], "report": figure[1] if figure else None,
                      "reference": reference_cell(conf, root=root), "build": measured, "measured": measured.mean,
-                     "best": spread(g["best"]).mean, "seeds": g["seeds"],
+                     "best": spread(g["best"]).mean, "seeds": g["seeds"], "config": conf,
                      "difference": measured.mean - figure[0] if comparable else None})
     return rows
 

@@ -58,6 +58,22 @@ def key_figures(executed: list[Executed], pages: list[dict]) -> tuple[list[dict]
 
 
 
+def judge_rows(rows: list[dict], profile: str) -> list[dict]:
+    """Add to each row that compares with the report its verdict under the notebooks' rule (results.judge): this build
+    against the report's one run, the reference runs' spread standing in where a side has one seed."""
+    from ..results import judge, reference_sd
+    compared = [r for r in rows if r.get("difference") is not None]
+    if not compared:
+        return rows
+    ref = reference_sd(profile, dict.fromkeys((r["config"]["recipe"], float(r["config"]["lr"]),
+                                               bool(r["config"].get("mismatch"))) for r in compared))
+    for r in compared:
+        c = judge(r["build"], [r["measured"] - r["difference"]], ref)
+        r["verdict"] = (f"not judged ({c.n_text})" if not c.judged else
+                        f"{'differs' if c.resolved else 'consistent with'} ({c.p_text}; {c.n_text})")
+    return rows
+
+
 def environment(executed: list[Executed]) -> dict:
     """Return date, devices, versions and git commit for the landing page."""
     import nbconvert
@@ -98,7 +114,8 @@ def write_landing(out: Path, profile: str, params: dict, data: str, executed: li
     html = env.get_template("landing.html.j2").render(
         css=(TEMPLATES / "report.css").read_text(), profile=profile, comparable=profile == "full",
         params={k: v for k, v in params.items() if k != "profile"}, data=data,
-        rows=experiment_rows(executed, pages, root=reference_root), figures=figures, figures_tagged=tagged,
+        rows=judge_rows(experiment_rows(executed, pages, root=reference_root), profile), figures=figures,
+        figures_tagged=tagged,
         notebooks=[p | {"seconds": e.seconds, "reused": e.reused} for e, p in zip(executed, pages)],
         env=environment(executed), tag=FIGURE_TAG, reference=reference_info(reference_root),
         protocol=REPORT_PROTOCOL)

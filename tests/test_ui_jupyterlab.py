@@ -210,9 +210,12 @@ def change_and_wait_for_redraw(page, control: str, value: str) -> str:
     before = explorer_image(page)
     page.locator(".widget-vbox .widget-dropdown", has=page.locator("label", has_text=re.compile(rf"^{control}$"))) \
         .locator("select").select_option(value)
-    page.wait_for_function(
-        """old => { const i = document.querySelector('.widget-vbox .widget-output img');
-                    return i && i.src && i.src !== old; }""", arg=before, timeout=120_000, polling=500)
+    try:
+        page.wait_for_function(
+            """old => { const i = document.querySelector('.widget-vbox .widget-output img');
+                        return i && i.src && i.src !== old; }""", arg=before, timeout=60_000, polling=500)
+    except pw.TimeoutError:
+        pytest.fail(f"setting the explorer's {control!r} to {value!r} did not redraw its figure within 60 s")
     after = explorer_image(page)
     assert after.startswith("data:image/png") and after != before
     return after

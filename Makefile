@@ -1,4 +1,4 @@
-# Two commands: `make report` (set up, then run the study) and `make test` (set up, then test).
+# `make lab` (JupyterLab on the notebooks), `make report` (run the study, export HTML) and `make test`; each sets up .venv first.
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
@@ -17,6 +17,14 @@ setup: $(VENV)/.installed   ## create .venv and install the project with its ext
 
 test: setup                 ## run unit tests, then nbval over the notebooks (smoke profile)
 	$(PY) -m pytest --durations=15
+
+# make lab: JupyterLab on notebooks/, this .venv's Python as the kernel, data and runs found as make report finds them.
+#   make lab PORT=8890          another port (a busy one is reported and the next free one taken)
+#   make lab PROFILE=smoke      the profile every notebook's profile="auto" takes
+PORT ?= 8888
+.PHONY: lab
+lab: setup                  ## start JupyterLab on the notebooks (PORT=8888, PROFILE=auto|smoke|quick|full)
+	$(PY) -m helpers.lab --port $(PORT) $(LAB_ARGS)
 
 # make report: check the data, execute notebooks/NN_*.ipynb with papermill, export report/index.html.
 #   make report PROFILE=quick EPOCHS=5 LR=0.05    notebook parameters in upper case, on make's command line

@@ -4,7 +4,7 @@ Notebooks import this one module (`import helpers as h`) and call the names belo
 """
 from .config import (PROFILES, PROFILE_SEEDS, Config, ConfigError, make_config, resolve_profile, scaled_report_epochs,
                      seed_list, with_seeds)
-from .data import CLASSES, Cifar10, DataError, channel_stats, load_cifar10
+from .data import CLASSES, Cifar10, DataError, channel_stats, check_data, load_cifar10
 from .models import build_model, stage_shapes
 from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, get_recipe
 from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .project import project_root
+from .project import portable_path, project_root
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 PER_CLASS = {"train": 5000, "test": 1000}  # CIFAR-10's split sizes per class
@@ -234,6 +234,21 @@ def load_cifar10(data_dir: str | None = None, train_size: int | None = None,
     te = balanced_subset(arrays["test_y"], test_size, seed + 1)
     return Cifar10(arrays["train_x"][tr], arrays["train_y"][tr], arrays["test_x"][te], arrays["test_y"][te],
                    source=kind, identity=data_identity(data_dir, train_size, test_size, seed))
+
+
+def check_data(profile: str, data_dir: str | None = None) -> str:
+    """Return a description of the data a run will train on; raise DataError, naming the three ways, if there is none.
+
+    `make report` calls it before any notebook runs, and every notebook's first cell calls it, so both stop
+    with the same message. Official files are downloaded now when they are missing.
+    """
+    if data_dir == "synthetic" or (data_dir is None and profile == "smoke"):
+        return "synthetic stand-in (smoke profile)"
+    kind, path = resolve_source(data_dir)  # raises DataError for a folder that does not exist
+    if kind == "folder":
+        return f"image folder {portable_path(path)} (fingerprint {folder_fingerprint(path)[:12]})"
+    load_official(path, download=True)  # downloads now, or raises DataError naming the three ways
+    return f"official CIFAR-10 files in {portable_path(path)}"
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple, tuple]:

@@ -8,8 +8,7 @@ import re
 from pathlib import Path
 
 from ..config import FIELDS, make_config
-from ..data import folder_fingerprint, load_official, resolve_source
-from ..project import portable_path
+from ..data import check_data  # noqa: F401  (re-exported: the report checks the data as a notebook does)
 
 NOTEBOOK_NAME = re.compile(r"^\d\d_[^/]*\.ipynb$")  # 01_baseline.ipynb, ...: the study, in order
 
@@ -132,15 +131,3 @@ def anchor_data_folder(params: dict, environ=os.environ) -> dict:
     if env_dir and not os.path.isabs(env_dir):
         environ["CIFAR10_DIR"] = str(Path(env_dir).expanduser().resolve())
     return params
-
-
-def check_data(profile: str, data_dir=None) -> str:
-    """Return a description of the data the notebooks will train on; raise DataError at once if there is none."""
-    if data_dir == "synthetic" or (data_dir is None and profile == "smoke"):
-        return "synthetic stand-in (smoke profile)"
-    kind, path = resolve_source(data_dir)  # raises DataError for a folder that does not exist
-    if kind == "folder":
-        return f"image folder {portable_path(path)} (fingerprint {folder_fingerprint(path)[:12]})"
-    load_official(path, download=True)  # downloads now, or raises DataError naming the three ways
-    return f"official CIFAR-10 files in {portable_path(path)}"
-

@@ -65,6 +65,7 @@ def test_the_smoke_profile_needs_no_data_and_the_first_notebook_is_named():
 
 
 def test_make_lab_runs_the_launcher_on_the_port_given():
-    out = subprocess.run(["make", "-n", "lab", "PORT=9999", "LAB_ARGS=--no-browser"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout.splitlines()
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under make test
+    out = subprocess.run(["make", "--no-print-directory", "-n", "lab", "PORT=9999", "LAB_ARGS=--no-browser"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[-1] == ".venv/bin/python -m helpers.lab --port 9999 --no-browser"

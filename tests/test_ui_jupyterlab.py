@@ -221,13 +221,18 @@ def change_and_wait_for_redraw(page, control: str, value: str) -> str:
     return after
 
 
+def open_and_run_all(page, base: str, name: str):
+    """Open notebook `name` in JupyterLab, run all its cells and wait until the kernel is idle."""
+    open_notebook(page, base, name)
+    run_all_cells(page)
+    wait_until_done(page)
+
+
 def test_notebook_04_runs_in_jupyterlab_and_its_cam_explorer_redraws(lab, page, tmp_path):
     base, notebooks, _ = lab
     name = "04_cam.ipynb"
     with screenshot_on_failure(page, tmp_path, "04_cam"):
-        open_notebook(page, base, name)
-        run_all_cells(page)
-        wait_until_done(page)
+        open_and_run_all(page, base, name)
         first = explorer_image(page)
         assert first.startswith("data:image/png")
         layer3 = change_and_wait_for_redraw(page, "layer", "layer3")
@@ -241,7 +246,5 @@ def test_notebook_01_runs_to_the_end_in_jupyterlab(lab, page, tmp_path):
     base, notebooks, _ = lab
     name = "01_baseline.ipynb"
     with screenshot_on_failure(page, tmp_path, "01_baseline"):
-        open_notebook(page, base, name)
-        run_all_cells(page)
-        wait_until_done(page)
+        open_and_run_all(page, base, name)
         assert_ran_without_errors(page, save_and_read(page, notebooks, name), name)

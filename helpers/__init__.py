@@ -12,7 +12,7 @@ from .train import evaluate, resolve_device, train_run
 from .sweep import SweepError, train_many
 from .stats import Comparison, Spread, compare, pooled_sd, spread
 from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
-from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, image_grid, lr_drops,
+from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)
 from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Reference, column_spread, comparability,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -16,26 +15,25 @@ from .project import portable_path, project_root
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 PER_CLASS = {"train": 5000, "test": 1000}  # CIFAR-10's split sizes per class
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 
 class DataError(RuntimeError):
     """The data could not be found, or is incomplete or corrupt."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Cifar10:
-    train_x: torch.Tensor  # uint8 (N, 3, 32, 32)
-    train_y: torch.Tensor  # int64 (N,)
+    """CIFAR-10 or its stand-in: uint8 images (N, 3, 32, 32), int64 labels, and where they came from."""
+    train_x: torch.Tensor
+    train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    source: str            # "official" | "folder" | "synthetic"
-    identity: dict = field(default_factory=dict)
+    source: str  # "official" | "folder" | "synthetic"
+    identity: dict = field(default_factory=dict)  # data_identity(): what a run id hashes
     classes: tuple = CLASSES
 
     def __repr__(self):
-        return (f"Cifar10(source={self.source!r}, train={tuple(self.train_x.shape)}, "
-                f"test={tuple(self.test_x.shape)})")
+        return f"Cifar10(source={self.source!r}, train={tuple(self.train_x.shape)}, test={tuple(self.test_x.shape)})"
 
 
 def cache_dir() -> Path:
@@ -63,31 +61,27 @@ HOW_TO_PROVIDE = (
     "(profile 'smoke') for a generated stand-in set.")
 
 
-# ---- folder (ImageFolder layout) ------------------------------------------------------------
-
 def _list_folder(root: Path, per_class: dict | None) -> dict:
-    """Return {split: [(class_index, path), ...]} after checking classes and counts."""
-    per_class = PER_CLASS if per_class is None else per_class
+    """Return {split: [(class_index, path), ...]} after checking the class folders and their image counts."""
+    per_class = per_class or PER_CLASS
     out = {}
     for split in ("train", "test"):
         d = root / split
         if not d.is_dir():
             raise DataError(f"data folder {root} has no '{split}/' folder. {HOW_TO_PROVIDE}")
-        found = sorted(e.name for e in os.scandir(d) if e.is_dir())
-        missing, extra = sorted(set(CLASSES) - set(found)), sorted(set(found) - set(CLASSES))
-        if missing or extra:
+        found = {e.name for e in os.scandir(d) if e.is_dir()}
+        if found != set(CLASSES):
+            missing, extra = sorted(set(CLASSES) - found) or "none", sorted(found - set(CLASSES)) or "none"
             raise DataError(f"{d}: class folders must be exactly {', '.join(CLASSES)}; "
-                            f"missing {missing or 'none'}, unexpected {extra or 'none'}")
-        files = []
+                            f"missing {missing}, unexpected {extra}")
+        out[split] = []
         for k, name in enumerate(CLASSES):
             names = sorted(e.name for e in os.scandir(d / name)
-                           if e.is_file() and e.name.lower().endswith(IMAGE_EXTS))
+                           if e.is_file() and e.name.lower().endswith((".jpg", ".jpeg", ".png")))
             if len(names) != per_class[split]:
                 raise DataError(f"{d / name}: {len(names)} images, expected {per_class[split]} "
-                                f"(CIFAR-10 has {PER_CLASS[split]} per class in {split}/); "
-                                "the data is incomplete")
-            files += [(k, d / name / n) for n in names]
-        out[split] = files
+                                f"(CIFAR-10 has {PER_CLASS[split]} per class in {split}/); the data is incomplete")
+            out[split] += [(k, d / name / n) for n in names]
     return out
 
 
@@ -101,38 +95,20 @@ def folder_fingerprint(root: Path, per_class: dict | None = None) -> str:
 
 
 def _decode(path: Path) -> np.ndarray:
+    """Return one 32x32 image file as a 32 x 32 x 3 uint8 array; raise DataError naming the file otherwise."""
     from PIL import Image
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (32, 32):
-                raise DataError(f"{path}: image is {im.size[0]}x{im.size[1]}, expected 32x32")
-            return np.asarray(im)
-    except DataError:
-        raise
+            rgb = np.asarray(im.convert("RGB"))
     except Exception as e:  # PIL raises several types for unreadable files
         raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
-
-
-def _decode_folder(root: Path, per_class: dict | None) -> dict:
-    arrays = {}
-    for split, files in _list_folder(root, per_class).items():
-        x = np.stack([_decode(p) for _, p in files])
-        arrays[f"{split}_x"] = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
-        arrays[f"{split}_y"] = torch.tensor([k for k, _ in files], dtype=torch.int64)
-    return arrays
-
-
-def _atomic_save(obj, path: Path):
-    """torch.save to a temporary file, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    if rgb.shape[:2] != (32, 32):
+        raise DataError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, expected 32x32")
+    return rgb
 
 
 def load_folder(root, per_class: dict | None = None, use_cache: bool = True) -> dict:
-    """Return {train_x, train_y, test_x, test_y} decoded from an ImageFolder tree (cached)."""
+    """Return {train_x, train_y, test_x, test_y} decoded from an ImageFolder tree, cached by its fingerprint."""
     root = Path(root)
     fp = folder_fingerprint(root, per_class)
     cache = cache_dir() / f"cifar10-folder-{fp[:20]}.pt"
@@ -143,31 +119,33 @@ def load_folder(root, per_class: dict | None = None, use_cache: bool = True) -> 
                 return arrays
         except Exception as e:
             warnings.warn(f"decoded-data cache {cache} is unreadable ({e}); decoding again")
-    arrays = _decode_folder(root, per_class)
-    arrays["fingerprint"] = fp
-    if use_cache:
-        _atomic_save(arrays, cache)
+    arrays = {"fingerprint": fp}
+    for split, files in _list_folder(root, per_class).items():
+        images = np.stack([_decode(p) for _, p in files])
+        arrays[f"{split}_x"] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        arrays[f"{split}_y"] = torch.tensor([k for k, _ in files], dtype=torch.int64)
+    if use_cache:  # to a temporary file, then renamed: readers never see half a file
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        torch.save(arrays, tmp)
+        os.replace(tmp, cache)
     return arrays
 
-
-# ---- official files (torchvision) -----------------------------------------------------------
 
 def load_official(root: Path, download: bool = True) -> dict:
     """Return the official CIFAR-10 arrays via torchvision, downloading them if allowed."""
     from torchvision.datasets import CIFAR10
-    arrays = {}
     try:
-        for split, train in (("train", True), ("test", False)):
-            ds = CIFAR10(str(root), train=train, download=download)
-            arrays[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-            arrays[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
+        sets = {split: CIFAR10(str(root), train=split == "train", download=download) for split in ("train", "test")}
     except Exception as e:
         raise DataError(f"CIFAR-10 not found and not downloadable into {root} "
                         f"({type(e).__name__}: {e}). {HOW_TO_PROVIDE}") from None
+    arrays = {}
+    for split, ds in sets.items():
+        arrays[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        arrays[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
     return arrays
 
-
-# ---- synthetic ------------------------------------------------------------------------------
 
 def make_synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> dict:
     """Return a learnable stand-in for CIFAR-10: class-dependent colour and stripe orientation."""
@@ -188,26 +166,20 @@ def make_synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> di
     return {"train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy}
 
 
-
-
-
-# ---- one entry point ------------------------------------------------------------------------
-
 def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
     """Return sorted indices of a seeded, class-balanced subset of size n (all when None)."""
-    if n is None or n >= len(y):
-        if n is not None and n > len(y):
-            raise DataError(f"subset of {n} requested but the split has only {len(y)} images")
+    if n is not None and n > len(y):
+        raise DataError(f"subset of {n} requested but the split has only {len(y)} images")
+    if n is None or n == len(y):
         return torch.arange(len(y))
     g = torch.Generator().manual_seed(seed)
     k = int(y.max()) + 1
-    counts = [n // k + (1 if c < n % k else 0) for c in range(k)]
     picks = []
     for c in range(k):
-        idx = (y == c).nonzero().flatten()
-        if len(idx) < counts[c]:
-            raise DataError(f"class {c} has {len(idx)} images, fewer than the {counts[c]} requested")
-        picks.append(idx[torch.randperm(len(idx), generator=g)[:counts[c]]])
+        idx, count = (y == c).nonzero().flatten(), n // k + (c < n % k)  # the first n % k classes get one more
+        if len(idx) < count:
+            raise DataError(f"class {c} has {len(idx)} images, fewer than the {count} requested")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:count]])
     return torch.cat(picks).sort().values
 
 
@@ -237,11 +209,8 @@ def load_cifar10(data_dir: str | None = None, train_size: int | None = None,
 
 
 def check_data(profile: str, data_dir: str | None = None) -> str:
-    """Return a description of the data a run will train on; raise DataError, naming the three ways, if there is none.
-
-    `make report` calls it before any notebook runs, and every notebook's first cell calls it, so both stop
-    with the same message. Official files are downloaded now when they are missing.
-    """
+    """Return a description of the data a run will train on, downloading missing official files; raise DataError,
+    naming the three ways, if there is none (`make report` and every notebook's first cell stop with it)."""
     if data_dir == "synthetic" or (data_dir is None and profile == "smoke"):
         return "synthetic stand-in (smoke profile)"
     kind, path = resolve_source(data_dir)  # raises DataError for a folder that does not exist

@@ -21,19 +21,15 @@ def build_model(stem: str = "imagenet", num_classes: int = 10) -> nn.Module:
 
 
 def stage_shapes(model: nn.Module, size: int = 32) -> list[tuple[str, tuple]]:
-    """Return [(stage, output shape)] for one size x size image through the model."""
-    shapes, hooks = [], []
-    for name in STAGES:
-        module = getattr(model, name)
-        hooks.append(module.register_forward_hook(
-            lambda m, i, o, name=name: shapes.append((name, tuple(o.shape[1:])))))
-    was_training = model.training
+    """Return [(stage, output shape)] for one size x size image through the model (in eval mode, then restored)."""
+    shapes, was_training = [], model.training
+    hooks = [getattr(model, n).register_forward_hook(lambda m, i, o, n=n: shapes.append((n, tuple(o.shape[1:]))))
+             for n in STAGES]
     try:
-        model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
+            model.eval()(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
     finally:
-        for h in hooks:
-            h.remove()
+        for hook in hooks:
+            hook.remove()
         model.train(was_training)
     return shapes

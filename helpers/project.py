@@ -13,15 +13,14 @@ def project_root() -> Path:
 
 
 def _git(*args) -> str:
+    """Return git's output for these arguments in the project folder, or "" when git fails."""
     out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=5)
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def project_commit(mark_dirty: bool = False) -> str:
-    """Return the project's own short git commit, or "unknown" when the project is not its own repository.
-
-    A copy of the project placed inside another repository would otherwise report that repository's commit.
-    """
+    """Return the project's own short git commit, or "unknown" when the project is not its own repository (a copy
+    inside another repository must not report that one's commit)."""
     try:
         top = _git("rev-parse", "--show-toplevel")
         if not top or Path(top).resolve() != project_root().resolve():
@@ -39,8 +38,5 @@ def portable_path(path) -> str | None:
     project (`data/cifar10-jpeg`), else its own name (`cifar10-jpeg`). None and "synthetic" pass through."""
     if path is None or path == "synthetic":
         return path
-    p = Path(os.path.expanduser(str(path))).resolve()
-    base = project_root().resolve()
-    if p == base or base in p.parents:
-        return os.path.relpath(p, base)
-    return p.name
+    p, base = Path(path).expanduser().resolve(), project_root().resolve()
+    return os.path.relpath(p, base) if p.is_relative_to(base) else p.name

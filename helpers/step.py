@@ -1,12 +1,8 @@
 """A training step without per-kernel launch cost on CUDA: forward, backward and SGD as one CUDA graph.
 
-A captured graph replays fixed kernels on fixed memory, so the step works on static buffers: each
-batch is copied into `static_x`/`static_y`, and the loss and correct count accumulate in device
-tensors (no `.item()` per step). SGD's python-float lr would be baked into the graph, and OneCycle
-changes lr and momentum every step, so the update is done here with `torch._foreach_*` ops that read
-lr and momentum from 0-dim device tensors, refreshed from `opt.param_groups` before every step. The
-momentum buffers live in `opt.state[p]["momentum_buffer"]`, so checkpoints stay torch SGD state dicts.
-
+A graph replays fixed kernels on fixed memory: each batch is copied into static buffers, loss and correct count
+add up in device tensors, and SGD runs as `torch._foreach_*` ops that read lr and momentum (which OneCycle changes
+every step) from 0-dim device tensors. Momentum stays in `opt.state`, so checkpoints are torch SGD state dicts.
 With `capture=False` (the CPU) the same class runs every step eagerly: the tests exercise it there.
 """
 from __future__ import annotations
@@ -22,31 +18,21 @@ WARMUP_STEPS = 3  # real training steps run on a side stream before capture (cuD
 
 
 def sgd_buffers(opt: torch.optim.SGD) -> list[list[torch.Tensor]]:
-    """Return each param group's momentum buffers, created as zeros in opt.state where missing.
-
-    A zero buffer gives torch's first-step rule (buf = d_p) exactly when dampening is 0.
-    """
-    out = []
+    """Return each param group's momentum buffers, created as zeros where missing (torch's first step when
+    dampening is 0)."""
     for g in opt.param_groups:
         if g.get("dampening", 0) != 0 or g.get("maximize", False):
             raise ValueError(f"static SGD step supports dampening=0 and maximize=False; got dampening="
                              f"{g.get('dampening')!r}, maximize={g.get('maximize')!r}")
-        bufs = []
         for p in g["params"]:
-            st = opt.state[p]
-            if st.get("momentum_buffer") is None:
-                st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            bufs.append(st["momentum_buffer"])
-        out.append(bufs)
-    return out
+            if opt.state[p].get("momentum_buffer") is None:
+                opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return [[opt.state[p]["momentum_buffer"] for p in g["params"]] for g in opt.param_groups]
 
 
 def sgd_update(params, grads, bufs, lr, momentum, weight_decay: float, nesterov: bool):
-    """Apply one torch.optim.SGD step (dampening 0); lr and momentum are floats, or 0-dim tensors for a graph.
-
-    With floats it is torch's own foreach SGD op for op, so bit for bit the same; with tensors (what a
-    captured graph needs) the products round differently, within float tolerance.
-    """
+    """Apply one torch.optim.SGD step (dampening 0): with float lr and momentum torch's own ops, bit for bit; with
+    0-dim tensors (what a graph needs) the products round differently, within float tolerance."""
     d_p = torch._foreach_add(grads, params, alpha=weight_decay) if weight_decay != 0 else grads
     torch._foreach_mul_(bufs, momentum)
     torch._foreach_add_(bufs, d_p)  # buf = momentum * buf + d_p
@@ -58,19 +44,10 @@ def sgd_update(params, grads, bufs, lr, momentum, weight_decay: float, nesterov:
         torch._foreach_add_(params, d_p, alpha=-lr)
 
 
-def autocast(device: torch.device, precision: str):
-    """Return bf16 autocast (weight-cast cache off: a captured graph must not reuse casts) or a no-op."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
-    return contextlib.nullcontext()
-
-
 class StaticStep:
-    """One training step over static buffers: eager, or replayed as a captured CUDA graph.
+    """One training step over static buffers, eager or replayed as a captured CUDA graph; `mode` says which.
 
-    `step(xb, yb)` trains on a batch (a full one is copied into the static buffers; the last,
-    smaller batch runs eagerly on its own tensors). `totals()` returns the epoch's summed loss and
-    correct count, read once per epoch; `reset()` zeroes them.
+    `totals()` returns the summed loss and correct count since `reset()`, with one device sync.
     """
 
     def __init__(self, model: nn.Module, opt: torch.optim.SGD, criterion, batch_size: int,
@@ -78,82 +55,59 @@ class StaticStep:
                  capture: bool | None = None, tensor_hparams: bool | None = None):
         if not isinstance(opt, torch.optim.SGD):
             raise TypeError(f"StaticStep needs torch.optim.SGD, got {type(opt).__name__}")
-        self.model, self.opt, self.criterion = model, opt, criterion
-        self.device, self.precision, self.batch_size = device, precision, batch_size
         self.capture = device.type == "cuda" if capture is None else capture
         if self.capture and device.type != "cuda":
             raise ValueError(f"parameter 'capture' = True is invalid on device {device.type!r}; CUDA graphs need cuda")
+        self.model, self.opt, self.criterion, self.batch_size = model, opt, criterion, batch_size
+        self.device, self.bf16 = device, precision == "bf16"
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.static_x = torch.zeros(batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
         self.static_y = torch.zeros(batch_size, dtype=torch.long, device=device)
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), dtype=torch.long, device=device)
-        self.groups = []
-        for g, bufs in zip(opt.param_groups, sgd_buffers(opt)):
-            self.groups.append(dict(params=list(g["params"]), bufs=bufs, weight_decay=float(g["weight_decay"]),
-                                    nesterov=bool(g["nesterov"]), lr=torch.zeros((), device=device),
-                                    momentum=torch.zeros((), device=device)))
-        self.graph = None
+        self.bufs = sgd_buffers(opt)
         # lr/momentum from device tensors (what a graph needs); eager steps may read the floats: torch's exact op
         self.tensor_hparams = self.capture if tensor_hparams is None else tensor_hparams
-        self.full_steps = 0  # full batches seen: the first WARMUP_STEPS warm up, the next is captured
+        self.hparams = [(torch.zeros((), device=device), torch.zeros((), device=device)) for _ in opt.param_groups]
+        self.graph, self.full_steps = None, 0  # full batches before capture: WARMUP_STEPS warm up, the next is captured
         self.mode = "graph" if self.capture else "static eager"
         self.side = torch.cuda.Stream(device) if self.capture else None
 
-    # ---- the step body: what is captured ----
     def _body(self, x: torch.Tensor, y: torch.Tensor):
-        """Forward, loss, backward, SGD update and the running totals, all on device tensors."""
-        with autocast(self.device, self.precision):
+        """Forward, loss, backward, SGD update and the running totals, all on device tensors: what is captured."""
+        # bf16 without autocast's weight-cast cache: a captured graph must not reuse casts
+        with (torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False) if self.bf16
+              else contextlib.nullcontext()):
             out = self.model(x)
             loss = self.criterion(out.float(), y)
         loss.backward()
         with torch.no_grad():
-            for g, pg in zip(self.groups, self.opt.param_groups):
-                grads = [p.grad for p in g["params"]]
-                lr, mom = (g["lr"], g["momentum"]) if self.tensor_hparams else (pg["lr"], pg["momentum"])
-                sgd_update(g["params"], grads, g["bufs"], lr, mom, g["weight_decay"], g["nesterov"])
+            for pg, bufs, hparams in zip(self.opt.param_groups, self.bufs, self.hparams):
+                lr, momentum = hparams if self.tensor_hparams else (pg["lr"], pg["momentum"])
+                sgd_update(pg["params"], [p.grad for p in pg["params"]], bufs, lr, momentum, pg["weight_decay"],
+                           pg["nesterov"])
             self.loss_sum += loss.detach() * len(y)
             self.correct += (out.argmax(1) == y).sum()
 
-    def _refresh(self):
-        """Copy each group's current lr and momentum into the device tensors the update reads."""
-        if not self.tensor_hparams:
-            return
-        for g, pg in zip(self.groups, self.opt.param_groups):
-            g["lr"].fill_(pg["lr"])
-            g["momentum"].fill_(pg["momentum"])
-
-    def _zero_grads(self):
-        # Before capture, grads are None so that backward allocates them in the graph's pool; after it,
-        # they are the graph's static tensors: zero them in place so an eager step accumulates into zeros.
-        self.opt.zero_grad(set_to_none=self.graph is None)
-
-    # ---- public ----
     def step(self, xb: torch.Tensor, yb: torch.Tensor):
         """Train on one batch: warm-up, capture or replay for a full batch, eagerly for a smaller one."""
-        self._refresh()
-        self._stepped()
+        if self.tensor_hparams:
+            for pg, (lr, momentum) in zip(self.opt.param_groups, self.hparams):
+                lr.fill_(pg["lr"])
+                momentum.fill_(pg["momentum"])
+        self.opt._opt_called = True  # this update is opt.step(): LR schedulers warn if it never ran
         if len(yb) != self.batch_size or not self.capture:
-            self._zero_grads()
-            self._body(xb, yb)
-            return
+            # After capture the grads are the graph's static tensors: zero them in place, don't free them.
+            self.opt.zero_grad(set_to_none=self.graph is None)
+            return self._body(xb, yb)
         self.static_x.copy_(xb)
         self.static_y.copy_(yb)
         if self.graph is not None:
-            self.graph.replay()
-        elif self.full_steps < WARMUP_STEPS:
-            self._warmup_step()
-        else:
-            self._capture_and_replay()
+            return self.graph.replay()
         self.full_steps += 1
-
-    def _stepped(self):
-        # LR schedulers warn when they step before `opt.step()` ever ran; this update is that step.
-        self.opt._opt_called = True
-
-    def _warmup_step(self):
-        """Run a real step on a side stream (as graph capture wants), then rejoin the main stream."""
-        self.side.wait_stream(torch.cuda.current_stream(self.device))
+        if self.full_steps > WARMUP_STEPS:
+            return self._capture_and_replay()
+        self.side.wait_stream(torch.cuda.current_stream(self.device))  # warm up on a side stream, as capture wants
         with torch.cuda.stream(self.side):
             self.opt.zero_grad(set_to_none=True)
             self._body(self.static_x, self.static_y)
@@ -162,7 +116,7 @@ class StaticStep:
     def _capture_and_replay(self):
         """Capture the step (which does not run it), then replay once for this batch; eager on failure."""
         torch.cuda.synchronize(self.device)
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)  # backward allocates the grads in the graph's memory pool
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph):
@@ -171,8 +125,7 @@ class StaticStep:
             self.capture, self.mode = False, f"static eager (CUDA graph capture failed: {type(e).__name__}: {e})"
             warnings.warn(f"CUDA graph capture failed, training eagerly: {type(e).__name__}: {e}", RuntimeWarning)
             self.opt.zero_grad(set_to_none=True)
-            self._body(self.static_x, self.static_y)
-            return
+            return self._body(self.static_x, self.static_y)
         self.graph = graph
         graph.replay()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .project import portable_path, project_root
 
@@ -33,6 +34,7 @@ class Cifar10:
     classes: tuple = CLASSES
 
     def __repr__(self):
+        """Shapes and source, not the pixels."""
         return f"Cifar10(source={self.source!r}, train={tuple(self.train_x.shape)}, test={tuple(self.test_x.shape)})"
 
 
@@ -45,7 +47,7 @@ def resolve_source(data_dir: str | None) -> tuple[str, Path | None]:
     """Return (kind, path) for a data_dir parameter: synthetic, an ImageFolder root, or official."""
     if data_dir == "synthetic":
         return "synthetic", None
-    data_dir = data_dir or os.environ.get("CIFAR10_DIR") or None
+    data_dir = data_dir or os.environ.get("CIFAR10_DIR")
     if data_dir:
         p = Path(data_dir).expanduser()
         if not p.is_dir():
@@ -55,10 +57,9 @@ def resolve_source(data_dir: str | None) -> tuple[str, Path | None]:
 
 
 HOW_TO_PROVIDE = (
-    "Provide CIFAR-10 in one of three ways: (1) let torchvision download the official files "
-    "(needs the network); (2) point data_dir= or the CIFAR10_DIR environment variable at a folder "
-    "laid out as train/<class>/*.jpg|png and test/<class>/*.jpg|png; (3) data_dir='synthetic' "
-    "(profile 'smoke') for a generated stand-in set.")
+    "Provide CIFAR-10 in one of three ways: (1) let torchvision download the official files (needs the network); "
+    "(2) point data_dir= or the CIFAR10_DIR environment variable at a folder laid out as train/<class>/*.jpg|png "
+    "and test/<class>/*.jpg|png; (3) data_dir='synthetic' (profile 'smoke') for a generated stand-in set.")
 
 
 def _list_folder(root: Path, per_class: dict | None) -> dict:
@@ -96,7 +97,6 @@ def folder_fingerprint(root: Path, per_class: dict | None = None) -> str:
 
 def _decode(path: Path) -> np.ndarray:
     """Return one 32x32 image file as a 32 x 32 x 3 uint8 array; raise DataError naming the file otherwise."""
-    from PIL import Image
     try:
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
@@ -152,18 +152,15 @@ def make_synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> di
     g = torch.Generator().manual_seed(10_000 + seed)
     palette = torch.rand(10, 3, generator=g) * 0.6 + 0.2
     yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
-
-    def split(n):
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test)):
         y = torch.arange(n) % 10
-        theta = y.float() * (math.pi / 10)
-        phase = torch.rand(n, generator=g) * 2 * math.pi
-        wave = torch.sin(0.6 * (xx * torch.cos(theta)[:, None, None] + yy * torch.sin(theta)[:, None, None])
-                         + phase[:, None, None])
+        theta = y.float()[:, None, None] * (math.pi / 10)  # stripe orientation per class
+        phase = torch.rand(n, 1, 1, generator=g) * 2 * math.pi
+        wave = torch.sin(0.6 * (xx * torch.cos(theta) + yy * torch.sin(theta)) + phase)
         img = palette[y][:, :, None, None] + 0.25 * wave[:, None] + 0.15 * torch.randn(n, 3, 32, 32, generator=g)
-        return (img.clamp(0, 1) * 255).round().to(torch.uint8), y
-
-    (tx, ty), (vx, vy) = split(n_train), split(n_test)
-    return {"train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy}
+        arrays[f"{split}_x"], arrays[f"{split}_y"] = (img.clamp(0, 1) * 255).round().to(torch.uint8), y
+    return arrays
 
 
 def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
@@ -209,8 +206,7 @@ def load_cifar10(data_dir: str | None = None, train_size: int | None = None,
 
 
 def check_data(profile: str, data_dir: str | None = None) -> str:
-    """Return a description of the data a run will train on, downloading missing official files; raise DataError,
-    naming the three ways, if there is none (`make report` and every notebook's first cell stop with it)."""
+    """Describe the data a run will use (downloading missing official files), or raise DataError naming the 3 ways."""
     if data_dir == "synthetic" or (data_dir is None and profile == "smoke"):
         return "synthetic stand-in (smoke profile)"
     kind, path = resolve_source(data_dir)  # raises DataError for a folder that does not exist

@@ -1,11 +1,7 @@
-"""Figures for the notebooks: images, model shapes, training curves and comparisons.
-
-Every function takes `ax=None` (`axes=None` for two panels), draws there or on a new figure and returns the Axes
-(the Figure for two panels); nothing is shown or saved here. Curves share `_curves`, grouped bars `_bar_groups`.
-"""
+"""Figures for the notebooks: images, model shapes, training curves and comparisons, each drawn on `ax` or a new
+figure and returned (never shown here). Curves share `_curves`, grouped bars `_bar_groups`, images `_show_tiles`."""
 from __future__ import annotations
 
-import math
 import textwrap
 
 import matplotlib.pyplot as plt
@@ -13,6 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.ticker import MaxNLocator
+from torchvision.transforms.functional import to_pil_image
+from torchvision.utils import make_grid
 
 from .data import CLASSES, balanced_subset
 from .recipes import augment_batch, get_recipe
@@ -32,19 +30,10 @@ def _new_ax(ax, figsize):
     return plt.subplots(figsize=figsize, layout="constrained")[1] if ax is None else ax
 
 
-def mosaic(images, ncols: int, pad: int = 2, group: int = 0, group_gap: int = 0) -> np.ndarray:
-    """Return one RGB array in [0, 1] tiling the images (uint8 or float, CHW) in rows of `ncols`, white between
-    tiles, and a wider gap between groups of `group` columns."""
-    tiles = [torch.as_tensor(im).detach().cpu() for im in images]
-    tiles = [(t.float() / 255 if t.dtype == torch.uint8 else t.float()).clamp(0, 1).permute(1, 2, 0) for t in tiles]
-    h, w = tiles[0].shape[:2]
-    gaps = [(c // group) * group_gap if group else 0 for c in range(ncols)]
-    out = np.ones((math.ceil(len(tiles) / ncols) * (h + pad) + pad, ncols * (w + pad) + pad + gaps[-1], 3))
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, ncols)
-        y, x = pad + r * (h + pad), pad + c * (w + pad) + gaps[c]
-        out[y:y + h, x:x + w] = t.numpy()
-    return out
+def mosaic(images: torch.Tensor, ncols: int) -> np.ndarray:
+    """Return images (uint8, or float in [0, 1]) as one H x W x 3 array, `ncols` a row, 2 white pixels apart."""
+    x = images.detach().cpu().float() / (255 if images.dtype == torch.uint8 else 1)
+    return make_grid(x.clamp(0, 1), nrow=ncols, padding=2, pad_value=1).permute(1, 2, 0).numpy()
 
 
 def _show_tiles(ax, tiles: np.ndarray, xticks, xlabels, ylabels=(), title: str = ""):
@@ -75,17 +64,12 @@ def sample_grid(data, per_class: int = 2, seed: int = 0, ax=None):
 
 def augmentation_draws(images: torch.Tensor, recipe: str, draws: int, seed: int = 0,
                        form: str = "batched") -> torch.Tensor:
-    """Return (len(images) * draws) augmented copies, image by image, from the chosen implementation.
-
-    form="batched": `augment_batch` (what training uses); form="torchvision": the recipe's
-    torchvision pipeline applied to each PIL image, as the report wrote it.
-    """
+    """Return `draws` augmented copies of each image: by `augment_batch` (batched) or per PIL image (torchvision)."""
     if form not in ("batched", "torchvision"):
         raise ValueError(f"parameter 'form' = {form!r} is invalid; valid: batched | torchvision")
     rec, reps = get_recipe(recipe), images.repeat_interleave(draws, 0)
     if form == "batched":
         return augment_batch(rec, reps, torch.Generator().manual_seed(seed))
-    from torchvision.transforms.functional import to_pil_image
     torch.manual_seed(seed)  # torchvision's random transforms draw from the global generator
     tf = rec.train_transform()
     return torch.stack([tf(to_pil_image(im)) for im in reps])
@@ -102,7 +86,9 @@ def augmentation_gallery(images: torch.Tensor, recipes, draws: int = 4, seed: in
             batch = (batch - batch.amin()) / (batch.amax() - batch.amin())
         rows.append(batch)
     ax = _new_ax(ax, (0.55 * n * draws + 1.5, 0.75 * len(recipes) + 0.8))
-    return _show_tiles(ax, mosaic(torch.cat(rows), n * draws, group=draws, group_gap=gap),
+    grid = np.split(mosaic(torch.cat(rows), n * draws), [2 + i * draws * TILE for i in range(1, n)], axis=1)
+    white = np.ones((grid[0].shape[0], gap, 3))  # between the images' groups of draws
+    return _show_tiles(ax, np.concatenate([a for part in grid for a in (white, part)][1:], axis=1),
                        [2 + (i * draws + draws / 2) * TILE + i * gap - 1 for i in range(n)],
                        [f"image {i + 1}" for i in range(n)], recipes,
                        f"{draws} random draws of each image under each recipe ({form} form)")
@@ -113,8 +99,8 @@ def lr_drops(history: pd.DataFrame) -> list[float]:
     return [float(e) - 0.5 for e in history["epoch"][history["lr"] < history["lr"].shift() * 0.999]]
 
 
-METRICS = {"loss": ("train_loss", "test_loss", "cross-entropy loss"),
-           "acc": ("train_acc", "test_acc", "accuracy (%)")}
+METRICS = {"loss": ("train_loss", "test_loss", "cross-entropy loss", "Loss"),
+           "acc": ("train_acc", "test_acc", "accuracy (%)", "Accuracy")}
 
 
 def _as_list(history) -> list[pd.DataFrame]:
@@ -150,18 +136,14 @@ def _curves(ax, series, ylabel: str, title: str, logy: bool):
 
 
 def plot_metric(history, metric: str = "acc", ax=None):
-    """Draw train and test `metric` ("loss" or "acc") per epoch, LR drops marked; return the Axes.
-
-    `history` is one run's history or a list of them (one per seed): the mean is drawn, with a min–max band.
-    """
+    """Draw train and test "loss" or "acc" per epoch of one history or a list (one per seed); return the Axes."""
     if metric not in METRICS:
         raise ValueError(f"parameter 'metric' = {metric!r} is invalid; valid: {' | '.join(METRICS)}")
-    train, test, ylabel = METRICS[metric]
+    train, test, ylabel, name = METRICS[metric]
     hs = _as_list(history)
     series = [("train", hs, train, _CYCLE[0], dict(marker="o", ms=3)),
               ("test", hs, test, _CYCLE[1], dict(marker="s", ms=3))]
-    band = "" if len(hs) == 1 else f" (band: min–max of {len(hs)} seeds)"
-    title = ("Loss" if metric == "loss" else "Accuracy") + " per epoch" + band
+    title = f"{name} per epoch" + ("" if len(hs) == 1 else f" (band: min–max of {len(hs)} seeds)")
     return _curves(_new_ax(ax, (6, 4)), series, ylabel, title, logy=metric == "loss")
 
 
@@ -176,19 +158,15 @@ def plot_curves(history, axes=None, title: str | None = None):
 
 
 def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: bool = False, title: str | None = None):
-    """Overlay one history column per label (dashed: the train counterpart if asked); return the Axes.
-
-    Each label maps to one history or a list of them (one per seed): the mean is drawn with a min–max band.
-    """
+    """Overlay a column of each label's history or histories (dashed: its train counterpart); return the Axes."""
     series = []
     for i, (label, h) in enumerate(histories.items()):
         color = COLORS.get(label, _CYCLE[i % len(_CYCLE)])
         series.append((label, _as_list(h), metric, color, dict(marker=".")))
         if train_too:
             series.append((None, _as_list(h), metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))
-    what = metric.replace("test_", "") if train_too else metric  # both train and test are drawn
-    unit = " (%)" if metric.endswith("acc") else ""
-    ylabel = {"acc": "accuracy", "loss": "loss"}.get(what, what.replace("_", " ")) + unit
+    what = metric.replace("test_", "") if train_too else metric  # train_too: both train and test are drawn
+    ylabel = what.replace("_", " ").replace("acc", "accuracy (%)")
     band = "\n(band: min–max over seeds)" if any(len(hs) > 1 for _, hs, *_ in series) else ""
     ax = _curves(_new_ax(ax, (7, 4.5)), series, ylabel, (title or metric.replace("_", " ") + " per epoch") + band,
                  logy="loss" in metric)
@@ -208,10 +186,7 @@ def _bar_groups(ax, groups, series) -> list:
 
 
 def plot_stage_shapes(shapes_by_stem: dict, ax=None):
-    """Draw the spatial side of each stage's output, one bar group per stage and stem; return the Axes.
-
-    `shapes_by_stem` maps a stem name to `stage_shapes(model)`: [(stage, (C, H, W)), ...].
-    """
+    """Draw each stage's output side per stem ({stem: stage_shapes(model)}), 1x1 in red; return the Axes."""
     ax = _new_ax(ax, (9, 4))
     # avgpool is 1x1 by design and fc is flat: only the convolutional stages tell the story
     shapes = {stem: {s: shape for s, shape in stages if len(shape) == 3 and s != "avgpool"}
@@ -264,12 +239,8 @@ def plot_confusion(confusion, classes=CLASSES, ax=None):
 
 
 def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title: str | None = None):
-    """Draw accuracy (%) as grouped bars: one group per row of `table`, one bar per column; return the Axes.
-
-    `columns` maps a table column to its legend text. A cell holding a Spread draws its mean as the bar,
-    its min–max as an error bar and every seed as a dot; a missing value (NaN) leaves its bar out and
-    writes "n/a" in its place.
-    """
+    """Draw accuracy bars per row of `table` and column ({column: legend}): a Spread as mean, min–max and seed dots,
+    a missing value as "n/a"; return the Axes."""
     ax = _new_ax(ax, (max(6, 1.6 * len(table) + 2), 4.5))
     cells = [list(table[col]) for col in columns]
     means = [pd.to_numeric(pd.Series([v.mean if isinstance(v, Spread) else v for v in column]),

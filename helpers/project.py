@@ -19,8 +19,7 @@ def _git(*args) -> str:
 
 
 def project_commit(mark_dirty: bool = False) -> str:
-    """Return the project's own short git commit, or "unknown" when the project is not its own repository (a copy
-    inside another repository must not report that one's commit)."""
+    """Return the project's own short commit, or "unknown" when it is not its own repository (a copy inside one)."""
     try:
         top = _git("rev-parse", "--show-toplevel")
         if not top or Path(top).resolve() != project_root().resolve():
@@ -34,8 +33,7 @@ def project_commit(mark_dirty: bool = False) -> str:
 
 
 def portable_path(path) -> str | None:
-    """Return a folder's name without the machine's layout: relative to the project when it lies inside the
-    project (`data/cifar10-jpeg`), else its own name (`cifar10-jpeg`). None and "synthetic" pass through."""
+    """Return a folder relative to the project when inside it (`data/x`), else its own name (`x`); None passes."""
     if path is None or path == "synthetic":
         return path
     p, base = Path(path).expanduser().resolve(), project_root().resolve()

@@ -18,8 +18,7 @@ WARMUP_STEPS = 3  # real training steps run on a side stream before capture (cuD
 
 
 def sgd_buffers(opt: torch.optim.SGD) -> list[list[torch.Tensor]]:
-    """Return each param group's momentum buffers, created as zeros where missing (torch's first step when
-    dampening is 0)."""
+    """Return each param group's momentum buffers, zeros where missing (torch's first step, as dampening is 0)."""
     for g in opt.param_groups:
         if g.get("dampening", 0) != 0 or g.get("maximize", False):
             raise ValueError(f"static SGD step supports dampening=0 and maximize=False; got dampening="
@@ -31,8 +30,7 @@ def sgd_buffers(opt: torch.optim.SGD) -> list[list[torch.Tensor]]:
 
 
 def sgd_update(params, grads, bufs, lr, momentum, weight_decay: float, nesterov: bool):
-    """Apply one torch.optim.SGD step (dampening 0): with float lr and momentum torch's own ops, bit for bit; with
-    0-dim tensors (what a graph needs) the products round differently, within float tolerance."""
+    """Apply torch's SGD step: bit for bit with float lr and momentum, within rounding with 0-dim tensors (graphs)."""
     d_p = torch._foreach_add(grads, params, alpha=weight_decay) if weight_decay != 0 else grads
     torch._foreach_mul_(bufs, momentum)
     torch._foreach_add_(bufs, d_p)  # buf = momentum * buf + d_p
@@ -45,14 +43,12 @@ def sgd_update(params, grads, bufs, lr, momentum, weight_decay: float, nesterov:
 
 
 class StaticStep:
-    """One training step over static buffers, eager or replayed as a captured CUDA graph; `mode` says which.
-
-    `totals()` returns the summed loss and correct count since `reset()`, with one device sync.
-    """
+    """One training step over static buffers, eager or replayed as a captured CUDA graph; `mode` says which."""
 
     def __init__(self, model: nn.Module, opt: torch.optim.SGD, criterion, batch_size: int,
                  device: torch.device, precision: str = "fp32", channels_last: bool = False,
                  capture: bool | None = None, tensor_hparams: bool | None = None):
+        """Check the optimizer and device, make the static buffers; capture defaults to "on CUDA"."""
         if not isinstance(opt, torch.optim.SGD):
             raise TypeError(f"StaticStep needs torch.optim.SGD, got {type(opt).__name__}")
         self.capture = device.type == "cuda" if capture is None else capture

@@ -104,10 +104,10 @@ def test_confusion_matrix_shows_row_shares_and_counts():
 def test_mosaic_places_each_tile_and_pads_in_white():
     imgs = torch.zeros(3, 3, 4, 4, dtype=torch.uint8)
     imgs[1] = 255
-    m = plots.mosaic(imgs, ncols=2, pad=1)
-    assert m.shape == (1 + 2 * 5, 1 + 2 * 5, 3)
-    assert (m[1:5, 1:5] == 0).all() and (m[1:5, 6:10] == 1).all() and (m[6:10, 1:5] == 0).all()
-    assert (m[0] == 1).all() and (m[6:10, 6:10] == 1).all()  # padding and the empty slot stay white
+    m = plots.mosaic(imgs, ncols=2)
+    assert m.shape == (2 + 2 * 6, 2 + 2 * 6, 3)
+    assert (m[2:6, 2:6] == 0).all() and (m[2:6, 8:12] == 1).all() and (m[8:12, 2:6] == 0).all()
+    assert (m[:2] == 1).all() and (m[8:12, 8:12] == 1).all()  # padding and the empty slot stay white
 
 
 def test_sample_grid_shows_each_class_in_its_named_column():

@@ -103,11 +103,6 @@ METRICS = {"loss": ("train_loss", "test_loss", "cross-entropy loss", "Loss"),
            "acc": ("train_acc", "test_acc", "accuracy (%)", "Accuracy")}
 
 
-def _as_list(history) -> list[pd.DataFrame]:
-    """Return a list of histories from one history or a list of them (one per seed)."""
-    return list(history) if isinstance(history, (list, tuple)) else [history]
-
-
 def draw_mean_band(ax, x, ys, color, label=None, alpha=0.2, **style):
     """Draw the mean of ys (seeds x points) as a line and, with two seeds or more, their min–max as a band."""
     ys = np.atleast_2d(ys)
@@ -140,7 +135,7 @@ def plot_metric(history, metric: str = "acc", ax=None):
     if metric not in METRICS:
         raise ValueError(f"parameter 'metric' = {metric!r} is invalid; valid: {' | '.join(METRICS)}")
     train, test, ylabel, name = METRICS[metric]
-    hs = _as_list(history)
+    hs = list(history) if isinstance(history, (list, tuple)) else [history]  # one per seed
     series = [("train", hs, train, _CYCLE[0], dict(marker="o", ms=3)),
               ("test", hs, test, _CYCLE[1], dict(marker="s", ms=3))]
     title = f"{name} per epoch" + ("" if len(hs) == 1 else f" (band: min–max of {len(hs)} seeds)")
@@ -161,10 +156,10 @@ def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: boo
     """Overlay a column of each label's history or histories (dashed: its train counterpart); return the Axes."""
     series = []
     for i, (label, h) in enumerate(histories.items()):
-        color = COLORS.get(label, _CYCLE[i % len(_CYCLE)])
-        series.append((label, _as_list(h), metric, color, dict(marker=".")))
+        hs, color = list(h) if isinstance(h, (list, tuple)) else [h], COLORS.get(label, _CYCLE[i % len(_CYCLE)])
+        series.append((label, hs, metric, color, dict(marker=".")))
         if train_too:
-            series.append((None, _as_list(h), metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))
+            series.append((None, hs, metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))
     what = metric.replace("test_", "") if train_too else metric  # train_too: both train and test are drawn
     ylabel = what.replace("_", " ").replace("acc", "accuracy (%)")
     band = "\n(band: min–max over seeds)" if any(len(hs) > 1 for _, hs, *_ in series) else ""

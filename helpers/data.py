@@ -173,7 +173,8 @@ def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
     k = int(y.max()) + 1
     picks = []
     for c in range(k):
-        idx, count = (y == c).nonzero().flatten(), n // k + (c < n % k)  # the first n % k classes get one more
+        idx = (y == c).nonzero().flatten()
+        count = n // k + (c < n % k)  # the first n % k classes get one more
         if len(idx) < count:
             raise DataError(f"class {c} has {len(idx)} images, fewer than the {count} requested")
         picks.append(idx[torch.randperm(len(idx), generator=g)[:count]])

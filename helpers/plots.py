@@ -156,7 +156,8 @@ def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: boo
     """Overlay a column of each label's history or histories (dashed: its train counterpart); return the Axes."""
     series = []
     for i, (label, h) in enumerate(histories.items()):
-        hs, color = list(h) if isinstance(h, (list, tuple)) else [h], COLORS.get(label, _CYCLE[i % len(_CYCLE)])
+        hs = list(h) if isinstance(h, (list, tuple)) else [h]  # one per seed
+        color = COLORS.get(label, _CYCLE[i % len(_CYCLE)])
         series.append((label, hs, metric, color, dict(marker=".")))
         if train_too:
             series.append((None, hs, metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))

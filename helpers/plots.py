@@ -235,8 +235,7 @@ def plot_confusion(confusion, classes=CLASSES, ax=None):
 
 
 def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title: str | None = None):
-    """Draw accuracy bars per row of `table` and column ({column: legend}): a Spread as mean, min–max and seed dots,
-    a missing value as "n/a"; return the Axes."""
+    """Draw accuracy bars per row and {column: legend}: Spreads with min–max and seed dots, NaN as "n/a"."""
     ax = _new_ax(ax, (max(6, 1.6 * len(table) + 2), 4.5))
     cells = [list(table[col]) for col in columns]
     means = [pd.to_numeric(pd.Series([v.mean if isinstance(v, Spread) else v for v in column]),

@@ -88,11 +88,9 @@ def _list_folder(root: Path, per_class: dict | None) -> dict:
 
 def folder_fingerprint(root: Path, per_class: dict | None = None) -> str:
     """Return a hash of the folder's file names and sizes (cheap: no image is read)."""
-    h = hashlib.sha256()
-    for split, files in _list_folder(root, per_class).items():
-        for k, p in files:
-            h.update(f"{split}/{k}/{p.name}:{p.stat().st_size}\n".encode())
-    return h.hexdigest()
+    listing = _list_folder(root, per_class).items()
+    text = "".join(f"{split}/{k}/{p.name}:{p.stat().st_size}\n" for split, files in listing for k, p in files)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _decode(path: Path) -> np.ndarray:

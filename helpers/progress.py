@@ -8,11 +8,6 @@ from __future__ import annotations
 import sys
 
 
-def _bar(frac: float, width: int = 20) -> str:
-    full = int(round(frac * width))
-    return "█" * full + "·" * (width - full)
-
-
 class RunProgress:
     """Progress over a run's epochs: a live tqdm bar in a terminal, one line per epoch elsewhere."""
 
@@ -48,8 +43,10 @@ class RunProgress:
             self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{row['test_acc']:.1f}%")
             self.bar.write(f"{self.desc} {text}")
         else:
-            print(f"{self.desc} |{_bar(e / self.total)}| {text}", flush=True)
+            full = round(20 * e / self.total)
+            print(f"{self.desc} |{'█' * full + '·' * (20 - full)}| {text}", flush=True)
 
     def close(self):
+        """Close the terminal bar."""
         if self.bar is not None:
             self.bar.close()

@@ -1,10 +1,8 @@
 """Command line: `python -m helpers.cli train --profile quick --recipe none,crop --seeds 3` and `... summary`.
 
-A comma-separated value of a training parameter (e.g. `--recipe none,crop --lr 0.1,0.05`) expands into one
-run per combination, each with every seed of `--seeds` (seed, seed+1, ...; default: the profile's). The runs
-train through helpers.sweep.train_many: one at a time on the CPU, several at once on CUDA (`--jobs N`), or
-one job per run on a Slurm cluster (`--cluster slurm`, helpers.cluster). `--study` names the runs notebooks
-01-05 load.
+Comma-separated values (`--recipe none,crop --lr 0.1,0.05`) give one run per combination, each with every seed
+of `--seeds` (seed, seed+1, ...; default: the profile's), trained by helpers.sweep.train_many (`--jobs N`,
+`--cluster slurm|local`). `--study` names the runs notebooks 01-05 load.
 """
 from __future__ import annotations
 
@@ -35,9 +33,7 @@ def _parse_value(name: str, text: str):
 
 def _parse_values(name: str, text: str) -> list:
     """Return the values of a parameter: one, or several when it is comma-separated and may vary."""
-    if name in SINGLE:
-        return [_parse_value(name, text)]
-    parts = [p.strip() for p in text.split(",")]
+    parts = [text] if name in SINGLE else [p.strip() for p in text.split(",")]
     if not all(parts):
         raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: one value or comma-separated values")
     return [_parse_value(name, p) for p in parts]
@@ -125,10 +121,7 @@ def _train(args) -> int:
             print(f"config: {c}")
             if args.force:
                 remove_run(runs_root() / config_run_id(c, identities))
-        if executor is not None:
-            runs = train_many(configs, executor=executor, wait=not args.detach)
-        else:
-            runs = train_many(configs, jobs=jobs)
+        runs = train_many(configs, jobs=jobs, executor=executor, wait=not args.detach)
     except SweepError as e:
         # One line per failed run; its log's last lines were printed with the progress.
         for f in e.failures:

@@ -100,31 +100,20 @@ def node_local_reason(path) -> str | None:
     return f"it is on a {kind} file system (memory of one node)" if kind in ("tmpfs", "ramfs") else None
 
 
-def check_can_submit(settings: ClusterSettings, root: Path):
-    """Raise ConfigError, before anything is submitted, if Slurm is absent or the store is node-local."""
-    if settings.kind != "slurm":
-        return
-    missing = next((c for c in ("sbatch", "srun") if shutil.which(c) is None), None)
+def make_executor(settings: ClusterSettings, root: Path):
+    """Return a submitit executor for the settings (Slurm, or local processes through the same code); for Slurm,
+    first raise ConfigError if this is no Slurm login node or the run store or log folder is node-local."""
+    kind, logs = settings.kind, Path(settings.log_dir or Path(root) / ".submitit")
+    missing = next((c for c in ("sbatch", "srun") if shutil.which(c) is None), None) if kind == "slurm" else None
     if missing:
         raise ConfigError(f"parameter 'cluster' = 'slurm' is invalid here: no `{missing}` on PATH (not a Slurm "
                           "login node); valid: run it on a login node of a Slurm cluster, or --cluster local")
-    for name, folder in (("RUNS_DIR", root), ("CLUSTER_LOG_DIR", log_folder(settings, root))):
+    for name, folder in (("RUNS_DIR", root), ("CLUSTER_LOG_DIR", logs)) if kind == "slurm" else ():
         why = node_local_reason(folder)
         if why:
             raise ConfigError(f"parameter {name!r} = '{folder}' is invalid for --cluster slurm: {why}; "
                               "valid: a folder on storage every node mounts (home, project or scratch space)")
-
-
-def log_folder(settings: ClusterSettings, root: Path) -> Path:
-    """Return the folder of submitit's job files and logs."""
-    return Path(settings.log_dir) if settings.log_dir else Path(root) / ".submitit"
-
-
-def make_executor(settings: ClusterSettings, root: Path):
-    """Return a submitit executor for the settings: Slurm, or local subprocesses through the same code."""
-    kind = settings.kind
-    ex = submitit.AutoExecutor(folder=log_folder(settings, root) / "%j", cluster=kind,
-                               **{f"{kind}_max_num_timeout": settings.max_requeues})
+    ex = submitit.AutoExecutor(folder=logs / "%j", cluster=kind, **{f"{kind}_max_num_timeout": settings.max_requeues})
     params = dict(name="helpers-run", timeout_min=settings.time_min, nodes=1, tasks_per_node=1,
                   cpus_per_task=settings.cpus_per_task, gpus_per_node=settings.gpus_per_task)
     if kind == "slurm":
@@ -144,9 +133,7 @@ def local_executor(root: Path, cuda: bool):
 def resolve_executor(executor, root: Path, **options):
     """Return the executor given, or one made from a kind ('slurm' | 'local'), `options` and $CLUSTER_*, checked."""
     if isinstance(executor, str):
-        settings = ClusterSettings.from_env(kind=executor, **options)
-        check_can_submit(settings, root)
-        return make_executor(settings, root)
+        return make_executor(ClusterSettings.from_env(kind=executor, **options), root)
     if not isinstance(executor, submitit.Executor):
         raise ConfigError(f"parameter 'executor' = {executor!r} is invalid; valid: None, 'slurm', 'local' "
                           "or a submitit executor")
@@ -221,9 +208,9 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
     """Train each pending (run id, config) in a job of its own, `at_once` at a time (None: all, and not cancelled
     when interrupted), forwarding their progress, into `done` and `failures`; None once submitted if not `wait`.
     A run an earlier submission's job still trains is not sent again but waited for."""
-    elsewhere = {rid: jid for rid, _ in pending if (jid := live_job(root / rid))}
+    configs, elsewhere = dict(pending), {rid: jid for rid, _ in pending if (jid := live_job(root / rid))}
     for rid, jid in elsewhere.items():
-        say(f"{run_label(dict(pending)[rid], rid)} is already queued or running as job {jid}; not sent again")
+        say(f"{run_label(configs[rid], rid)} is already queued or running as job {jid}; not sent again")
     todo = [(rid, c) for rid, c in pending if rid not in elsewhere]
     poll = 30 if getattr(executor, "cluster", None) == "slurm" or "Slurm" in type(executor).__name__ else 0.5
     running = {}  # job -> [run id, config, progress lines forwarded]
@@ -250,7 +237,7 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
         for job in running if at_once else ():
             job.cancel(check=False)
     for rid, jid in elsewhere.items():
-        _await_elsewhere(rid, dict(pending)[rid], jid, root, poll, say, done, failures)
+        _await_elsewhere(rid, configs[rid], jid, root, poll, say, done, failures)
     return True
 
 
@@ -264,8 +251,9 @@ def _collect(job, rid, cfg, root, say, done, failures):
         except store.CorruptRunError as e:
             record_failure(failures, say, label, cfg, f"CorruptRunError: {e}", expected=True)
         return
-    tail = log_tail(job)
-    last = next((t for t in reversed(tail) if t.strip()), str(error).strip().splitlines()[-1] if error else "no output")
+    logs = [[t for t in (text or "").splitlines() if t.strip()] for text in (job.stderr(), job.stdout())]
+    tail = next((lines[-LOG_TAIL:] for lines in logs if lines), [])  # stderr (a traceback), else stdout
+    last = tail[-1] if tail else str(error).strip().splitlines()[-1] if error else "no output"
     why = "failed" if isinstance(error, submitit.core.utils.FailedJobError) else \
         "ended without a result (killed: out of memory, kill -9?)"
     record_failure(failures, say, label, cfg, f"job {job.job_id} {why}: {last}", tail,
@@ -283,11 +271,3 @@ def _await_elsewhere(rid, cfg, jid, root, poll, say, done, failures):
     done[rid] = store.load_run(root / rid)
     say(done_line(run_label(cfg, rid), done[rid], f"finished (job {jid})"))
 
-
-def log_tail(job, lines: int = LOG_TAIL) -> list:
-    """Return the last lines of a job's stderr (where a traceback goes), else of its stdout."""
-    for text in (job.stderr(), job.stdout()):
-        kept = [t for t in (text or "").splitlines() if t.strip()]
-        if kept:
-            return kept[-lines:]
-    return []

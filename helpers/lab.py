@@ -59,13 +59,6 @@ def lab_environment(environ=None) -> dict:
     return env
 
 
-def describe_data(profile: str, data_dir: str | None) -> str:
-    """Return the data the notebooks will find; raise DataError (the three ways) for a folder that is missing."""
-    if profile != "smoke" and resolve_source(data_dir)[0] == "official":
-        return "the official CIFAR-10 files in .cache/ (the first notebook that needs them downloads them)"
-    return check_data(profile, data_dir if profile != "smoke" else None)
-
-
 def prepare(port: int, notebooks, extra=(), environ=None) -> tuple[list[str], dict, list[str]]:
     """Check everything before JupyterLab starts; return (its command, at the port chosen, environment, lines)."""
     notebooks = Path(notebooks)
@@ -76,7 +69,9 @@ def prepare(port: int, notebooks, extra=(), environ=None) -> tuple[list[str], di
     lines = [] if chosen == port else [f"port {port} is busy; using port {chosen} (make lab PORT=N picks another)"]
     profile = env.get("PROFILE") or "auto"
     concrete = resolve_profile(profile)
-    data = describe_data(concrete, env.get("CIFAR10_DIR"))
+    data_dir = env.get("CIFAR10_DIR") if concrete != "smoke" else None  # a missing folder: DataError, the three ways
+    data = ("the official CIFAR-10 files in .cache/ (the first notebook that needs them downloads them)"
+            if concrete != "smoke" and resolve_source(data_dir)[0] == "official" else check_data(concrete, data_dir))
     numbered = sorted(p.name for p in notebooks.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
     lines += [f"notebooks: {portable_path(notebooks)}" + (f" (open {numbered[0]} first)" if numbered else ""),
               f"kernel: {sys.executable}",

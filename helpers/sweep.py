@@ -63,12 +63,6 @@ def run_label(cfg: Config, rid: str | None = None) -> str:
     return f"[{rid or '?' * 12} {cfg.recipe} seed {cfg.seed}]"
 
 
-def progress_line(label: str, row: dict, epochs: int) -> str:
-    """Return the progress line of one finished epoch."""
-    return (f"{label} epoch {int(row['epoch']):>3}/{epochs}  train acc {row['train_acc']:5.1f}%  "
-            f"test acc {row['test_acc']:5.1f}%  {row['seconds']:.1f}s")
-
-
 def done_line(label: str, run: Run, how: str) -> str:
     """Return the status line of a finished run: how it came (loaded, finished) and its accuracies."""
     return f"{label} {how}: final test acc {run.final_acc:.2f}%, best {run.best_acc:.2f}%"
@@ -112,12 +106,10 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
                executor=None, wait: bool = True) -> list[Run] | None:
     """Return the finished run of every config, in order: loaded from the store, resumed or trained.
 
-    On the CPU one run trains at a time, in this process. On CUDA, or when `jobs` > 1 is asked for, runs train
-    `jobs` at once, each in its own process (default on CUDA: as many as free GPU memory and CPU cores allow,
-    gpu_jobs; $RUN_JOBS overrides). `executor` ('slurm', 'local' or a submitit executor) sends one job per run
-    (helpers.cluster); with it, `wait=False` returns None once the runs are submitted. Duplicate configs
-    train once. A failing run is named in the progress; the others finish; then SweepError lists every one.
-    """
+    On the CPU one run trains at a time, here; on CUDA, or with `jobs` > 1, `jobs` at once in processes of their
+    own (default on CUDA: gpu_jobs; $RUN_JOBS overrides). `executor` ('slurm', 'local' or a submitit executor)
+    sends one job per run; with it, `wait=False` returns None once they are submitted. Duplicate configs train
+    once. A failing run is named in the progress; the others finish; then SweepError lists every one."""
     from .train import _note_use, resolve_device
     configs = list(configs)
     for c in configs:
@@ -182,8 +174,9 @@ def train_one(cfg: Config, root, say) -> Run:
     label = run_label(cfg, rid)
     while True:
         try:
-            return train_run(cfg, progress=False, runs_dir=root,
-                             on_epoch=lambda row: say(progress_line(label, row, cfg.epochs)))
+            return train_run(cfg, progress=False, runs_dir=root, on_epoch=lambda row: say(
+                f"{label} epoch {int(row['epoch']):>3}/{cfg.epochs}  train acc {row['train_acc']:5.1f}%  "
+                f"test acc {row['test_acc']:5.1f}%  {row['seconds']:.1f}s"))
         except RunLockedError:
             say(f"{label} is being trained by another process; waiting for it")
             store.wait_unlocked(Path(root) / rid, store.lock_wait_s() or LOCK_WAIT_S)

@@ -29,20 +29,20 @@ from .data import load_cifar10
 from .models import build_model
 from .recipes import get_recipe
 from .step import StaticStep
-from .train import _autocast, evaluate, make_optimizer, make_scheduler, resolve_device, train_epoch, train_epoch_static
+from .train import (EVAL_BATCH, _autocast, evaluate, make_optimizer, make_scheduler, resolve_device, train_epoch,
+                    train_epoch_static)
 
+EVERY = dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate")  # --full
 QUICK = {"cpu": dict(settings="fp32", recipes="crop", steps=2, images=256, workers="0"),
          "cuda": dict(settings="fp32,bf16+cl", recipes="crop", steps=50, images=5120, workers="4")}
-FULL = {"cpu": dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate", steps=20, images=2560,
-                    workers="0,1,2"),
-        "cuda": dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate", steps=200, images=25600,
-                     workers="0,4,8")}
+FULL = {"cpu": dict(EVERY, steps=20, images=2560, workers="0,1,2"), "cuda": dict(EVERY, steps=200, images=25600,
+                                                                                 workers="0,4,8")}
 
 
 def header(command: str, device, versions: str, data: str) -> str:
     """Return the lines naming a benchmark's command, machine (with `versions`), data and date."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"command: {command}\nmachine: {device_name(device)}, {os.cpu_count()} cores, load average {load:.1f}; "
+    return (f"command: {command}\nmachine: {device_name(device)}, {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f}; "
             f"Python {platform.python_version()}, {versions}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
             f"data: {data}")
 
@@ -134,9 +134,8 @@ def bench_loop(device, data, recipe, precision="fp32", channels_last=False, imag
     train_ips = images / _timed(lambda: epoch(images), 1, device)
     n_eval = min(len(data.test_x), 10_000 if device.type == "cuda" else 500)
     tx, ty = data.test_x[:n_eval].to(device), data.test_y[:n_eval].to(device)
-    bs = 5000 if device.type == "cuda" else 1000  # train_run's evaluation batches
-    kw = dict(precision=precision, channels_last=channels_last, batch_size=bs)
-    warm = bs if device.type == "cuda" else 100
+    kw = dict(precision=precision, channels_last=channels_last, batch_size=EVAL_BATCH[device.type])
+    warm = kw["batch_size"] if device.type == "cuda" else 100
     evaluate(model, tx[:warm], ty[:warm], recipe, **kw)
     eval_s = _timed(lambda: evaluate(model, tx, ty, recipe, **kw), 1, device)
     return {"images_per_s": train_ips, "eval_images_per_s": n_eval / eval_s}

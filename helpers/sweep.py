@@ -77,26 +77,20 @@ def config_run_id(cfg: Config, identities: dict | None = None) -> str:
     return store.run_id(cfg.identity(), identities[key])
 
 
-def gpu_jobs(pending: int, free_bytes: int | None = None, cpus: int | None = None) -> int:
-    """Return how many runs one GPU trains at once by default: all, up to free memory / RUN_GPU_BYTES and cores."""
-    if pending <= 1:
-        return 1
-    import torch
-    free = torch.cuda.mem_get_info()[0] if free_bytes is None else free_bytes
-    cpus = (os.cpu_count() or 1) if cpus is None else cpus
-    return max(1, min(pending, free // RUN_GPU_BYTES, cpus))
-
-
 def resolve_jobs(jobs: int | None, pending: int, cuda: bool, free_bytes: int | None = None,
                  cpus: int | None = None) -> int:
-    """Return how many runs train at once: `jobs`, else $RUN_JOBS, else gpu_jobs(...) on CUDA and 1 on CPU."""
+    """Return how many runs train at once: `jobs`, else $RUN_JOBS, else 1 on the CPU and on CUDA every pending run,
+    up to what free GPU memory holds at RUN_GPU_BYTES each and one per CPU core (each launches its kernels)."""
     text = os.environ.get("RUN_JOBS", "").strip()
     if jobs is None and text:
         if not text.isdigit() or int(text) < 1:
             raise ConfigError(f"parameter 'RUN_JOBS' (environment) = {text!r} is invalid; valid: a positive integer")
         jobs = int(text)
-    if jobs is None:
-        jobs = gpu_jobs(pending, free_bytes, cpus) if cuda else 1
+    if jobs is None and cuda and pending > 1:
+        import torch
+        free = torch.cuda.mem_get_info()[0] if free_bytes is None else free_bytes
+        jobs = max(1, min(pending, free // RUN_GPU_BYTES, (os.cpu_count() or 1) if cpus is None else cpus))
+    jobs = 1 if jobs is None else jobs
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"parameter 'jobs' = {jobs!r} is invalid; valid: None or a positive integer")
     return jobs
@@ -107,7 +101,7 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
     """Return the finished run of every config, in order: loaded from the store, resumed or trained.
 
     On the CPU one run trains at a time, here; on CUDA, or with `jobs` > 1, `jobs` at once in processes of their
-    own (default on CUDA: gpu_jobs; $RUN_JOBS overrides). `executor` ('slurm', 'local' or a submitit executor)
+    own (default on CUDA: resolve_jobs; $RUN_JOBS overrides). `executor` ('slurm', 'local' or a submitit executor)
     sends one job per run; with it, `wait=False` returns None once they are submitted. Duplicate configs train
     once. A failing run is named in the progress; the others finish; then SweepError lists every one."""
     from .train import _note_use, resolve_device

@@ -30,7 +30,7 @@ from .models import build_model
 from .recipes import get_recipe
 from .step import StaticStep
 from .train import (EVAL_BATCH, _autocast, evaluate, make_optimizer, make_scheduler, resolve_device, train_epoch,
-                    train_epoch_static)
+                    train_epoch_static, train_run)
 
 EVERY = dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate")  # --full
 QUICK = {"cpu": dict(settings="fp32", recipes="crop", steps=2, images=256, workers="0"),
@@ -304,18 +304,17 @@ def cluster_bench(argv=None) -> dict:
     ap.add_argument("--seeds", type=int, default=3, help="seeds of the study to estimate")
     args = ap.parse_args(argv)
     cfg = make_config(profile="smoke", train_size=100, test_size=20, epochs=1, batch_size=50)
+    cpu = torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp:
-        from .train import train_run
-        train_run(cfg, progress=False, runs_dir=tmp)
+        rid = train_run(cfg, progress=False, runs_dir=tmp).id
         ex = make_executor(ClusterSettings(kind="local", gpus_per_task=0), Path(tmp))
-        cpu = torch.device("cpu")
-        times = [_timed(lambda: ex.submit(TrainTask(cfg, tmp)).result(), 1, cpu) for _ in range(args.jobs)]
+        times = [_timed(lambda: ex.submit(TrainTask(cfg, rid, tmp)).result(), 1, cpu) for _ in range(args.jobs)]
     overhead = statistics.median(times)
     import_s = _timed(lambda: subprocess.run([sys.executable, "-c", "import helpers"], check=True), 1, cpu)
     per_epoch, n_ref = reference_seconds_per_epoch()
     configs = study_configs("full", args.seeds)
     run_s = [per_epoch * c.epochs * ((c.train_size or 50_000) - c.validation) / 50_000 + overhead for c in configs]
-    print(header(f"python -m helpers.bench cluster --jobs {args.jobs} --seeds {args.seeds}", torch.device("cpu"),
+    print(header(f"python -m helpers.bench cluster --jobs {args.jobs} --seeds {args.seeds}", cpu,
                  f"submitit {submitit.__version__}", "a finished 1-epoch smoke run (synthetic images) in a temporary "
                  "run store; each job loads it"))
     print(f"submitit local executor, {args.jobs} jobs one after another: median {overhead:.1f} s per run "

@@ -20,7 +20,7 @@ import submitit
 
 from . import runs as store
 from .config import Config, ConfigError
-from .sweep import (EXPECTED, LOG_TAIL, config_run_id, done_line, record_failure, run_label, train_one)
+from .sweep import EXPECTED, LOG_TAIL, done_line, record_failure, run_label, train_one
 
 KINDS = ("slurm", "local")
 JOB_FILE = "job.json"  # in a run folder: the cluster and id of the job a submission sent the run to
@@ -146,8 +146,8 @@ class TrainTask(submitit.helpers.Checkpointable):
     """Train one run into the run store and return its summary; requeued on time-out or preemption.
     Torch threads: $RUN_THREADS, else `threads`, else the task's CPUs ($SLURM_CPUS_PER_TASK), else torch's."""
 
-    def __init__(self, config: Config, runs_dir: str, threads: int | None = None):
-        self.config, self.runs_dir, self.threads = config, str(runs_dir), threads
+    def __init__(self, config: Config, rid: str, runs_dir: str, threads: int | None = None):
+        self.config, self.rid, self.runs_dir, self.threads = config, rid, str(runs_dir), threads
 
     def __call__(self) -> dict:
         """Train (or resume, or load) the run; print one progress line per epoch; return its summary."""
@@ -155,18 +155,17 @@ class TrainTask(submitit.helpers.Checkpointable):
         threads = os.environ.get("RUN_THREADS") or str(self.threads or "") or os.environ.get("SLURM_CPUS_PER_TASK", "")
         if threads.isdigit() and int(threads) > 0:
             torch.set_num_threads(int(threads))
-        print(f"{run_label(self.config, config_run_id(self.config))} training on {socket.gethostname()} "
-              f"(pid {os.getpid()}, {torch.get_num_threads()} threads)", flush=True)
-        run = train_one(self.config, self.runs_dir, lambda text: print(text, flush=True))
+        print(f"{run_label(self.config, self.rid)} training on {socket.gethostname()} (pid {os.getpid()}, "
+              f"{torch.get_num_threads()} threads)", flush=True)
+        run = train_one(self.config, self.rid, self.runs_dir, lambda text: print(text, flush=True))
         return {"run": run.id, "final_test_acc": run.final_acc, "best_test_acc": run.best_acc,
                 "minutes": float(run.history["seconds"].sum() / 60), "host": socket.gethostname()}
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         """Requeue the same task: the run store's last.pt is the checkpoint, and train_run resumes from it."""
-        rid = config_run_id(self.config)
-        history = Path(self.runs_dir) / rid / "history.csv"  # written after last.pt: never ahead of it
+        history = Path(self.runs_dir) / self.rid / "history.csv"  # written after last.pt: never ahead of it
         epochs = max(0, len(history.read_text().splitlines()) - 1) if history.exists() else 0
-        print(f"{run_label(self.config, rid)} interrupted after epoch {epochs}; requeued, it resumes from last.pt",
+        print(f"{run_label(self.config, self.rid)} interrupted after epoch {epochs}; requeued, it resumes from last.pt",
               flush=True)
         return super().checkpoint(*args, **kwargs)
 
@@ -176,7 +175,7 @@ class TrainTask(submitit.helpers.Checkpointable):
 def submit(pending: list, executor, root: Path, threads: int | None = None) -> list:
     """Submit one TrainTask per (run id, config), as one array, each recorded in its JOB_FILE; return the jobs."""
     with executor.batch():
-        jobs = [executor.submit(TrainTask(c, str(root), threads)) for _, c in pending]
+        jobs = [executor.submit(TrainTask(c, rid, str(root), threads)) for rid, c in pending]
     kind = getattr(executor, "cluster", None) or ("slurm" if "Slurm" in type(executor).__name__ else "local")
     for job, (rid, _) in zip(jobs, pending):
         store.atomic_write_json(root / rid / JOB_FILE, {"cluster": kind, "job_id": job.job_id})

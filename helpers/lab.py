@@ -47,7 +47,7 @@ def choose_port(port: int, tries: int = PORT_TRIES) -> int:
 
 
 def lab_environment(environ=None) -> dict:
-    """Return the environment for JupyterLab and its kernels: data and run store anchored, this Python's kernel first."""
+    """Return JupyterLab's and its kernels' environment: data and run store anchored, this Python's kernel first."""
     env = dict(os.environ if environ is None else environ)
     anchor_data_folder({}, env)  # a relative CIFAR10_DIR, as `make report` reads it
     if env.get("RUNS_DIR") and not os.path.isabs(env["RUNS_DIR"]):
@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m helpers.lab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
-    ap.add_argument("--notebooks", default=str(project_root() / "notebooks"), help="folder to open (default notebooks/)")
+    ap.add_argument("--notebooks", default=str(project_root() / "notebooks"),
+                    help="folder to open (default: notebooks/)")
     args, extra = ap.parse_known_args(argv)
     try:
         command, env, lines = prepare(args.port, args.notebooks, extra)

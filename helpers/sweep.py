@@ -161,10 +161,9 @@ def plan(configs: list[Config], root, say, failures: list, check_device: bool = 
     return ids, pending, done
 
 
-def train_one(cfg: Config, root, say) -> Run:
+def train_one(cfg: Config, rid: str, root, say) -> Run:
     """Return a run trained, resumed or loaded here; wait while another process holds it ($RUN_LOCK_WAIT)."""
     from .train import train_run
-    rid = config_run_id(cfg)
     label = run_label(cfg, rid)
     while True:
         try:
@@ -179,7 +178,7 @@ def train_one(cfg: Config, root, say) -> Run:
 def _train_here(rid, cfg, root, say, done, failures):
     """Train one pending run in this process into `done`; a failure goes to `failures`."""
     try:
-        done[rid] = train_one(cfg, root, say)
+        done[rid] = train_one(cfg, rid, root, say)
         say(done_line(run_label(cfg, rid), done[rid], "finished"))
     except Exception as e:  # noqa: BLE001 - the other runs go on; the error names this one
         tail = traceback.format_exc().strip().splitlines()[-LOG_TAIL:]

@@ -46,7 +46,8 @@ def benchmark(images: int = 1000, layer: str = "layer4", stems=("imagenet", "cif
                     model(xb)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BlankCamWarning)
-            timed("helpers.compute_cams", lambda: compute_cams(model, x, layer, method, target=0, batch_size=batch_size))
+            timed("helpers.compute_cams",
+                  lambda: compute_cams(model, x, layer, method, target=0, batch_size=batch_size))
             timed("forward only (floor)", forward_only)
             if plain:
                 timed("library, plain", plainly)

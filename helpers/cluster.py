@@ -203,9 +203,9 @@ def live_job(path: Path) -> str | None:
 
 
 def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: list, at_once: int | None = None,
-             threads: int | None = None, wait: bool = True) -> bool | None:
+             threads: int | None = None, wait: bool = True):
     """Train each pending (run id, config) in a job of its own, `at_once` at a time (None: all, and not cancelled
-    when interrupted), forwarding their progress, into `done` and `failures`; None once submitted if not `wait`.
+    when interrupted), forwarding their progress, into `done` and `failures`; return once submitted if not `wait`.
     A run an earlier submission's job still trains is not sent again but waited for."""
     configs, elsewhere = dict(pending), {rid: jid for rid, _ in pending if (jid := live_job(root / rid))}
     for rid, jid in elsewhere.items():
@@ -221,7 +221,7 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
                 running[job] = [rid, c, 0]
                 say(f"{run_label(c, rid)} submitted as job {job.job_id} (its log: {job.paths.stdout})")
             if not wait:
-                return None
+                return
             time.sleep(poll)
             for job, (rid, c, shown) in list(running.items()):
                 finished = job.done()  # before reading the log: its last lines are in once it is done
@@ -235,9 +235,8 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
     finally:
         for job in running if at_once else ():
             job.cancel(check=False)
-    for rid, jid in elsewhere.items():
+    for rid, jid in elsewhere.items() if wait else ():
         _await_elsewhere(rid, configs[rid], jid, root, poll, say, done, failures)
-    return True
 
 
 def _collect(job, rid, cfg, root, say, done, failures):

@@ -128,10 +128,12 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
     if executor is None:
         for rid, c in pending:
             _train_here(rid, c, root, say, done, failures)
-    elif pending and cluster.run_jobs(pending, executor, root, say, done, failures, at_once, threads, wait) is None:
-        return None
+    elif pending:
+        cluster.run_jobs(pending, executor, root, say, done, failures, at_once, threads, wait)
     if failures:
         raise SweepError(failures, len(configs))
+    if not wait:
+        return None
     return [_note_use(done[rid]) for rid in ids]
 
 

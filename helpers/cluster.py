@@ -101,8 +101,7 @@ def node_local_reason(path) -> str | None:
 
 
 def make_executor(settings: ClusterSettings, root: Path):
-    """Return a submitit executor for the settings (Slurm, or local processes through the same code); for Slurm,
-    first raise ConfigError if this is no Slurm login node or the run store or log folder is node-local."""
+    """Return a submitit executor for the settings; raise ConfigError first if Slurm is absent or a folder local."""
     kind, logs = settings.kind, Path(settings.log_dir or Path(root) / ".submitit")
     missing = next((c for c in ("sbatch", "srun") if shutil.which(c) is None), None) if kind == "slurm" else None
     if missing:
@@ -204,9 +203,11 @@ def live_job(path: Path) -> str | None:
 
 def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: list, at_once: int | None = None,
              threads: int | None = None, wait: bool = True):
-    """Train each pending (run id, config) in a job of its own, `at_once` at a time (None: all, and not cancelled
-    when interrupted), forwarding their progress, into `done` and `failures`; return once submitted if not `wait`.
-    A run an earlier submission's job still trains is not sent again but waited for."""
+    """Train each pending (run id, config) in a job of its own into `done` and `failures`, forwarding its progress.
+
+    `at_once` jobs run at a time (None: all, and they are not cancelled when this is interrupted); `wait=False`
+    returns once they are submitted. A run an earlier submission's job still trains is waited for, not sent again.
+    """
     configs, elsewhere = dict(pending), {rid: jid for rid, _ in pending if (jid := live_job(root / rid))}
     for rid, jid in elsewhere.items():
         say(f"{run_label(configs[rid], rid)} is already queued or running as job {jid}; not sent again")

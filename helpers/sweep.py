@@ -79,8 +79,7 @@ def config_run_id(cfg: Config, identities: dict | None = None) -> str:
 
 def resolve_jobs(jobs: int | None, pending: int, cuda: bool, free_bytes: int | None = None,
                  cpus: int | None = None) -> int:
-    """Return how many runs train at once: `jobs`, else $RUN_JOBS, else 1 on the CPU and on CUDA every pending run,
-    up to what free GPU memory holds at RUN_GPU_BYTES each and one per CPU core (each launches its kernels)."""
+    """Return runs at once: `jobs`, else $RUN_JOBS, else 1 on CPU, on CUDA all up to RUN_GPU_BYTES each and cores."""
     text = os.environ.get("RUN_JOBS", "").strip()
     if jobs is None and text:
         if not text.isdigit() or int(text) < 1:

@@ -101,7 +101,7 @@ def node_local_reason(path) -> str | None:
 
 
 def make_executor(settings: ClusterSettings, root: Path):
-    """Return a submitit executor for the settings; raise ConfigError first if Slurm is absent or a folder local."""
+    """Return a submitit executor for the settings; for Slurm, first check (ConfigError) its commands and folders."""
     kind, logs = settings.kind, Path(settings.log_dir or Path(root) / ".submitit")
     missing = next((c for c in ("sbatch", "srun") if shutil.which(c) is None), None) if kind == "slurm" else None
     if missing:

@@ -1,11 +1,6 @@
-"""`make lab`: JupyterLab on notebooks/, with this environment's Python as the kernel, and the data and the run
-store found as `make report` finds them.
-
-    python -m helpers.lab [--port 8888] [--notebooks DIR] [any `jupyter lab` option, e.g. --no-browser]
-
-A busy port is reported and the next free one taken. The kernels inherit PROFILE, CIFAR10_DIR and RUNS_DIR;
-a relative CIFAR10_DIR or RUNS_DIR is made absolute from where the command runs (the project, under make),
-because the kernels run in the notebooks' folder.
+"""`make lab` (`python -m helpers.lab [--port 8888] [--notebooks DIR] [jupyter lab options]`): JupyterLab on
+notebooks/ with this environment's kernel first; a busy port is reported and the next free one taken. The kernels
+inherit PROFILE, CIFAR10_DIR and RUNS_DIR, made absolute from where the command runs (they run in notebooks/).
 """
 from __future__ import annotations
 
@@ -43,15 +38,16 @@ def choose_port(port: int, tries: int = PORT_TRIES) -> int:
     """Return `port` if it is free, else the next free one above it; raise LabError if none of `tries` is."""
     if not 1 <= port <= 65535:
         raise LabError(f"parameter 'port' = {port!r} is invalid; valid: 1..65535")
-    for candidate in range(port, min(port + tries, 65536)):
-        if port_is_free(candidate):
-            return candidate
-    raise LabError(f"parameter 'port' = {port!r}: ports {port}..{min(port + tries, 65536) - 1} are all busy; "
-                   "valid: a free port (make lab PORT=N)")
+    last = min(port + tries, 65536) - 1
+    free = next((p for p in range(port, last + 1) if port_is_free(p)), None)
+    if free is None:
+        raise LabError(f"parameter 'port' = {port!r}: ports {port}..{last} are all busy; "
+                       "valid: a free port (make lab PORT=N)")
+    return free
 
 
 def lab_environment(environ=None) -> dict:
-    """Return the environment for JupyterLab and its kernels: data and run store anchored, this Python's kernel first."""
+    """Return JupyterLab's and its kernels' environment: data and run store anchored, this Python's kernel first."""
     env = dict(os.environ if environ is None else environ)
     anchor_data_folder({}, env)  # a relative CIFAR10_DIR, as `make report` reads it
     if env.get("RUNS_DIR") and not os.path.isabs(env["RUNS_DIR"]):
@@ -63,22 +59,8 @@ def lab_environment(environ=None) -> dict:
     return env
 
 
-def describe_data(profile: str, data_dir: str | None) -> str:
-    """Return the data the notebooks will find; raise DataError (the three ways) for a folder that is missing."""
-    if profile != "smoke" and resolve_source(data_dir)[0] == "official":
-        return "the official CIFAR-10 files in .cache/ (the first notebook that needs them downloads them)"
-    return check_data(profile, data_dir if profile != "smoke" else None)
-
-
-def lab_command(port: int, notebooks, extra=()) -> list[str]:
-    """Return the command line that starts JupyterLab on `notebooks` at exactly `port`."""
-    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers often run as root
-    return [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={notebooks}", f"--port={port}",
-            "--ServerApp.port_retries=0", *as_root, *extra]
-
-
 def prepare(port: int, notebooks, extra=(), environ=None) -> tuple[list[str], dict, list[str]]:
-    """Check everything before JupyterLab starts; return (command, environment, lines to print)."""
+    """Check everything before JupyterLab starts; return (its command, at the port chosen, environment, lines)."""
     notebooks = Path(notebooks)
     if not notebooks.is_dir():
         raise LabError(f"parameter 'notebooks' = {str(notebooks)!r}: no such folder; valid: a folder of notebooks")
@@ -87,14 +69,18 @@ def prepare(port: int, notebooks, extra=(), environ=None) -> tuple[list[str], di
     lines = [] if chosen == port else [f"port {port} is busy; using port {chosen} (make lab PORT=N picks another)"]
     profile = env.get("PROFILE") or "auto"
     concrete = resolve_profile(profile)
-    data = describe_data(concrete, env.get("CIFAR10_DIR"))
+    data_dir = env.get("CIFAR10_DIR") if concrete != "smoke" else None  # a missing folder: DataError, the three ways
+    data = ("the official CIFAR-10 files in .cache/ (the first notebook that needs them downloads them)"
+            if concrete != "smoke" and resolve_source(data_dir)[0] == "official" else check_data(concrete, data_dir))
     numbered = sorted(p.name for p in notebooks.glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
     lines += [f"notebooks: {portable_path(notebooks)}" + (f" (open {numbered[0]} first)" if numbered else ""),
               f"kernel: {sys.executable}",
               f"profile: {concrete}" + ("" if profile == concrete else f" (PROFILE={profile})")
               + "; a notebook's `profile` parameter overrides it",
               f"data: {data}"]
-    return lab_command(chosen, notebooks.resolve(), extra), env, lines
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers often run as root
+    return [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={notebooks.resolve()}", f"--port={chosen}",
+            "--ServerApp.port_retries=0", *as_root, *extra], env, lines
 
 
 def main(argv=None) -> int:
@@ -102,7 +88,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m helpers.lab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
-    ap.add_argument("--notebooks", default=str(project_root() / "notebooks"), help="folder to open (default notebooks/)")
+    ap.add_argument("--notebooks", default=str(project_root() / "notebooks"),
+                    help="folder to open (default: notebooks/)")
     args, extra = ap.parse_known_args(argv)
     try:
         command, env, lines = prepare(args.port, args.notebooks, extra)

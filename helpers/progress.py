@@ -1,16 +1,9 @@
-"""One progress display per training run that reads well in a terminal, JupyterLab, papermill and HTML.
-
-tqdm's notebook widget exports as "HBox(...)" and its text bar leaves carriage-return residue in
-saved outputs, so outside a terminal we print one plain line per epoch, each with its own bar.
-"""
+"""One progress display per training run that reads well in a terminal, JupyterLab, papermill and HTML: tqdm's
+notebook widget exports as "HBox(...)" and its text bar leaves carriage returns in saved outputs, so outside a
+terminal it prints one plain line per epoch, each with its own bar."""
 from __future__ import annotations
 
 import sys
-
-
-def _bar(frac: float, width: int = 20) -> str:
-    full = int(round(frac * width))
-    return "█" * full + "·" * (width - full)
 
 
 class RunProgress:
@@ -18,9 +11,8 @@ class RunProgress:
 
     def __init__(self, total_epochs: int, steps_per_epoch: int, desc: str, enabled: bool = True,
                  start_epoch: int = 0):
-        self.total, self.desc, self.enabled = total_epochs, desc, enabled
-        self.tty = enabled and sys.stderr.isatty()
-        self.bar = None
+        self.total, self.desc, self.enabled, self.bar = total_epochs, desc, enabled, None
+        self.tty = enabled and sys.stderr.isatty()  # train.py asks: it feeds the bar batch by batch
         if self.tty:
             from tqdm.std import tqdm
             self.bar = tqdm(total=total_epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
@@ -48,8 +40,10 @@ class RunProgress:
             self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{row['test_acc']:.1f}%")
             self.bar.write(f"{self.desc} {text}")
         else:
-            print(f"{self.desc} |{_bar(e / self.total)}| {text}", flush=True)
+            full = round(20 * e / self.total)
+            print(f"{self.desc} |{'█' * full + '·' * (20 - full)}| {text}", flush=True)
 
     def close(self):
+        """Close the terminal bar."""
         if self.bar is not None:
             self.bar.close()

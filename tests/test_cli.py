@@ -15,7 +15,7 @@ def no_training(monkeypatch):
     """Record what the CLI hands to train_many, and train nothing."""
     calls = []
 
-    def fake(configs, *, progress=True, runs_dir=None, jobs=None):
+    def fake(configs, *, jobs=None, **options):
         calls.append((configs, jobs))
         raise SweepError([Failure("[fake]", {}, "not trained in this test", expected=True)], len(configs))
     monkeypatch.setattr(sweep, "train_many", fake)
@@ -65,7 +65,7 @@ def test_missing_data_stops_every_run_before_work(no_training, tmp_path, capsys)
 
 
 def test_failed_runs_are_one_line_each(monkeypatch, capsys):
-    def two_fail(configs, *, progress=True, runs_dir=None, jobs=None):
+    def two_fail(configs, **options):
         raise SweepError([Failure("[a none seed 0]", {}, "worker killed by signal 9: loading"),
                           Failure("[b crop seed 0]", {}, "worker exit code 2: error: CorruptRunError: x", expected=True)],
                          len(configs))

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import helpers as h
-from helpers import cli, cluster, cluster_bench
+from helpers import bench, cli, cluster
 from helpers.cluster import ClusterSettings
 from helpers.data import data_identity
 from helpers.runs import run_id
@@ -143,7 +143,7 @@ def test_a_failing_job_is_named_with_its_log_tail_and_the_others_finish(tmp_path
     assert re.search(re.escape(label) + r" failed: job \d+ failed: .*CorruptRunError: .*last\.pt", text), text
     assert "|   File " in text and '"seed": 2' in text, text  # the log's tail, and the run's config
     assert err.value.expected
-    assert f"{label} FAILED (job" in out and "_log.err" in out, out
+    assert f"{label} FAILED: job" in out and "_log.err" in out, out
     assert out.count(f"[{_rid(good)} none seed 1] submitted as job") == 1, out  # the duplicate is sent once
     assert h.load_run(tmp_path / _rid(good)).history["epoch"].tolist() == [1]  # the good run finished
 
@@ -220,9 +220,9 @@ def test_settings_come_from_options_then_environment_then_defaults():
 
 
 def test_the_study_and_its_wall_time_on_n_gpus():
-    configs = cluster.study_configs("full", 3)
+    configs = cli.study_configs("full", 3)
     assert len(configs) == 22 and len({_rid(c) for c in configs}) == 22
     assert sum(c.recipe == "fast" for c in configs) == 3 and sum(c.stem == "cifar" for c in configs) == 1
-    assert cluster_bench.wall_seconds([5, 4, 3, 3, 1], 2) == 8 and cluster_bench.wall_seconds([5, 4], 8) == 5
-    per_epoch, n = cluster_bench.reference_seconds_per_epoch()
+    assert bench.wall_seconds([5, 4, 3, 3, 1], 2) == 8 and bench.wall_seconds([5, 4], 8) == 5
+    per_epoch, n = bench.reference_seconds_per_epoch()
     assert n >= 1 and per_epoch > 0

@@ -1,23 +1,25 @@
-"""train_many: concurrent runs (worker processes) give the histories sequential runs give, name every run in
-the progress, name a failing run while the others finish, wait for a run another process holds (up to a
-timeout), never hang on a worker's log, and train duplicate configs once."""
+"""train_many: concurrent runs (one submitit local job each) give the histories sequential runs give, name every
+run in the progress, name a failing or killed run while the others finish, wait for a run another process holds
+(up to a timeout), never hang when the job logs cannot be written, and train duplicate configs once."""
 import os
+import re
 import shutil
-import stat
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import helpers as h
 from helpers import runs as store
-from helpers import sweep
+from helpers import cluster, sweep
 from helpers import train as train_mod
 from helpers.data import data_identity
-from helpers.project import project_root
 from helpers.runs import run_id
 from helpers.sweep import SweepError, resolve_jobs
 
@@ -49,15 +51,15 @@ def test_concurrent_runs_equal_sequential_runs_and_progress_names_each(sequentia
         pd.testing.assert_frame_equal(got.history[COMPARE], want.history[COMPARE])
     for run, recipe in zip(runs[:2], ("none", "crop")):
         label = f"[{run.id} {recipe} seed 0]"
-        assert out.count(f"{label} started (worker") == 1, out  # the duplicate trained once
+        assert out.count(f"{label} submitted as job") == 1, out  # the duplicate trained once
+        assert f"{label} training on" in out, out  # forwarded from the job's log, like its epochs
         for e in (1, 2):
             assert f"{label} epoch   {e}/2" in out, out
-        assert f"{label} finished: final test acc {run.final_acc:.2f}%" in out, out
-        assert (run.path / "train.log").exists()
-    # a second call loads every run from the store and starts no worker
+        assert re.search(re.escape(label) + rf" finished \(job \d+, .+\): final test acc {run.final_acc:.2f}%", out), out
+    # a second call loads every run from the store and submits no job
     again = h.train_many(configs, runs_dir=tmp_path, jobs=2)
     out = capsys.readouterr().out
-    assert "started" not in out and out.count("loaded from the store") == 2, out
+    assert "submitted" not in out and out.count("loaded from the store") == 2, out
     assert [r.id for r in again] == [r.id for r in runs]
 
 
@@ -71,23 +73,46 @@ def test_failing_runs_are_named_and_the_others_finish(tmp_path):
         h.train_many([corrupt, missing, good], runs_dir=tmp_path, jobs=2, progress=False)
     text = str(err.value)
     assert text.startswith("2 of 3 run(s) failed; the others finished"), text
-    assert f"[{_rid(corrupt)} none seed 2] failed: worker exit code 2: error: CorruptRunError" in text, text
+    assert re.search(re.escape(f"[{_rid(corrupt)} none seed 2] failed: job ") + r"\d+ failed: .*CorruptRunError", text), text
     assert "last.pt" in text and '"seed": 2' in text  # names the file, and the run's config
     assert "no-such-folder" in text and "DataError" in text
     assert err.value.expected  # both are expected kinds (the CLI exits 2 for them)
     assert h.load_run(tmp_path / _rid(good)).history["epoch"].tolist() == [1]  # the good run finished
 
 
-def test_a_killed_worker_is_named_with_its_signal(tmp_path, monkeypatch):
-    script = tmp_path / "dies.sh"
-    script.write_text("#!/bin/sh\necho 'loading data ...'\nkill -9 $$\n")
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(sweep.sys, "executable", str(script))  # every worker dies as if killed (OOM, kill -9)
-    with pytest.raises(SweepError) as err:
-        h.train_many([_cfg(seed=3), _cfg(seed=4)], runs_dir=tmp_path / "runs", jobs=2, progress=False)
-    text = str(err.value)
-    assert text.count("worker killed by signal 9: loading data ...") == 2, text
-    assert not err.value.expected
+def _in_job_log(root, pattern, timeout=240):
+    """Return the first match of `pattern` in the logs of the jobs under `root`, once a job prints it."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for log in root.glob(".submitit/*/*_log.out"):
+            found = re.search(pattern, log.read_text())
+            if found:
+                return found
+        time.sleep(0.1)
+    raise AssertionError(f"no job printed {pattern!r}")
+
+
+def test_a_killed_run_is_named_and_the_others_finish(tmp_path):
+    killed, good = _cfg(seed=3), _cfg(seed=4, epochs=1)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(error=_sweep([killed, good], tmp_path)), daemon=True)
+    thread.start()
+    pid = _in_job_log(tmp_path, re.escape(f"[{_rid(killed)} none seed 3]") + r" training on .* \(pid (\d+),").group(1)
+    os.kill(int(pid), signal.SIGKILL)  # as running out of memory, or kill -9, would
+    thread.join(240)
+    err = result.get("error")
+    assert isinstance(err, SweepError) and str(err).startswith("1 of 2 run(s) failed"), err
+    assert re.search(re.escape(f"[{_rid(killed)} none seed 3] failed: job ") + r"\d+ ended without a result \(killed", str(err)), err
+    assert not err.expected
+    assert h.load_run(tmp_path / _rid(good)).history["epoch"].tolist() == [1]
+
+
+def _sweep(configs, root):
+    """Return the error of train_many(configs, jobs=2), or None."""
+    try:
+        h.train_many(configs, runs_dir=root, jobs=2, progress=False)
+    except BaseException as e:  # noqa: BLE001 - returned to the test
+        return e
 
 
 def _hold(lock: Path) -> subprocess.Popen:
@@ -100,8 +125,14 @@ def _hold(lock: Path) -> subprocess.Popen:
     return holder
 
 
-@pytest.mark.parametrize("jobs", [None, 2])
-def test_a_run_held_by_another_process_is_waited_for_then_loaded(sequential, tmp_path, monkeypatch, capsys, jobs):
+def _copy_run(run, folder):
+    """Copy a finished run's records (not its checkpoints) into `folder`, as the process training it would leave them."""
+    for f in run.path.iterdir():
+        if f.suffix in (".json", ".csv"):
+            shutil.copy(f, folder / f.name)
+
+
+def test_a_run_held_by_another_process_is_waited_for_then_loaded(sequential, tmp_path, monkeypatch, capsys):
     finished = sequential[0]
     folder = tmp_path / finished.id
     folder.mkdir()
@@ -111,17 +142,34 @@ def test_a_run_held_by_another_process_is_waited_for_then_loaded(sequential, tmp
     def other_process_finishes(path, timeout):
         """Stands in for the wait: the holder finishes the run and lets go of it meanwhile."""
         waited.append((path, timeout))
-        for name in ("config.json", "history.csv", "env.json", "metrics.json"):
-            shutil.copy(finished.path / name, folder / name)
+        _copy_run(finished, folder)
         holder.kill()
         holder.wait()
         real_wait(path, timeout=10)  # returns: the kernel dropped the dead holder's lock
     monkeypatch.setattr(store, "wait_unlocked", other_process_finishes)
     monkeypatch.setattr(train_mod, "train_epoch", _boom)  # in process: loading must not train
-    runs = h.train_many([_cfg(recipe="none")], runs_dir=tmp_path, jobs=jobs)
+    runs = h.train_many([_cfg(recipe="none")], runs_dir=tmp_path)
     assert waited == [(folder, sweep.LOCK_WAIT_S)]
     assert f"[{finished.id} none seed 0] is being trained by another process; waiting for it" in capsys.readouterr().out
     pd.testing.assert_frame_equal(runs[0].history, finished.history)
+
+
+def test_a_job_waits_for_a_run_another_process_holds_then_loads_it(sequential, tmp_path, capsys):
+    finished = sequential[0]
+    folder = tmp_path / finished.id
+    folder.mkdir()
+    holder = _hold(folder / "lock")
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(runs=h.train_many([_cfg(recipe="none")], runs_dir=tmp_path,
+                                                                             jobs=2)), daemon=True)
+    thread.start()
+    _in_job_log(tmp_path, "is being trained by another process; waiting for it")
+    _copy_run(finished, folder)  # the other process finishes the run and ends
+    holder.kill()
+    holder.wait()
+    thread.join(240)
+    assert f"[{finished.id} none seed 0] is being trained by another process; waiting for it" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(result["runs"][0].history, finished.history)  # loaded (same seconds), not retrained
 
 
 def test_the_wait_for_a_held_run_ends_at_its_timeout_with_a_clear_error(tmp_path, monkeypatch):
@@ -140,63 +188,29 @@ def test_the_wait_for_a_held_run_ends_at_its_timeout_with_a_clear_error(tmp_path
         store.lock_wait_s()
 
 
-def _fake_worker(tmp_path, monkeypatch, body: str):
-    """Make every worker the shell script `body` (its $4 is the run store, $5 the config as JSON)."""
-    script = tmp_path / "worker.sh"
-    script.write_text("#!/bin/sh\n" + body + "\n")
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(sweep.sys, "executable", str(script))
-
-
-def _sweep_in_thread(configs, root, timeout=60):
-    """Run train_many in a thread; return its error, failing the test if it is still waiting after `timeout`."""
-    out = {}
-
-    def target():
-        try:
-            h.train_many(configs, runs_dir=root, jobs=2, progress=False)
-        except BaseException as e:  # noqa: BLE001 - returned to the test
-            out["error"] = e
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"the sweep still waits after {timeout} s"
-    return out.get("error")
-
-
-def test_an_unwritable_log_ends_that_run_with_a_clear_error(tmp_path, monkeypatch):
-    _fake_worker(tmp_path, monkeypatch, "echo 'loading data ...'\nexec sleep 600")  # never ends by itself
-    cfg = _cfg(seed=7)
-    (tmp_path / "runs" / _rid(cfg) / "train.log").mkdir(parents=True)  # the log cannot be opened for writing
-    err = _sweep_in_thread([cfg], tmp_path / "runs")
-    assert isinstance(err, SweepError), err
-    assert f"failed: could not write its log {tmp_path / 'runs' / _rid(cfg) / 'train.log'}: IsADirectoryError" \
-        in str(err), str(err)
-
-
-def test_an_error_in_the_log_pump_never_leaves_the_sweep_waiting(tmp_path, monkeypatch):
-    _fake_worker(tmp_path, monkeypatch, "echo 'loading data ...'\nexec sleep 600")
-
-    def broken(*a):
-        raise RuntimeError("boom")
-    monkeypatch.setattr(sweep, "_forward", broken)
-    err = _sweep_in_thread([_cfg(seed=8), _cfg(seed=9)], tmp_path / "runs")
-    assert isinstance(err, SweepError), err
-    assert str(err).count("failed: its log pump failed: RuntimeError: boom") == 2, str(err)
+def test_job_logs_that_cannot_be_written_end_the_sweep_with_a_clear_error(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / ".submitit").write_text("not a folder")  # where the jobs' logs would go
+    err = _sweep([_cfg(seed=7), _cfg(seed=8)], tmp_path / "runs")
+    assert isinstance(err, OSError) and str(tmp_path / "runs" / ".submitit") in str(err), err
 
 
 def test_a_run_that_finishes_corrupt_is_reported_and_the_others_finish(tmp_path, monkeypatch):
     corrupt, good = _cfg(seed=5), _cfg(seed=6, epochs=1)
-    rid = _rid(corrupt)
-    script = (f"case \"$5\" in *'\"seed\": 5'*)\n"
-              f"  mkdir -p \"$4/{rid}\"; echo '{{not json' > \"$4/{rid}/metrics.json\"; exit 0;;\n"
-              f"esac\nexec {sys.executable} \"$@\"")
-    _fake_worker(tmp_path, monkeypatch, script)  # the corrupt one "finishes" with a broken metrics.json
-    err = _sweep_in_thread([corrupt, good], tmp_path / "runs", timeout=240)
+    rid, real_load = _rid(corrupt), store.load_run
+
+    def corrupted_on_disk(path):
+        """The corrupt run's job finished; then its files broke on disk before this process loaded it."""
+        if path.name == rid:
+            for f in path.glob("*.json"):
+                f.write_text("{not json")
+        return real_load(path)
+    monkeypatch.setattr(store, "load_run", corrupted_on_disk)
+    err = _sweep([corrupt, good], tmp_path / "runs")
     assert isinstance(err, SweepError), err
     assert str(err).startswith("1 of 2 run(s) failed; the others finished"), str(err)
     assert f"[{rid} none seed 5] failed: CorruptRunError: {tmp_path / 'runs' / rid}/" in str(err), str(err)
-    assert h.load_run(tmp_path / "runs" / _rid(good)).history["epoch"].tolist() == [1]
+    assert real_load(tmp_path / "runs" / _rid(good)).history["epoch"].tolist() == [1]
 
 
 def _boom(*a, **k):
@@ -212,7 +226,7 @@ def test_jobs_default_one_on_cpu_on_cuda_what_free_memory_and_cores_allow_bad_va
     assert resolve_jobs(None, 30, cuda=True, free_bytes=22 * gib, cpus=16) == 22 * gib // sweep.RUN_GPU_BYTES
     assert resolve_jobs(None, 30, cuda=True, free_bytes=139 * gib, cpus=6) == 6             # one per CPU core
     assert resolve_jobs(None, 30, cuda=True, free_bytes=gib, cpus=16) == 1                  # too little: one at a time
-    monkeypatch.setattr(sweep, "gpu_free_bytes", lambda: 20 * gib)                           # read when not given
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (20 * gib, 80 * gib))             # read when not given
     assert resolve_jobs(None, 30, cuda=True, cpus=16) == 20 * gib // sweep.RUN_GPU_BYTES
     assert resolve_jobs(3, 30, cuda=False) == 3
     monkeypatch.setenv("RUN_JOBS", "4")
@@ -226,11 +240,14 @@ def test_jobs_default_one_on_cpu_on_cuda_what_free_memory_and_cores_allow_bad_va
         h.train_many(["crop"])
 
 
-def test_worker_env_shares_cpu_threads_only_on_cuda(monkeypatch):
-    monkeypatch.delenv("RUN_THREADS", raising=False)
-    monkeypatch.setenv("RUNS_USED_LOG", "/tmp/log")
-    assert "RUN_THREADS" not in sweep._worker_env(2, cuda=False)  # same threads, same sums, same history
-    env = sweep._worker_env(2, cuda=True)
-    assert env["RUN_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
-    assert "RUNS_USED_LOG" not in env  # train_many notes the runs itself, in the configs' order
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(project_root())  # workers import this checkout
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_concurrent_runs_share_cpu_threads_only_on_cuda(tmp_path, monkeypatch, device):
+    monkeypatch.setattr(train_mod, "resolve_device", lambda name: torch.device(device))
+    calls = []
+    monkeypatch.setattr(cluster, "local_executor", lambda root, cuda: calls.append(("executor", cuda)) or "ex")
+    monkeypatch.setattr(cluster, "run_jobs", lambda pending, ex, root, say, done, failures, at_once, threads, wait:
+                        calls.append((ex, len(pending), at_once, threads)) or True)
+    with pytest.raises(KeyError):  # nothing trained: the fake run_jobs loads nothing
+        h.train_many([_cfg(seed=1), _cfg(seed=2)], runs_dir=tmp_path, jobs=2, progress=False)
+    threads = max(1, (os.cpu_count() or 1) // 2) if device == "cuda" else None  # CPU: same threads, same sums
+    assert calls == [("executor", device == "cuda"), ("ex", 2, 2, threads)]

@@ -10,7 +10,7 @@ from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, 
 from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
 from .sweep import SweepError, train_many
-from .stats import Comparison, Spread, compare, pooled_sd, spread
+from .stats import Comparison, Spread, Verdict, compare, pooled_sd, spread, verdict_frame, verdict_markdown
 from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,

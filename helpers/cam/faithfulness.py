@@ -1,7 +1,13 @@
-"""The ROAD faithfulness study: numbers instead of "looks clearer", per model, layer and method, and what they say."""
+"""The ROAD faithfulness study: numbers instead of "looks clearer", per model, layer and method, and their verdicts.
+
+ROAD (the library's ROADCombined) removes the pixels a CAM ranks most (MoRF) or least (LeRF) relevant, fills them
+in by noisy linear imputation, and averages (LeRF − MoRF) / 2 of the explained class's softmax probability over the
+removal percentiles. A blank CAM scores about 0; RandomCAM is the chance level.
+"""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 import warnings
@@ -13,36 +19,16 @@ from torch import nn
 from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
+from ..stats import Verdict, compare
 from .wrappers import (CAM_LAYERS, METHODS, REFERENCE_METHODS, BlankCamWarning, CamResult, as_checkpoint,
-                       compute_cams, model_device, model_input)
+                       compute_cams, model_input)
 
 ROAD_PERCENTILES = (20, 40, 60, 80)  # the library's default is 10..90 in nine steps; four keep a CPU run short
 
 
-def faithfulness(model: nn.Module, images: torch.Tensor, layer: str, method: str, target=None,
-                 recipe: str = "none", percentiles=ROAD_PERCENTILES, batch_size: int = 64, seed: int = 0,
-                 result: CamResult | None = None) -> np.ndarray:
-    """Return the ROAD score (the library's ROADCombined) of each image's CAM; higher is more faithful.
-
-    ROAD removes the pixels a CAM ranks most (MoRF) or least (LeRF) relevant, fills them in by noisy
-    linear imputation, and measures the change in the explained class's softmax probability;
-    ROADCombined averages (LeRF − MoRF) / 2 over the percentiles. A blank CAM scores about 0.
-    """
-    res = result or compute_cams(model, images, layer, method, target, recipe, batch_size)
-    metric = ROADCombined(percentiles=list(percentiles))
-    scores = []
-    with torch.random.fork_rng():  # the imputer adds random noise: seeded, without touching the caller's RNG
-        torch.manual_seed(seed)
-        for i in range(0, len(images), batch_size):
-            xb = model_input(images[i:i + batch_size], recipe).to(model_device(model))
-            tb = [ClassifierOutputSoftmaxTarget(int(t)) for t in res.targets[i:i + batch_size]]
-            scores.append(metric(xb, res.cams[i:i + batch_size], tb, model))
-    return np.concatenate(scores).astype(np.float64)
-
-
 @contextlib.contextmanager
 def _seeded(seed: int):
-    """Seed torch's and numpy's global generators within the block; restore both after."""
+    """Seed torch's and numpy's global generators within the block (RandomCAM and ROAD's imputer draw from them)."""
     state = np.random.get_state()
     try:
         with torch.random.fork_rng():
@@ -53,33 +39,35 @@ def _seeded(seed: int):
         np.random.set_state(state)
 
 
-def faithfulness_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, methods=tuple(METHODS),
-                       scorecam_images: int = 4, reference: bool = True, target=None,
-                       percentiles=ROAD_PERCENTILES, progress: bool = True) -> pd.DataFrame:
-    """Return one row per model × layer × method: mean ROAD score over the images, its standard error, n.
+def faithfulness(model: nn.Module, images: torch.Tensor, result: CamResult, recipe: str = "none",
+                 percentiles=ROAD_PERCENTILES, batch_size: int = 64, seed: int = 0) -> np.ndarray:
+    """Return the library's ROADCombined score of each image's CAM in `result` (higher: more faithful)."""
+    metric = ROADCombined(percentiles=list(percentiles))
+    scores = []
+    with _seeded(seed):  # the imputer adds noise
+        for i in range(0, len(images), batch_size):
+            tb = [ClassifierOutputSoftmaxTarget(int(t)) for t in result.targets[i:i + batch_size]]
+            scores.append(metric(model_input(images[i:i + batch_size], recipe, model),
+                                 result.cams[i:i + batch_size], tb, model))
+    return np.concatenate(scores).astype(np.float64)
 
-    ScoreCAM runs on the first `scorecam_images` images only (it costs one forward pass per channel);
-    `reference` adds RandomCAM, the score of a map with no information, for every model and layer.
-    """
-    rows = []
-    all_methods = list(methods) + (list(REFERENCE_METHODS) if reference else [])
+
+def faithfulness_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, methods=tuple(METHODS),
+                       scorecam_images: int = 4, percentiles=ROAD_PERCENTILES, progress: bool = True) -> pd.DataFrame:
+    """Return per model × layer × method (and RandomCAM) the ROAD scores, their mean, standard error and count."""
+    rows, all_methods = [], [*methods, *REFERENCE_METHODS]
     for name, ck in checkpoints.items():
-        ck = as_checkpoint(ck, name)
-        t0 = time.perf_counter()
-        for layer in layers:
-            for method in all_methods:
-                n = min(scorecam_images, len(images)) if method == "ScoreCAM" else len(images)
-                if n == 0:
-                    continue
-                with warnings.catch_warnings():
+        ck, t0 = as_checkpoint(ck, name), time.perf_counter()
+        for layer, method in itertools.product(layers, all_methods):
+            n = min(scorecam_images, len(images)) if method == "ScoreCAM" else len(images)  # a forward per channel
+            if n:
+                with warnings.catch_warnings(), _seeded(0):  # RandomCAM draws from numpy's generator
                     warnings.simplefilter("ignore", BlankCamWarning)  # the table marks blank maps itself
-                    with _seeded(0):  # RandomCAM draws its weights from numpy's global generator
-                        res = compute_cams(ck.model, images[:n], layer, method, target, ck.recipe)
-                    s = faithfulness(ck.model, images[:n], layer, method, recipe=ck.recipe, result=res,
-                                     percentiles=percentiles)
-                rows.append({"model": name, "layer": layer, "map": "×".join(map(str, res.map_size)),
-                             "method": method, "images": n, "road": s.mean(),
-                             "sem": s.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")})
+                    res = compute_cams(ck.model, images[:n], layer, method, recipe=ck.recipe)
+                s = faithfulness(ck.model, images[:n], res, ck.recipe, percentiles)
+                rows.append({"model": name, "layer": layer, "map": res.size_text, "method": method, "images": n,
+                             "road": s.mean(), "sem": s.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan,
+                             "scores": tuple(s)})
         if progress:
             print(f"faithfulness: {name}: {len(layers)} layers × {len(all_methods)} methods "
                   f"in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -88,75 +76,51 @@ def faithfulness_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYER
 
 def faithfulness_pivot(table: pd.DataFrame) -> pd.DataFrame:
     """Return the ROAD means as a model/layer × method table (text: mean ± standard error)."""
-    t = table.assign(cell=[f"{m:+.3f} ± {s:.3f}" if not math.isnan(s) else f"{m:+.3f}"
+    t = table.assign(cell=[f"{m:+.3f}" + ("" if math.isnan(s) else f" ± {s:.3f}")
                            for m, s in zip(table["road"], table["sem"])])
     out = t.pivot_table(index=["model", "layer", "map"], columns="method", values="cell", aggfunc="first", sort=False)
-    order = [m for m in dict.fromkeys(table["method"])]
-    return out[order].reset_index()
+    return out[list(dict.fromkeys(table["method"]))].reset_index()
+
+
+def _compared(table: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows verdicts rest on (each image one sample): real methods, spatial maps, scored on every image."""
+    return table[~table["method"].isin(REFERENCE_METHODS) & (table["map"] != "1×1")
+                 & (table["images"] == table["images"].max())]
+
+
+def faithfulness_verdicts(table: pd.DataFrame, claims=()) -> list:
+    """Return verdicts, per model its maps against RandomCAM, then model A against B per (claim, A, B) in `claims`."""
+    scores = table.set_index(["model", "layer", "method"])["scores"]
+    pairs = {m: set(zip(g["layer"], g["method"])) for m, g in _compared(table).groupby("model", sort=False)}
+
+    def side(model, keys, method=None):
+        """Return each image's ROAD ×100 (points of class probability) averaged over the (layer, method) keys."""
+        return 100 * np.mean([scores[model, layer, method or m] for layer, m in keys], axis=0)
+
+    verdicts = [Verdict(f"{m}: maps beat RandomCAM", m, "RandomCAM", compare(side(m, keys), side(m, keys, "RandomCAM")))
+                for m, keys in pairs.items()]
+    for claim, a, b in claims:
+        keys = pairs.get(a, set()) & pairs.get(b, set())
+        if not keys:
+            raise ValueError(f"parameter 'claims': models {a!r} and {b!r} share no layer × method with a spatial "
+                             f"map scored on every image; valid models: {' | '.join(pairs)}")
+        verdicts.append(Verdict(claim, a, b, compare(side(a, keys), side(b, keys))))
+    return verdicts
 
 
 def faithfulness_conclusion(table: pd.DataFrame) -> str:
-    """Return Markdown that reads the faithfulness table: best layer/method per model, blank maps, vs random."""
-    lines = []
-    real = table[~table["method"].isin(REFERENCE_METHODS)]
-    for name in dict.fromkeys(table["model"]):
-        sub = real[real["model"] == name]
-        full = sub[sub["images"] == sub["images"].max()]  # methods scored on every image compare fairly
-        best = full.loc[full["road"].idxmax()]
-        rand = table[(table["model"] == name) & table["method"].isin(REFERENCE_METHODS)].set_index("layer")["road"]
-        beat = [(r.layer, r.method) for r in sub.itertuples()
-                if r.layer in rand and not math.isnan(r.sem) and r.road - 2 * r.sem > rand[r.layer]]
-        line = (f"- **{name}**: the highest mean ROAD is {best.road:+.3f} ± {best['sem']:.3f} "
-                f"({best.method} on {best.layer}, a {best['map']} map, {int(best.images)} images). "
-                f"{len(beat)} of {len(sub)} layer × method pairs beat RandomCAM on the same layer by more than "
-                "two standard errors.")
-        few = sub[sub["images"] < sub["images"].max()]
-        for method in dict.fromkeys(few["method"]):
-            m = few[few["method"] == method]
-            top = m.loc[m["road"].idxmax()]
-            line += (f" {method}, scored on only the first {int(top.images)} image(s), reaches {top.road:+.3f} "
-                     f"on {top.layer} — too few images to rank it against the others.")
-        blank = sub[sub["map"] == "1×1"]
-        if len(blank):
-            line += (f" On {', '.join(dict.fromkeys(blank['layer']))} (1×1) every method scores between "
-                     f"{blank['road'].min():+.3f} and {blank['road'].max():+.3f}: a blank map removes no pixel "
-                     "before another, so it carries no evidence at all.")
-        lines.append(line)
-    spatial = real[(real["map"] != "1×1") & (real["images"] == real["images"].max())]
-    if spatial["method"].nunique() > 1:
-        by_method = spatial.groupby("method")["road"].mean()
-        lines.append(f"- Averaged over models and the layers with a spatial map (methods scored on every image), "
-                     "the best method is "
-                     f"**{by_method.idxmax()}** ({by_method.max():+.3f}); the worst is {by_method.idxmin()} "
-                     f"({by_method.min():+.3f}).")
+    """Return short Markdown from the faithfulness table: each model's best map, the 1×1 layers, subset methods."""
+    compared = _compared(table)
+    best = compared.loc[compared.groupby("model", sort=False)["road"].idxmax()]
+    lines = ["- Highest mean ROAD per model: " + "; ".join(
+        f"**{r.model}** {r.method} on {r.layer} ({r.map}) {r.road:+.3f} ± {r.sem:.3f}" for r in best.itertuples())
+        + "."]
+    blank = table[table["map"] == "1×1"]
+    if len(blank):
+        lines.append(f"- On {', '.join(dict.fromkeys(blank['layer']))} (1×1) every score lies between "
+                     f"{blank['road'].min():+.3f} and {blank['road'].max():+.3f}: a blank map ranks no pixel above "
+                     "another, so it carries no evidence.")
+    few = table[table["images"] < table["images"].max()]
+    for method, n in few.groupby("method", sort=False)["images"].max().items():
+        lines.append(f"- {method}, scored on only the first {n} image(s), stays out of the verdicts: too few images.")
     return "\n".join(lines)
-
-
-def compare_note(table: pd.DataFrame, models: list, claim: str) -> str:
-    """Return Markdown comparing models' ROAD on the layers where both have spatial maps, against a claim.
-
-    A pair (layer, method) separates two models when their means differ by more than two combined
-    standard errors; the verdict says whether the numbers support the claim, contradict it, or cannot tell.
-    """
-    real = table[~table["method"].isin(REFERENCE_METHODS) & (table["map"] != "1×1") & table["model"].isin(models)]
-    pairs = real.pivot_table(index=["layer", "method"], columns="model", values=["road", "sem"], sort=False).dropna()
-    if pairs.empty or any(m not in pairs["road"] for m in models):
-        return "Not enough scores to compare these models."
-    means = {m: pairs["road"][m].mean() for m in models}
-    first, last = models[0], models[-1]
-    diff = pairs["road"][last] - pairs["road"][first]
-    se = np.sqrt(pairs["sem"][last] ** 2 + pairs["sem"][first] ** 2)
-    better, worse = int((diff > 2 * se).sum()), int((diff < -2 * se).sum())
-    listing = "; ".join(f"{m}: {v:+.3f}" for m, v in means.items())
-    half = len(diff) / 2
-    if better > worse and better >= half:
-        verdict = f"**supports** the claim ({last} clearly ahead in {better} of {len(diff)} layer × method pairs, behind in {worse})"
-    elif worse > better and worse >= half:
-        verdict = f"**contradicts** the claim ({last} clearly behind in {worse} of {len(diff)} pairs, ahead in {better})"
-    else:
-        lean = "the same way as the claim" if means[last] > means[first] else "against the claim"
-        verdict = (f"**cannot confirm** the claim: {better} of {len(diff)} pairs put {last} clearly ahead and {worse} "
-                   f"clearly behind (a majority is needed); the means lean {lean}")
-    return (f"Claim: *{claim}*. Mean ROAD over the layers with a spatial map and the methods scored — {listing}. "
-            f"Pair by pair (a pair counts when the difference exceeds two combined standard errors), "
-            f"the measurement {verdict}.")

@@ -1,4 +1,4 @@
-"""What each layer's map can show: map sizes per model, and the share of CAMs that come out blank."""
+"""What each layer's map can show: map sizes per model, the share of CAMs that come out blank, and notes on both."""
 from __future__ import annotations
 
 import warnings
@@ -9,6 +9,15 @@ import torch
 from ..models import stage_shapes
 from .wrappers import CAM_LAYERS, BlankCamWarning, CamResult, as_checkpoint, compute_cams, layer_map_sizes
 
+# What a measured CAM batch says, by its state: (after the measured range, what the maps could show).
+_BLANK_WORDS = {
+    "zero": ("all zeros, as a 1×1 map predicts",
+             "they could show the photograph under one uniform colour, never where the model looks"),
+    "odd": ("**not** all zeros, against what a 1×1 map predicts", "nothing is concluded from them"),
+    "spatial": ("a spatial map, not blank by construction",
+                "they can point somewhere; the ROAD verdicts say whether they do"),
+}
+
 
 def cam_layer_table(models: dict) -> pd.DataFrame:
     """Return one row per CAM layer: each model's feature map (C×H×W) and how many positions a CAM has there."""
@@ -18,36 +27,8 @@ def cam_layer_table(models: dict) -> pd.DataFrame:
         for layer in CAM_LAYERS:
             c, hh, ww = shapes[layer]
             rows[layer][f"{name}: map"] = f"{c}×{hh}×{ww}"
-            rows[layer][f"{name}: CAM"] = ("1 value: blank" if hh * ww == 1 else f"{hh}×{ww} = {hh * ww} positions")
+            rows[layer][f"{name}: CAM"] = "1 value: blank" if hh * ww == 1 else f"{hh}×{ww} = {hh * ww} positions"
     return pd.DataFrame(rows.values())
-
-
-def cam_layer_note(models: dict) -> str:
-    """Return Markdown saying, per model, which CAM layers have a spatial map and which are 1x1 (blank)."""
-    lines = []
-    for name, model in models.items():
-        sizes = layer_map_sizes(as_checkpoint(model).model)
-        spatial = [f"{l} {hh}×{ww}" for l, (hh, ww) in sizes.items() if hh * ww > 1]
-        blank = [l for l, (hh, ww) in sizes.items() if hh * ww == 1]
-        text = f"- **{name}**: spatial maps at {', '.join(spatial) or 'no layer'}"
-        text += (f"; **{', '.join(blank)}: 1×1** — one value per channel, so any CAM there is blank."
-                 if blank else "; no layer is 1×1, so every layer's CAM can point somewhere.")
-        lines.append(text)
-    return "\n".join(lines)
-
-
-def blank_note(res: CamResult, label: str) -> str:
-    """Return Markdown reporting the measured range of a CAM batch, and whether it is blank as predicted."""
-    lo, hi = float(res.cams.min()), float(res.cams.max())
-    size = f"{res.map_size[0]}×{res.map_size[1]}"
-    if res.blank and hi == 0:
-        return (f"Measured: the {res.method} map of {label} on {res.layer} ({size}) spans [{lo:.3f}, {hi:.3f}] over "
-                f"all {res.cams.shape[0]} image(s) × 32×32 pixels — **all zeros**, as predicted. Its overlay is the "
-                "same colour everywhere; differences between such overlays are differences in the photograph only.")
-    if res.blank:
-        return (f"Measured: the {res.method} map of {label} on {res.layer} ({size}) spans [{lo:.3f}, {hi:.3f}]. "
-                "**This contradicts the expectation** that a 1×1 map scales to all zeros.")
-    return f"Measured: the {res.method} map of {label} on {res.layer} ({size}) spans [{lo:.3f}, {hi:.3f}]."
 
 
 def blank_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, method: str = "GradCAM",
@@ -55,49 +36,36 @@ def blank_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, meth
     """Return, per model and layer, the share of images whose CAM is all zeros (1x1 map, or no positive evidence)."""
     rows = []
     for name, ck in checkpoints.items():
-        ck = as_checkpoint(ck, name)
-        row = {"model": name}
+        ck, row = as_checkpoint(ck, name), {"model": name}
         for layer in layers:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BlankCamWarning)  # 1x1 layers are what this table counts
                 res = compute_cams(ck.model, images, layer, method, target, ck.recipe)
-            zero = float((res.cams.reshape(len(res.cams), -1).max(1) == 0).mean())
-            row[f"{layer} ({res.map_size[0]}×{res.map_size[1]})"] = f"{100 * zero:.0f}%"
+            row[f"{layer} ({res.size_text})"] = f"{100 * (res.cams.reshape(len(res.cams), -1).max(1) == 0).mean():.0f}%"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def cam_summary(models: dict, blank: CamResult, report: str) -> str:
-    """Return notebook 04's summary: what the report's layer4 maps could and could not show, from measured sizes.
+def _state(res: CamResult) -> str:
+    """Return 'zero' (1x1 and all zeros), 'odd' (1x1 yet not all zeros) or 'spatial'."""
+    return ("zero" if res.cams.max() == 0 else "odd") if res.blank else "spatial"
 
-    `models` maps a label to each model shown; `report` is the label of the report's model; `blank` is the CAM batch
-    measured on the report's layer (its size and range decide the wording, so the summary claims only what was seen).
-    """
-    from ..results import REPORT_CAM_EPOCHS
-    epochs = ", ".join(map(str, REPORT_CAM_EPOCHS[:-1])) + f" or {REPORT_CAM_EPOCHS[-1]}"
-    sizes = {name: layer_map_sizes(as_checkpoint(m).model) for name, m in models.items()}
-    hh, ww = blank.map_size
-    lo, hi = float(blank.cams.min()), float(blank.cams.max())
-    n = blank.cams.shape[0]
-    measured = f"its {blank.method} maps measured [{lo:.3f}, {hi:.3f}] over {n} test image{'s' if n != 1 else ''}"
-    if blank.blank and hi == 0:
-        lines = [f"- **What the report's `{blank.layer}` maps could show**: the photograph under one uniform colour. "
-                 f"For {report}, a 32×32 image leaves a {hh}×{ww} map at `{blank.layer}` (measured above), a CAM "
-                 f"there is one number per image, and the library's min-max scaling turns it into zeros ({measured}).",
-                 "- **What they could not show**: where the model looks, on the object or on the background; nor any "
-                 f"difference between models ({epochs} epochs; the baseline or the crop model) other than the "
-                 "photograph under the colour. This holds for a 32×32 input, the size of a CIFAR-10 test image; a "
-                 "resized input would give larger maps, and the report shows no resizing."]
-    elif blank.blank:
-        lines = [f"- **The report's `{blank.layer}` maps**: the map is {hh}×{ww}, yet {measured}; this **contradicts** "
-                 "the expectation that a 1×1 map scales to all zeros, so nothing is concluded about what they showed."]
-    else:
-        lines = [f"- **The report's `{blank.layer}` maps**: at this input size the map is {hh}×{ww} ({measured}), "
-                 "so a CAM there can point somewhere; the faithfulness scores above say whether it does."]
-    spatial = "; ".join(f"{name}: " + (", ".join(f"`{l}` {h_}×{w_}" for l, (h_, w_) in s.items() if h_ * w_ > 1)
-                                       or "no layer") for name, s in sizes.items())
-    lines += [f"- **Measured instead**, on the layers whose map is larger than 1×1 ({spatial}): whether more epochs "
-              "or random crops make the maps more faithful is answered by the ROAD scores above, with their standard "
-              "errors and verdicts, from the models of this run; no verdict rests on how a map looks.",
-              f"- `helpers` warns (`BlankCamWarning`) whenever a CAM of a 1×1 layer is asked for, as for {report}."]
-    return "\n".join(lines)
+
+def blank_note(res: CamResult, label: str) -> str:
+    """Return one sentence: the measured range of a CAM batch, and whether it is blank as its map size predicts."""
+    n = res.cams.shape[0]
+    return (f"Measured: the {res.method} maps of {label} on {res.layer} ({res.size_text}) span "
+            f"[{res.cams.min():.3f}, {res.cams.max():.3f}] over {n} test image{'s' * (n != 1)}: "
+            f"{_BLANK_WORDS[_state(res)][0]}.")
+
+
+def cam_summary(models: dict, blank: CamResult, report: str) -> str:
+    """Return the summary: what the measured batch `blank` of the model `report` shows, and the spatial layers."""
+    spatial = "; ".join(f"{name}: " + (", ".join(f"`{layer}` {hh}×{ww}" for layer, (hh, ww) in
+                                                 layer_map_sizes(as_checkpoint(m).model).items() if hh * ww > 1)
+                                       or "no layer") for name, m in models.items())
+    return (f"- **The report's `{blank.layer}` maps**: {blank_note(blank, report)} So "
+            f"{_BLANK_WORDS[_state(blank)][1]}.\n"
+            f"- **Measured instead**, on the layers with a spatial map ({spatial}): the ROAD scores and verdicts "
+            "above; no verdict rests on how a map looks. `helpers` warns (`BlankCamWarning`) whenever a CAM of a "
+            "1×1 layer is asked for.")

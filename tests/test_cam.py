@@ -197,16 +197,14 @@ def test_faithfulness_table_and_its_conclusion(models, images):
     assert (blank["map"] == "1×1").all() and blank["road"].abs().max() < 0.01
     assert [len(s) for s in table["scores"]] == list(table["images"])
     np.testing.assert_allclose(table["road"], [np.mean(s) for s in table["scores"]])
-    text = C.faithfulness_conclusion(table)
-    # the best map: of the methods scored on every image (ScoreCAM had fewer), on a spatial layer (not the 1×1 layer4)
-    best = table[(table["method"] == "GradCAM") & (table["layer"] == "layer3")].iloc[0]
-    assert f"GradCAM on layer3 (2×2) {best.road:+.3f} ± {best['sem']:.3f}" in text
-    assert f"On layer4 (1×1) every score lies between {blank['road'].min():+.3f}" in text
-    assert "ScoreCAM, scored on only the first 2 image(s), stays out of the verdicts" in text
-    rows = h.verdict_frame(C.faithfulness_verdicts(table))
-    assert list(rows["claim"]) == ["ImageNet stem: maps beat RandomCAM"]  # ScoreCAM and layer4 stay out
-    random3 = table.set_index(["layer", "method"]).loc[("layer3", "RandomCAM"), "road"]
-    assert rows.loc[0, "B"] == f"RandomCAM {100 * random3:.2f} ± " + rows.loc[0, "B"].split("± ")[1]
+    rows = h.verdict_frame(C.faithfulness_verdicts(table)).set_index("claim")
+    assert list(rows.index) == ["ImageNet stem: spatial maps beat RandomCAM", "ImageNet stem: 1×1 maps beat RandomCAM"]
+    by = table.set_index(["layer", "method"])["road"]  # ScoreCAM, scored on fewer images, stays out of the verdicts
+    spatial, blank_row = rows.loc["ImageNet stem: spatial maps beat RandomCAM"], rows.iloc[1]
+    assert spatial["A"].startswith(f"ImageNet stem {100 * by['layer3', 'GradCAM']:.2f} ± ")
+    assert spatial["B"].startswith(f"RandomCAM {100 * by['layer3', 'RandomCAM']:.2f} ± ")
+    assert blank_row["difference"] in ("+0.00 points", "-0.00 points")  # a blank map carries no evidence
+    assert blank_row["verdict"].startswith("consistent")
     pivot = C.faithfulness_pivot(table)
     assert list(pivot.columns[3:]) == ["GradCAM", "ScoreCAM", "RandomCAM"]
     fig = C.plot_faithfulness(table)
@@ -250,8 +248,10 @@ def test_explorer_widgets_redraw_on_every_control(checkpoints, images):
                "checkpoint": "cifar · epoch 1"}
     for k, (name, value) in enumerate(changes.items(), start=2):
         ex.controls[name].value = value
-        assert ex.renders == k and ex.values()[name] == value
-    fig = C.explorer_figure(checkpoints, images, torch.arange(len(images)), **ex.values())
+        assert ex.renders == k
+    values = {k: c.value for k, c in ex.controls.items()}
+    assert values == changes
+    fig = C.explorer_figure(checkpoints, images, torch.arange(len(images)), **values)
     assert "cifar · epoch 1" in fig._suptitle.get_text()
     plt.close(fig)
 
@@ -263,7 +263,7 @@ def test_static_stand_in_when_no_frontend(checkpoints, images, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", C.BlankCamWarning)
         assert C.show_explorer(checkpoints, images, torch.arange(6), index=0) is None
-        assert shown == ["Markdown", "Figure"]  # a note, and the static grid in the widget's place
+        assert shown == ["Figure"]  # the static grid in the widget's place
         shown.clear()
         assert isinstance(C.show_explorer(checkpoints, images, torch.arange(6), interactive=True), C.CamExplorer)
     # the explorer's first drawing (into its output area), the widget, then the static grid all the same
@@ -342,8 +342,9 @@ def test_faithfulness_verdicts_follow_the_numbers():
                     s = mean + sd * rng.standard_normal(12)
                     rows.append(dict(model=model, layer=layer, map="8×8", method=method, images=12, road=s.mean(),
                                      sem=s.std(ddof=1) / np.sqrt(12), scores=tuple(s)))
-            rows.append(dict(model=model, layer="layer4", map="1×1", method="GradCAM", images=12, road=5.0, sem=0.0,
-                             scores=(5.0,) * 12))  # a 1×1 layer stays out, however it scored
+            for method in ("GradCAM", "RandomCAM"):  # a 1×1 layer stays out of the spatial means, however it scored
+                rows.append(dict(model=model, layer="layer4", map="1×1", method=method, images=12, road=5.0, sem=0.0,
+                                 scores=(5.0,) * 12))
         return pd.DataFrame(rows)
 
     def verdicts(t):
@@ -352,7 +353,9 @@ def test_faithfulness_verdicts_follow_the_numbers():
     ahead, behind, noisy = verdicts(table(0.1)), verdicts(table(-0.1)), verdicts(table(0.002, sd=0.05))
     assert ahead["b beats a"].endswith("higher") and behind["b beats a"].endswith("lower")
     assert noisy["b beats a"].startswith("consistent")
-    assert ahead["a: maps beat RandomCAM"].endswith("higher") and behind["b: maps beat RandomCAM"].endswith("lower")
+    assert ahead["a: spatial maps beat RandomCAM"].endswith("higher")
+    assert behind["b: spatial maps beat RandomCAM"].endswith("lower")
+    assert ahead["a: 1×1 maps beat RandomCAM"].startswith("consistent")
     t = table(0.1)
     spatial = t[(t["model"] == "b") & (t["map"] == "8×8") & (t["method"] != "RandomCAM")]
     row = h.verdict_frame(C.faithfulness_verdicts(t, [("b beats a", "b", "a")])).iloc[-1]

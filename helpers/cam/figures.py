@@ -36,11 +36,9 @@ def cam_grid(checkpoints, images: torch.Tensor, labels, *, rows: str = "image", 
              layers=("layer2",), methods=("GradCAM",), targets=("predicted",), panel: float = 1.45,
              title: str | None = None):
     """Return CAM overlays, one of AXES along rows, another along columns, the rest fixed; column 0: the image."""
-    for name, value in (("rows", rows), ("cols", cols)):
-        if value not in AXES:
-            raise ValueError(f"parameter {name!r} = {value!r} is invalid; valid: {' | '.join(AXES)}")
-    if rows == cols:
-        raise ValueError(f"parameters 'rows' and 'cols' are both {rows!r}; valid: two different axes")
+    if rows not in AXES or cols not in AXES or rows == cols:
+        raise ValueError(f"parameters 'rows' = {rows!r} and 'cols' = {cols!r} are invalid; valid: two different of "
+                         f"{' | '.join(AXES)}")
     if not isinstance(checkpoints, dict):
         checkpoints = {as_checkpoint(checkpoints).label: as_checkpoint(checkpoints)}
     choices = {"image": list(range(len(images))), "layer": list(layers), "method": list(methods),
@@ -89,20 +87,19 @@ def cam_grid(checkpoints, images: torch.Tensor, labels, *, rows: str = "image", 
 
 
 def cam_gallery(checkpoint, images: torch.Tensor, labels, layer: str = "layer2", method: str = "GradCAM",
-                target=None, ncols: int = 10, panel: float = 1.3, title: str | None = None):
+                target=None, ncols: int = 10):
     """Return a figure of CAM overlays for many images in rows of `ncols`, titled true/predicted/confidence."""
     ck = as_checkpoint(checkpoint)
     res = compute_cams(ck.model, images, layer, method, target, ck.recipe)
     rgb, labels = to_rgb01(images), [int(v) for v in torch.as_tensor(labels).reshape(-1)]
     nrows = math.ceil(len(images) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel * ncols, (panel + 0.3) * nrows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.6 * nrows), squeeze=False, layout="constrained")
     for k, ax in enumerate(axes.flat):
         if k < len(images):
             draw_panel(ax, rgb[k], res.cams[k], panel_title(labels[k], res.probs[k], int(res.targets[k])), res.blank)
         else:
             ax.axis("off")
-    fig.suptitle(title or f"{method} on {layer} ({res.size_text} map) · {ck.label}", fontsize=10)
+    fig.suptitle(f"{method} on {layer} ({res.size_text} map) · {ck.label}", fontsize=10)
     return fig
 
 
@@ -184,32 +181,22 @@ class CamExplorer:
         controls = list(self.controls.values())
         self.widget = w.VBox([w.HBox(controls[:3]), w.HBox(controls[3:]), w.interactive_output(draw, self.controls)])
 
-    def values(self) -> dict:
-        """Return the current value of every control."""
-        return {k: c.value for k, c in self.controls.items()}
-
 
 def frontend_is_live() -> bool:
     """Return whether the cell's request allows stdin (JupyterLab, VS Code); not under papermill, nbval, no kernel."""
-    try:
-        from IPython import get_ipython
-        kernel = getattr(get_ipython(), "kernel", None)
-        return bool(kernel is not None and kernel.get_parent("shell")["content"].get("allow_stdin", False))
-    except Exception:
-        return False
+    from IPython import get_ipython
+    kernel = getattr(get_ipython(), "kernel", None)
+    return bool(kernel is not None and kernel.get_parent("shell").get("content", {}).get("allow_stdin"))
 
 
 def show_explorer(checkpoints: dict, images: torch.Tensor, labels, index: int = 0, layers=CAM_LAYERS,
                   method: str = "GradCAM", interactive: bool | None = None):
     """Display the explorer where a live frontend can run it (None: detect), always a static grid; return it or None."""
-    from IPython.display import Markdown, display
+    from IPython.display import display
     explorer = None
     if frontend_is_live() if interactive is None else interactive:
         explorer = CamExplorer(checkpoints, images, labels, index=index, method=method)
         display(explorer.widget)
-    else:
-        display(Markdown("*The interactive explorer runs only in a live notebook (JupyterLab); "
-                         "here a static grid stands in: every checkpoint × every layer, one image.*"))
     fig = cam_grid(checkpoints, images[index:index + 1], torch.as_tensor(labels)[index:index + 1],
                    rows="checkpoint", cols="layer", layers=layers, methods=(method,),
                    title=f"{method}, image {index}, predicted class")

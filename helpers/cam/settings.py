@@ -1,13 +1,13 @@
 """Notebook 04's CAM parameters, validated per profile, and the config of its CIFAR-stem model."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 
 from ..config import Config, ConfigError, make_config
 from ..data import CLASSES
-from .faithfulness import ROAD_PERCENTILES
+from .evidence import ROAD_PERCENTILES
 from .wrappers import METHODS
 
 # Per profile: the CIFAR-stem model's training and the CAM subset sizes. The stem costs about 16x the compute per
@@ -22,17 +22,6 @@ CAM_DEFAULTS = {
 }
 
 
-@dataclass(frozen=True)
-class CamSettings:
-    """The notebook's CAM choices, validated: the single image, the explained class, the method, subset sizes."""
-    image_index: int      # -1: the first cat of the test set
-    target: str           # "predicted" or a class name
-    method: str           # method of the layer, epoch and model figures
-    metric_images: int    # test images per faithfulness score
-    scorecam_images: int  # of those, how many ScoreCAM scores
-    percentiles: tuple    # ROAD removal percentiles (the profile's)
-
-
 def _is_int(value) -> bool:
     """Return whether a value is an int and not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
@@ -45,8 +34,8 @@ def _check(name: str, value, ok: bool, valid: str):
 
 
 def cam_settings(cfg: Config, image_index: int = -1, target: str = "predicted", method: str = "GradCAM",
-                 metric_images: int | None = None, scorecam_images: int | None = None) -> CamSettings:
-    """Return the validated CAM settings, the profile's defaults filling every None; raise ConfigError on a bad one."""
+                 metric_images: int | None = None, scorecam_images: int | None = None) -> SimpleNamespace:
+    """Return the validated CAM settings (the arguments, and the profile's ROAD percentiles), defaults for None."""
     d, n = CAM_DEFAULTS[cfg.profile], cfg.test_size or 10_000
     metric = d["metric_images"] if metric_images is None else metric_images
     scorecam = d["scorecam_images"] if scorecam_images is None else scorecam_images
@@ -55,7 +44,8 @@ def cam_settings(cfg: Config, image_index: int = -1, target: str = "predicted", 
     _check("cam_method", method, method in METHODS, " | ".join(METHODS))
     _check("metric_images", metric, _is_int(metric) and 2 <= metric <= n, f"2..{n}")
     _check("scorecam_images", scorecam, _is_int(scorecam) and 0 <= scorecam <= metric, f"0..metric_images ({metric})")
-    return CamSettings(image_index, target, method, metric, scorecam, tuple(d["percentiles"]))
+    return SimpleNamespace(image_index=image_index, target=target, method=method, metric_images=metric,
+                           scorecam_images=scorecam, percentiles=tuple(d["percentiles"]))
 
 
 def set_threads(threads: int = 0) -> int:

@@ -1,8 +1,4 @@
-"""pytorch-grad-cam, wrapped: one `with` block per CAM (hooks released), one target per image, the 1x1 warning.
-
-Methods, targets, overlays and hook handling are the library's; a 1x1 layer's CAM is all zeros after its min-max
-scaling, so asking for one warns (`BlankCamWarning`).
-"""
+"""pytorch-grad-cam, wrapped: one `with` block per CAM (hooks released), one target per image, the 1x1 warning."""
 from __future__ import annotations
 
 import contextlib
@@ -115,7 +111,6 @@ def resolve_targets(target, n: int):
 def to_rgb01(images) -> np.ndarray:
     """Return uint8 images (or floats in [0, 1]) as (N, H, W, 3) float32 in [0, 1], as `show_cam_on_image` needs."""
     t = torch.as_tensor(images).detach().cpu()
-    t = t[None] if t.ndim == 3 else t
     if t.dtype == torch.uint8:
         t = t.float() / 255
     elif t.min() < 0 or t.max() > 1:
@@ -142,7 +137,6 @@ def compute_cams(model: nn.Module, images: torch.Tensor, layer: str = "layer4", 
                       "shows no location. Use an earlier layer, or the CIFAR-stem model (stem='cifar').",
                       BlankCamWarning, stacklevel=2)
     images = torch.as_tensor(images)
-    images = images[None] if images.ndim == 3 else images
     targets = resolve_targets(target, len(images))
     module, was_training, maps, outputs = getattr(model, layer), model.training, [], []
     requires_grad = {p: p.requires_grad for p in model.parameters()}

@@ -31,9 +31,9 @@ from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusio
 # and with it pytorch-grad-cam, on first use, so other notebooks and `python -m helpers.cam` don't pay for it.
 _CAM_NAMES = ("CAM_LAYERS", "CAM_METHODS", "BlankCamWarning", "CamExplorer", "Checkpoint", "blank_note", "blank_table",
               "cam_gallery",
-              "cam_grid", "cam_summary", "cam_layer_note", "cam_layer_table", "cam_settings", "checkpoint_from_run",
-              "cifar_stem_config", "compare_note", "compute_cams", "explorer_figure", "faithfulness",
-              "faithfulness_conclusion", "faithfulness_pivot", "faithfulness_table", "pick_per_class",
+              "cam_grid", "cam_summary", "cam_layer_table", "cam_settings", "checkpoint_from_run",
+              "cifar_stem_config", "compute_cams", "explorer_figure", "faithfulness",
+              "faithfulness_verdicts", "faithfulness_pivot", "faithfulness_table", "pick_per_class",
               "plot_faithfulness", "set_threads", "show_explorer")
 
 

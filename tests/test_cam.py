@@ -147,14 +147,17 @@ def test_bad_arguments_fail_early_naming_the_parameter(models, images):
         C.cam_grid(m, images, torch.zeros(6, dtype=torch.long), rows="layers")
 
 
-def test_overlay_takes_only_images_in_0_1(images):
+def test_overlay_takes_only_images_in_0_1(models, images):
     rgb = C.to_rgb01(images)
     assert rgb.shape == (6, 32, 32, 3) and rgb.min() >= 0 and rgb.max() <= 1
     normalized = (images.float() / 255 - 0.5) / 0.25
     with pytest.raises(ValueError, match="'images' has values in"):
         C.to_rgb01(normalized)
-    out = C.overlay(rgb[0], np.zeros((32, 32), np.float32))
-    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    fig = C.cam_gallery(models["cifar"], images[:2], torch.zeros(2, dtype=torch.long), ncols=3)
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.shape == (32, 32, 3) and shown.dtype == np.uint8  # the library's heat-map overlay
+    assert not fig.axes[2].axison  # the unused panel is switched off
+    plt.close(fig)
 
 
 class LeftHalf(nn.Module):
@@ -189,7 +192,7 @@ def test_faithfulness_prefers_the_map_on_the_evidence():
 def test_faithfulness_table_and_its_conclusion(models, images):
     cks = {"ImageNet stem": C.Checkpoint("ImageNet stem", models["imagenet"])}
     table = C.faithfulness_table(cks, images[:3], layers=("layer3", "layer4"), methods=("GradCAM", "ScoreCAM"),
-                                 scorecam_images=2, percentiles=(50,), progress=False)
+                                 scorecam_images=2, percentiles=(50,))
     assert len(table) == 2 * 3  # 2 layers × (2 methods + RandomCAM)
     assert set(table[table["method"] == "ScoreCAM"]["images"]) == {2}
     assert set(table[table["method"] == "GradCAM"]["images"]) == {3}
@@ -366,7 +369,7 @@ def test_faithfulness_verdicts_follow_the_numbers():
 
 def test_faithfulness_table_is_reproducible(models, images):
     cks = {"m": C.Checkpoint("m", models["imagenet"])}
-    args = dict(layers=("layer2",), methods=("GradCAM",), percentiles=(50,), progress=False)
+    args = dict(layers=("layer2",), methods=("GradCAM",), percentiles=(50,))
     a = C.faithfulness_table(cks, images[:3], **args)
     np.random.rand(5)  # whatever the caller's generators did in between
     torch.rand(5)

@@ -1,8 +1,7 @@
 """What the maps show, measured: map sizes, blank maps, ROAD faithfulness scores, and the verdicts and notes on them.
 
-ROAD (the library's ROADCombined) removes the pixels a CAM ranks most (MoRF) or least (LeRF) relevant, fills them
-in by noisy imputation, and averages (LeRF − MoRF) / 2 of the explained class's probability over the percentiles.
-"""
+ROAD (the library's ROADCombined): remove the pixels a CAM ranks most (MoRF) or least (LeRF) relevant, fill them in by
+noisy imputation; the score is (LeRF − MoRF) / 2 of the explained class's probability, averaged over percentiles."""
 from __future__ import annotations
 
 import contextlib
@@ -65,10 +64,9 @@ def _blank_words(res: CamResult) -> tuple:
 
 def blank_note(res: CamResult, label: str) -> str:
     """Return one sentence: the measured range of a CAM batch, and whether it is blank as its map size predicts."""
-    n = res.cams.shape[0]
-    return (f"Measured: the {res.method} maps of {label} on {res.layer} ({res.size_text}) span "
-            f"[{res.cams.min():.3f}, {res.cams.max():.3f}] over {n} test image{'s' * (n != 1)}: "
-            f"{_blank_words(res)[0]}.")
+    n = len(res.cams)
+    return (f"Measured: the {res.method} maps of {label} on {res.layer} ({res.size_text}) span [{res.cams.min():.3f}, "
+            f"{res.cams.max():.3f}] over {n} test image{'s' * (n != 1)}: {_blank_words(res)[0]}.")
 
 
 def cam_summary(models: dict, blank: CamResult, report: str) -> str:
@@ -108,7 +106,7 @@ def faithfulness(model: nn.Module, images: torch.Tensor, result: CamResult, reci
 
 
 def faithfulness_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, methods=tuple(METHODS),
-                       scorecam_images: int = 4, percentiles=ROAD_PERCENTILES, progress: bool = True) -> pd.DataFrame:
+                       scorecam_images: int = 4, percentiles=ROAD_PERCENTILES) -> pd.DataFrame:
     """Return per model × layer × method (and RandomCAM) the ROAD scores, their mean, standard error and count."""
     rows, all_methods = [], [*methods, *REFERENCE_METHODS]
     for name, ck in checkpoints.items():
@@ -123,9 +121,8 @@ def faithfulness_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYER
                 rows.append({"model": name, "layer": layer, "map": res.size_text, "method": method, "images": n,
                              "road": s.mean(), "sem": s.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan,
                              "scores": tuple(s)})
-        if progress:
-            print(f"faithfulness: {name}: {len(layers)} layers × {len(all_methods)} methods "
-                  f"in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"faithfulness: {name}: {len(layers)} layers × {len(all_methods)} methods "
+              f"in {time.perf_counter() - t0:.0f} s", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -138,7 +135,7 @@ def faithfulness_pivot(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def faithfulness_verdicts(table: pd.DataFrame, claims=()) -> list:
-    """Return verdicts: per model its spatial and its 1×1 maps against RandomCAM, then A against B per (claim, A, B)."""
+    """Return verdicts: per model its spatial and 1×1 maps against RandomCAM, then A against B per (claim, A, B)."""
     scores = table.set_index(["model", "layer", "method"])["scores"]
     full = table[~table["method"].isin(REFERENCE_METHODS) & (table["images"] == table["images"].max())]
     pairs = {(m, blank): set(zip(g["layer"], g["method"]))

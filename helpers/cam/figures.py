@@ -8,9 +8,10 @@ import textwrap
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from ..data import CLASSES
-from .wrappers import CAM_LAYERS, METHODS, REFERENCE_METHODS, as_checkpoint, compute_cams, overlay, to_rgb01
+from .wrappers import CAM_LAYERS, METHODS, REFERENCE_METHODS, as_checkpoint, compute_cams, to_rgb01
 
 AXES = ("image", "layer", "method", "checkpoint", "target")
 
@@ -24,7 +25,7 @@ def panel_title(true, probs, explained, with_true: bool = True) -> str:
 
 def draw_panel(ax, image01, cam=None, title="", blank=False):
     """Draw one panel: the image, or its CAM overlay, titled, marked when the CAM is blank or all zero."""
-    ax.imshow(image01 if cam is None else overlay(image01, cam), interpolation="nearest")
+    ax.imshow(image01 if cam is None else show_cam_on_image(image01, cam, use_rgb=True), interpolation="nearest")
     ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=7)
     if blank or (cam is not None and not cam.any()):  # all zero: the library's ReLU left no positive evidence

@@ -22,11 +22,6 @@ CAM_DEFAULTS = {
 }
 
 
-def _is_int(value) -> bool:
-    """Return whether a value is an int and not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _check(name: str, value, ok: bool, valid: str):
     """Raise ConfigError naming the parameter, its value and the valid choices unless `ok`."""
     if not ok:
@@ -39,18 +34,20 @@ def cam_settings(cfg: Config, image_index: int = -1, target: str = "predicted", 
     d, n = CAM_DEFAULTS[cfg.profile], cfg.test_size or 10_000
     metric = d["metric_images"] if metric_images is None else metric_images
     scorecam = d["scorecam_images"] if scorecam_images is None else scorecam_images
-    _check("image_index", image_index, _is_int(image_index) and -1 <= image_index < n, f"-1 (first cat) or 0..{n - 1}")
+    _check("image_index", image_index, type(image_index) is int and -1 <= image_index < n,
+           f"-1 (first cat) or 0..{n - 1}")
     _check("target", target, target == "predicted" or target in CLASSES, f"predicted | {' | '.join(CLASSES)}")
     _check("cam_method", method, method in METHODS, " | ".join(METHODS))
-    _check("metric_images", metric, _is_int(metric) and 2 <= metric <= n, f"2..{n}")
-    _check("scorecam_images", scorecam, _is_int(scorecam) and 0 <= scorecam <= metric, f"0..metric_images ({metric})")
+    _check("metric_images", metric, type(metric) is int and 2 <= metric <= n, f"2..{n}")
+    _check("scorecam_images", scorecam, type(scorecam) is int and 0 <= scorecam <= metric,
+           f"0..metric_images ({metric})")
     return SimpleNamespace(image_index=image_index, target=target, method=method, metric_images=metric,
                            scorecam_images=scorecam, percentiles=tuple(d["percentiles"]))
 
 
 def set_threads(threads: int = 0) -> int:
     """Set torch's CPU threads (0: torch's default; 1 is fastest on a CPU busy with other jobs); return those in use."""
-    _check("threads", threads, _is_int(threads) and threads >= 0, "0 (torch's default) or a positive integer")
+    _check("threads", threads, type(threads) is int and threads >= 0, "0 (torch's default) or a positive integer")
     if threads:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
@@ -59,7 +56,7 @@ def set_threads(threads: int = 0) -> int:
 def cifar_stem_config(cfg: Config, epochs: int | None = None, train_size: int | None = None) -> Config:
     """Return the CIFAR-stem model's config (base data, seed, device): `full` the base protocol, else a short run."""
     for name, value, least in (("cifar_epochs", epochs, 1), ("cifar_train_size", train_size, 10)):
-        _check(name, value, value is None or (_is_int(value) and value >= least), f"None or an integer >= {least}")
+        _check(name, value, value is None or (type(value) is int and value >= least), f"None or an integer >= {least}")
     if cfg.profile == "full":
         return make_config(profile="full", **{**cfg.identity(), "stem": "cifar", "device": cfg.device,
                                               "epochs": epochs or cfg.epochs,

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, LayerCAM, RandomCAM, ScoreCAM, XGradCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ..data import CLASSES
@@ -117,11 +116,6 @@ def to_rgb01(images) -> np.ndarray:
         raise ValueError(f"parameter 'images' has values in [{t.min():.2f}, {t.max():.2f}]; valid: uint8 images, "
                          "or floats in [0, 1] (pass the images before normalization)")
     return t.float().permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def overlay(image01: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """Return the library's heat-map overlay (H, W, 3 uint8) of one CAM on one [0, 1] RGB image."""
-    return show_cam_on_image(np.clip(image01, 0, 1).astype(np.float32), cam, use_rgb=True)
 
 
 def compute_cams(model: nn.Module, images: torch.Tensor, layer: str = "layer4", method: str = "GradCAM",

@@ -10,7 +10,7 @@ from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, 
 from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
 from .sweep import SweepError, train_many
-from .stats import Comparison, Spread, compare, pooled_sd, spread
+from .stats import Comparison, Spread, Verdict, compare, pooled_sd, spread, verdict_frame, verdict_markdown
 from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
@@ -31,9 +31,9 @@ from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusio
 # and with it pytorch-grad-cam, on first use, so other notebooks and `python -m helpers.cam` don't pay for it.
 _CAM_NAMES = ("CAM_LAYERS", "CAM_METHODS", "BlankCamWarning", "CamExplorer", "Checkpoint", "blank_note", "blank_table",
               "cam_gallery",
-              "cam_grid", "cam_summary", "cam_layer_note", "cam_layer_table", "cam_settings", "checkpoint_from_run",
-              "cifar_stem_config", "compare_note", "compute_cams", "explorer_figure", "faithfulness",
-              "faithfulness_conclusion", "faithfulness_pivot", "faithfulness_table", "pick_per_class",
+              "cam_grid", "cam_summary", "cam_layer_table", "cam_settings", "checkpoint_from_run",
+              "cifar_stem_config", "compute_cams", "explorer_figure", "faithfulness",
+              "faithfulness_verdicts", "faithfulness_pivot", "faithfulness_table", "pick_per_class",
               "plot_faithfulness", "set_threads", "show_explorer")
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pandas as pd
+
 ALPHA = 0.05  # two-sided level of the t-test
 RULE = ("two experiments differ only when Welch's t-test finds their mean test accuracies different at the 5% level "
         "(two-sided p < 0.05, Welch–Satterthwaite degrees of freedom), with at least two seeds on each side; "
@@ -175,3 +177,42 @@ def pooled_sd(spreads) -> float:
 def pooled_df(spreads) -> int:
     """Return the degrees of freedom of the pooled sd: the sum of n - 1 over experiments with two seeds or more."""
     return sum(s.n - 1 for s in spreads if s.n >= 2)
+
+
+# ---- the verdict table: one row per claim, rendered the same way in notebooks, landing page and README ----
+
+VERDICT_COLUMNS = ("claim", "A", "B", "difference", "spread", "rule", "verdict")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judged claim: side A against side B, with the Comparison that judges it."""
+    claim: str              # what is judged, short: "random crop beats no augmentation"
+    a: str                  # label of side A, e.g. "crop"
+    b: str                  # label of side B, e.g. "none" or "the report"
+    comparison: Comparison
+
+    def row(self, digits: int = 2) -> dict:
+        """Return the row as text: claim, A, B, difference, spread, rule and verdict."""
+        c = self.comparison
+        if not c.judged:
+            spread_text, rule, said = "–", "not judged: one seed a side", "not judged"
+        else:
+            spread_text = f"se {c.se:.{digits}f}"
+            rule = (f"Welch t, df {c.df:.1f}" if c.basis == "welch" else
+                    f"reference sd {c.se / math.sqrt(1 / c.a.n + 1 / c.b.n):.{digits}f}, df {c.df:g}")
+            said = (f"differs ({c.p_text}), {c.verdict}" if c.resolved else f"consistent ({c.p_text})")
+        return dict(zip(VERDICT_COLUMNS, (self.claim, f"{self.a} {c.a.format(digits)}", f"{self.b} {c.b.format(digits)}",
+                                          f"{c.diff:+.{digits}f} points", spread_text, rule, said)))
+
+
+def verdict_frame(verdicts, digits: int = 2) -> pd.DataFrame:
+    """Return one row per Verdict, with the columns claim, A, B, difference, spread, rule and verdict."""
+    return pd.DataFrame([v.row(digits) for v in verdicts], columns=list(VERDICT_COLUMNS))
+
+
+def verdict_markdown(verdicts, digits: int = 2) -> str:
+    """Return the verdict rows as a Markdown table (landing page, README)."""
+    rows = [list(VERDICT_COLUMNS), ["---"] * len(VERDICT_COLUMNS)]
+    rows += [[str(x).replace("|", "\\|") for x in v.row(digits).values()] for v in verdicts]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)

@@ -84,8 +84,8 @@ def test_batch_equals_one_image_at_a_time(models, images, method):
 def test_predicted_target_explains_each_images_own_prediction(models, images):
     model = models["imagenet"]
     res = C.compute_cams(model, images, "layer2", "GradCAM")
-    np.testing.assert_array_equal(res.targets, res.preds)
-    explicit = C.compute_cams(model, images, "layer2", "GradCAM", target=list(res.preds))
+    np.testing.assert_array_equal(res.targets, res.probs.argmax(1))
+    explicit = C.compute_cams(model, images, "layer2", "GradCAM", target=list(res.targets))
     np.testing.assert_allclose(res.cams, explicit.cams, atol=1e-5)
     other = C.compute_cams(model, images, "layer2", "GradCAM", target="truck")
     assert (other.targets == 9).all()
@@ -147,14 +147,17 @@ def test_bad_arguments_fail_early_naming_the_parameter(models, images):
         C.cam_grid(m, images, torch.zeros(6, dtype=torch.long), rows="layers")
 
 
-def test_overlay_takes_only_images_in_0_1(images):
+def test_overlay_takes_only_images_in_0_1(models, images):
     rgb = C.to_rgb01(images)
     assert rgb.shape == (6, 32, 32, 3) and rgb.min() >= 0 and rgb.max() <= 1
     normalized = (images.float() / 255 - 0.5) / 0.25
     with pytest.raises(ValueError, match="'images' has values in"):
         C.to_rgb01(normalized)
-    out = C.overlay(rgb[0], np.zeros((32, 32), np.float32))
-    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    fig = C.cam_gallery(models["cifar"], images[:2], torch.zeros(2, dtype=torch.long), ncols=3)
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.shape == (32, 32, 3) and shown.dtype == np.uint8  # the library's heat-map overlay
+    assert not fig.axes[2].axison  # the unused panel is switched off
+    plt.close(fig)
 
 
 class LeftHalf(nn.Module):
@@ -177,7 +180,7 @@ def test_faithfulness_prefers_the_map_on_the_evidence():
 
     def score(cams):
         res = C.CamResult(cams, np.zeros(4, np.int64), np.zeros((4, 10)), "layer1", "given", (32, 32))
-        return C.faithfulness(LeftHalf(), images, "layer1", "given", result=res)
+        return C.faithfulness(LeftHalf(), images, res)
 
     right = left[:, :, ::-1].copy()
     on, off, blank = score(left), score(right), score(np.zeros_like(left))
@@ -189,16 +192,22 @@ def test_faithfulness_prefers_the_map_on_the_evidence():
 def test_faithfulness_table_and_its_conclusion(models, images):
     cks = {"ImageNet stem": C.Checkpoint("ImageNet stem", models["imagenet"])}
     table = C.faithfulness_table(cks, images[:3], layers=("layer3", "layer4"), methods=("GradCAM", "ScoreCAM"),
-                                 scorecam_images=2, percentiles=(50,), progress=False)
+                                 scorecam_images=2, percentiles=(50,))
     assert len(table) == 2 * 3  # 2 layers × (2 methods + RandomCAM)
     assert set(table[table["method"] == "ScoreCAM"]["images"]) == {2}
     assert set(table[table["method"] == "GradCAM"]["images"]) == {3}
     blank = table[table["layer"] == "layer4"]
     assert (blank["map"] == "1×1").all() and blank["road"].abs().max() < 0.01
-    text = C.faithfulness_conclusion(table)
-    best = table[table["method"] == "GradCAM"].sort_values("road").iloc[-1]  # ScoreCAM had fewer images
-    assert f"{best.road:+.3f} ± {best['sem']:.3f} (GradCAM on {best.layer}" in text and "layer4 (1×1)" in text
-    assert "ScoreCAM, scored on only the first 2 image(s)" in text
+    assert [len(s) for s in table["scores"]] == list(table["images"])
+    np.testing.assert_allclose(table["road"], [np.mean(s) for s in table["scores"]])
+    rows = h.verdict_frame(C.faithfulness_verdicts(table)).set_index("claim")
+    assert list(rows.index) == ["ImageNet stem: spatial maps beat RandomCAM", "ImageNet stem: 1×1 maps beat RandomCAM"]
+    by = table.set_index(["layer", "method"])["road"]  # ScoreCAM, scored on fewer images, stays out of the verdicts
+    spatial, blank_row = rows.loc["ImageNet stem: spatial maps beat RandomCAM"], rows.iloc[1]
+    assert spatial["A"].startswith(f"ImageNet stem {100 * by['layer3', 'GradCAM']:.2f} ± ")
+    assert spatial["B"].startswith(f"RandomCAM {100 * by['layer3', 'RandomCAM']:.2f} ± ")
+    assert blank_row["difference"] in ("+0.00 points", "-0.00 points")  # a blank map carries no evidence
+    assert blank_row["verdict"].startswith("consistent")
     pivot = C.faithfulness_pivot(table)
     assert list(pivot.columns[3:]) == ["GradCAM", "ScoreCAM", "RandomCAM"]
     fig = C.plot_faithfulness(table)
@@ -242,8 +251,10 @@ def test_explorer_widgets_redraw_on_every_control(checkpoints, images):
                "checkpoint": "cifar · epoch 1"}
     for k, (name, value) in enumerate(changes.items(), start=2):
         ex.controls[name].value = value
-        assert ex.renders == k and ex.values()[name] == value
-    fig = ex.figure()
+        assert ex.renders == k
+    values = {k: c.value for k, c in ex.controls.items()}
+    assert values == changes
+    fig = C.explorer_figure(checkpoints, images, torch.arange(len(images)), **values)
     assert "cifar · epoch 1" in fig._suptitle.get_text()
     plt.close(fig)
 
@@ -255,7 +266,7 @@ def test_static_stand_in_when_no_frontend(checkpoints, images, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", C.BlankCamWarning)
         assert C.show_explorer(checkpoints, images, torch.arange(6), index=0) is None
-        assert shown == ["Markdown", "Figure"]  # a note, and the static grid in the widget's place
+        assert shown == ["Figure"]  # the static grid in the widget's place
         shown.clear()
         assert isinstance(C.show_explorer(checkpoints, images, torch.arange(6), interactive=True), C.CamExplorer)
     # the explorer's first drawing (into its output area), the widget, then the static grid all the same
@@ -323,28 +334,42 @@ def test_notebook_settings_fail_early_naming_the_parameter():
                                            full_cifar.schedule) == (full.epochs, full.lr, full.batch_size, "step")
 
 
-def test_compare_note_verdict_follows_the_numbers():
+def test_faithfulness_verdicts_follow_the_numbers():
     import pandas as pd
 
-    def table(shift, sem=0.01):
-        rows = []
+    def table(shift, sd=0.01):
+        rng, rows = np.random.default_rng(0), []
         for model, base in (("a", 0.05), ("b", 0.05 + shift)):
             for layer in ("layer1", "layer2"):
-                for method in ("GradCAM", "LayerCAM"):
-                    rows.append(dict(model=model, layer=layer, map="8×8", method=method, images=12, road=base, sem=sem))
-            rows.append(dict(model=model, layer="layer4", map="1×1", method="GradCAM", images=12, road=0.0, sem=0.0))
+                for method, mean in (("GradCAM", base), ("LayerCAM", base), ("RandomCAM", 0.0)):
+                    s = mean + sd * rng.standard_normal(12)
+                    rows.append(dict(model=model, layer=layer, map="8×8", method=method, images=12, road=s.mean(),
+                                     sem=s.std(ddof=1) / np.sqrt(12), scores=tuple(s)))
+            for method in ("GradCAM", "RandomCAM"):  # a 1×1 layer stays out of the spatial means, however it scored
+                rows.append(dict(model=model, layer="layer4", map="1×1", method=method, images=12, road=5.0, sem=0.0,
+                                 scores=(5.0,) * 12))
         return pd.DataFrame(rows)
 
-    assert "**supports** the claim (b clearly ahead in 4 of 4" in C.compare_note(table(0.1), ["a", "b"], "b wins")
-    assert "**contradicts** the claim (b clearly behind in 4 of 4" in C.compare_note(table(-0.1), ["a", "b"], "b wins")
-    noisy = C.compare_note(table(0.01, sem=0.05), ["a", "b"], "b wins")
-    assert "**cannot confirm**" in noisy and "lean the same way as the claim" in noisy
-    assert "a: +0.050; b: +0.060" in noisy  # the 1×1 layer is left out of the means
+    def verdicts(t):
+        return h.verdict_frame(C.faithfulness_verdicts(t, [("b beats a", "b", "a")])).set_index("claim")["verdict"]
+
+    ahead, behind, noisy = verdicts(table(0.1)), verdicts(table(-0.1)), verdicts(table(0.002, sd=0.05))
+    assert ahead["b beats a"].endswith("higher") and behind["b beats a"].endswith("lower")
+    assert noisy["b beats a"].startswith("consistent")
+    assert ahead["a: spatial maps beat RandomCAM"].endswith("higher")
+    assert behind["b: spatial maps beat RandomCAM"].endswith("lower")
+    assert ahead["a: 1×1 maps beat RandomCAM"].startswith("consistent")
+    t = table(0.1)
+    spatial = t[(t["model"] == "b") & (t["map"] == "8×8") & (t["method"] != "RandomCAM")]
+    row = h.verdict_frame(C.faithfulness_verdicts(t, [("b beats a", "b", "a")])).iloc[-1]
+    assert row["A"].startswith(f"b {100 * spatial['road'].mean():.2f} ± ")  # per image ×100, 1×1 layer left out
+    with pytest.raises(ValueError, match="'claims': models 'b' and 'c'"):
+        C.faithfulness_verdicts(t, [("c", "b", "c")])
 
 
 def test_faithfulness_table_is_reproducible(models, images):
     cks = {"m": C.Checkpoint("m", models["imagenet"])}
-    args = dict(layers=("layer2",), methods=("GradCAM",), percentiles=(50,), progress=False)
+    args = dict(layers=("layer2",), methods=("GradCAM",), percentiles=(50,))
     a = C.faithfulness_table(cks, images[:3], **args)
     np.random.rand(5)  # whatever the caller's generators did in between
     torch.rand(5)
@@ -363,20 +388,22 @@ def test_blank_table_counts_all_zero_maps(models, images):
     assert t.loc[0, "layer3 (2×2)"] == f"{100 * expected.mean():.0f}%"
 
 
-def test_summary_says_what_the_blank_layer4_could_and_could_not_show(models, images):
+def test_blank_note_and_summary_follow_the_measurement(models, images):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", C.BlankCamWarning)
         blank = C.compute_cams(models["imagenet"], images[:2], "layer4")
+    note = C.blank_note(blank, "imagenet")
+    assert "GradCAM maps of imagenet on layer4 (1×1) span [0.000, 0.000] over 2 test images" in note
+    assert "all zeros, as a 1×1 map predicts" in note
     text = C.cam_summary(models, blank, report="imagenet")
-    assert "could show**: the photograph under one uniform colour" in text
-    assert "leaves a 1×1 map at `layer4`" in text and "measured [0.000, 0.000] over 2 test images" in text
-    assert "could not show**: where the model looks" in text and "the report shows no resizing" in text
+    assert note in text and "could show the photograph under one uniform colour, never where the model looks" in text
     assert "(imagenet: `layer1` 8×8, `layer2` 4×4, `layer3` 2×2; cifar: `layer1` 32×32, `layer2` 16×16, " \
            "`layer3` 8×8, `layer4` 4×4)" in text
     # The wording follows the measurement: a 1x1 map that did not scale to zeros, and a spatial layer4.
     odd = dataclasses.replace(blank, cams=blank.cams + 0.5)
-    assert "**contradicts** the expectation" in C.cam_summary(models, odd, "imagenet")
+    assert "**not** all zeros" in C.blank_note(odd, "imagenet")
     assert "could show" not in C.cam_summary(models, odd, "imagenet")
-    spatial = C.compute_cams(models["cifar"], images[:2], "layer4")
-    assert "the map is 4×4" in C.cam_summary(models, spatial, "cifar") and "could not show" not in \
-        C.cam_summary(models, spatial, "cifar")
+    spatial = C.compute_cams(models["cifar"], images[:1], "layer4")
+    text = C.cam_summary(models, spatial, "cifar")
+    assert "(4×4)" in text and "over 1 test image:" in text and "they can point somewhere" in text
+    assert "could show" not in text

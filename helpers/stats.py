@@ -1,6 +1,6 @@
 """Spread across seeds, and the one rule that says whether two experiments differ.
 
-Rule (rendered into every conclusion by `RULE`): A differs from B when Welch's t-test rejects equal means at the 5%
+Rule (rendered under every verdict table from `RULE`): A differs from B when Welch's t-test rejects equal means at the 5%
 level: t = (mean_A - mean_B) / sqrt(sd_A²/n_A + sd_B²/n_B), with the Welch–Satterthwaite degrees of freedom, two-sided
 p < 0.05; it needs at least two seeds on each side. With one seed on a side, a seed-to-seed sd measured elsewhere (the
 reference runs, pooled) stands in for both sides' sd, with that sd's degrees of freedom: an assumption, stated where it
@@ -14,12 +14,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 ALPHA = 0.05  # two-sided level of the t-test
-RULE = ("two experiments differ only when Welch's t-test finds their mean test accuracies different at the 5% level "
-        "(two-sided p < 0.05, Welch–Satterthwaite degrees of freedom), with at least two seeds on each side; "
-        "otherwise they are consistent with each other")
-RULE_REFERENCE = ("with a single seed on a side, the seed-to-seed sd measured in the reference runs stands in for both "
-                  "sides' sd, with its degrees of freedom (an assumption: that these runs vary from seed to seed as the "
-                  "reference runs do)")
+RULE = ("A differs from B when Welch's t-test finds their means different at the 5% level (two-sided, "
+        "Welch–Satterthwaite degrees of freedom, at least two seeds a side); otherwise they are consistent")
+RULE_REFERENCE = ("the seed-to-seed sd of the reference runs stands in for both sides' sd, with its degrees of freedom "
+                  "(an assumption: that these runs vary from seed to seed as those do)")
 
 
 # ---- the Student-t distribution ----------------------------------------------------------------
@@ -135,19 +133,6 @@ class Comparison:
     def n_text(self) -> str:
         """Return the seeds on each side, 'n = 3 and 1'."""
         return f"n = {self.a.n} and {self.b.n}"
-
-    @property
-    def t_text(self) -> str:
-        """Return the test, e.g. 'Welch t = 3.10, df = 3.4' or 't = 3.10, df = 8.0, sd from the reference runs'."""
-        t = self.diff / self.se if self.se else math.copysign(math.inf, self.diff) if self.diff else 0.0
-        return (f"Welch t = {t:.2f}, df = {self.df:.1f}" if self.basis == "welch" else
-                f"t = {t:.2f}, df = {self.df:.1f}, sd from the reference runs")
-
-    def describe(self, digits: int = 2) -> str:
-        """Return the difference with its test, e.g. '+2.31 points (Welch t = 3.10, df = 3.4, p = 0.045; n = 3 and 3)'."""
-        if not self.judged:
-            return f"{self.diff:+.{digits}f} points (one seed a side and no measured spread: not judged; {self.n_text})"
-        return f"{self.diff:+.{digits}f} points ({self.t_text}, {self.p_text}; {self.n_text})"
 
 
 def compare(a, b, reference_sd: float | None = None, reference_df: float | None = None) -> Comparison:

@@ -5,7 +5,8 @@ import pandas as pd
 from IPython.display import Markdown
 
 from .config import Config, scaled_report_epochs
-from .results import NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judge, md, pct
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, is_comparable,
+                      judged, md, pct, report_side)
 from .stats import Verdict, spread
 
 
@@ -29,25 +30,27 @@ def stage_note(shapes_by_stem: dict) -> Markdown:
 
 
 def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
-    """Return final/best test and final train accuracy across seeds (mean ± sd, n); one row per seed if asked."""
+    """Return the report's test accuracy and the measured final/best test and final train accuracy across seeds
+    (mean ± sd, n); one row per seed if asked."""
     runs = _as_list(runs)
     groups = [("all seeds", runs)] + ([(f"seed {r.config.get('seed')}", [r]) for r in runs] if per_seed else [])
-    return pd.DataFrame([{"runs": label, "final test acc (%)": final_spread(rs),
+    return pd.DataFrame([{"runs": label, "report test acc (%)": REPORT_TEST_ACC["none"] if rs is runs else None,
+                          "final test acc (%)": final_spread(rs),
                           "best test acc (%)": spread(r.best_acc for r in rs),
                           "final train acc (%)": column_spread(rs, "train_acc")} for label, rs in groups])
 
 
-def baseline_verdicts(runs, ref: Reference = NO_REFERENCE) -> list[Verdict]:
-    """Return notebook 01's verdicts: the final test accuracy against the report's, against the best epoch's, and
-    against the training accuracy (overfitting)."""
+def baseline_verdicts(runs, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return notebook 01's verdicts: the final test accuracy against the best epoch's, against the training accuracy
+    (overfitting), and against the report's where the profile compares with it."""
     runs = _as_list(runs)
     final = final_spread(runs)
-    return [Verdict("the baseline's test accuracy matches the report's", "measured", "the report",
-                    judge(final, [REPORT_TEST_ACC["none"]], ref)),
-            Verdict("the last epoch is as good as the best one", "last epoch", "best epoch",
-                    judge(final, spread(r.best_acc for r in runs), ref)),
-            Verdict("training accuracy exceeds test accuracy (overfitting)", "train", "test",
-                    judge(column_spread(runs, "train_acc"), final, ref))]
+    return judged([("the last epoch is as good as the best one", "last epoch", final, "best epoch",
+                    spread(r.best_acc for r in runs)),
+                   ("training accuracy exceeds test accuracy (overfitting)", "train", column_spread(runs, "train_acc"),
+                    "test", final),
+                   ("the baseline's test accuracy matches the report's", "measured", final, "the report",
+                    report_side(REPORT_TEST_ACC["none"], is_comparable(cfg)))], ref)
 
 
 def per_class_note(metrics: dict) -> Markdown:

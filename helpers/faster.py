@@ -11,8 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .config import Config
 from .plots import draw_mean_band
-from .results import NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, judge, seed_columns
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, is_comparable, judged, report_side,
+                      seed_columns)
 from .stats import Verdict, spread
 
 REPORT_BEST = max(v for v in REPORT_TEST_ACC.values() if v is not None)  # the crop run, 83.98%
@@ -96,9 +98,11 @@ def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
     return fig
 
 
-def speed_verdicts(table: pd.DataFrame, ref: Reference = NO_REFERENCE, target: float = REPORT_BEST) -> list[Verdict]:
-    """Return notebook 05's verdicts: the fast recipe's test accuracy against the protocol's and the report's best."""
+def speed_verdicts(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERENCE,
+                   target: float = REPORT_BEST) -> list[Verdict]:
+    """Return notebook 05's verdicts: the fast recipe's test accuracy against the protocol's, and against the report's
+    best figure where the profile (`cfg`, the protocol's config) compares with the report."""
     protocol, fast = table.iloc[0][TEST], table.iloc[1][TEST]
-    return [Verdict("the fast recipe is as accurate as the report's protocol", "fast", "protocol",
-                    judge(fast, protocol, ref)),
-            Verdict("the fast recipe reaches the report's best figure", "fast", "the report", judge(fast, [target], ref))]
+    return judged([("the fast recipe is as accurate as the report's protocol", "fast", fast, "protocol", protocol),
+                   ("the fast recipe reaches the report's best figure", "fast", fast, "the report",
+                    report_side(target, is_comparable(cfg)))], ref)

@@ -16,7 +16,7 @@ from IPython.display import Markdown
 from .config import Config, ConfigError
 from .recipes import CIFAR10_MEAN, CIFAR10_STD
 from .reference import ReferenceMissingError, reference_spread
-from .stats import RULE, RULE_REFERENCE, Comparison, Spread, compare, pooled_df, pooled_sd, spread
+from .stats import RULE, RULE_REFERENCE, Comparison, Spread, Verdict, compare, pooled_df, pooled_sd, spread
 
 # ---- the report's figures ---------------------------------------------------------------------
 
@@ -237,6 +237,16 @@ NO_REFERENCE = Reference("none", math.nan)
 def judge(a, b, ref: Reference = NO_REFERENCE) -> Comparison:
     """Return the Comparison of A and B, with the reference spread standing in where a side has one seed."""
     return compare(a, b, ref.sd if ref.measured else None, ref.df)
+
+
+def judged(claims, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return a Verdict per (claim, A's label, A's Spread, B's label, B's Spread) whose two sides both hold a value."""
+    return [Verdict(claim, a, b, judge(x, y, ref)) for claim, a, x, b, y in claims if x.n and y.n]
+
+
+def report_side(figure: float, comparable: bool = True) -> Spread:
+    """Return one of the report's figures as a one-run side; empty (so left out) where the runs are at another scale."""
+    return spread([figure] if comparable else [])
 
 
 def verdict_note(verdicts, ref: Reference = NO_REFERENCE, cfg: Config | None = None) -> Markdown:

@@ -181,7 +181,7 @@ def stored_spread(profile: str, recipe: str, lr: float, mismatch: bool = False) 
 
 # A profile whose reference has no experiment with two seeds borrows the spread measured at a smaller scale: the
 # quick profile trains on 3,000 images and is assumed to vary at least as much from seed to seed as the full one,
-# so the borrowed spread is the stricter one. Stated wherever it is used (rule_note).
+# so the borrowed spread is the stricter one. Stated wherever it is used (verdict_note).
 BORROWED_SPREAD = {"full": "quick"}
 
 

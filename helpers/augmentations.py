@@ -48,6 +48,5 @@ def recipe_verdicts(table: pd.DataFrame, ref: Reference = NO_REFERENCE) -> list[
     def claim(a, b):
         said = f" (report: {report[a] - report[b]:+.2f} points)" if a in report and b in report else ""
         return f"{a} beats {b}{said}"
-    return judged([(claim(a, b), a, t.loc[a, FINAL], b, t.loc[b, FINAL]) for a, b in pairs]
-                  + [(f"{r} narrows the train–test gap", r, t.loc[r, GAP], "none", t.loc["none", GAP]) for r in others],
-                  ref)
+    gaps = [(f"{r} narrows the train–test gap", r, t.loc[r, GAP], "none", t.loc["none", GAP]) for r in others]
+    return judged([(claim(a, b), a, t.loc[a, FINAL], b, t.loc[b, FINAL]) for a, b in pairs] + gaps, ref)

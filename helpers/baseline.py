@@ -6,7 +6,7 @@ from IPython.display import Markdown
 
 from .config import Config, scaled_report_epochs
 from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, is_comparable,
-                      judged, md, pct, report_side)
+                      judged, md, report_side)
 from .stats import Verdict, spread
 
 
@@ -58,8 +58,8 @@ def per_class_note(metrics: dict) -> Markdown:
     acc, cm = metrics["per_class_acc"], metrics["confusion"]
     classes, ranked = list(acc), sorted(acc, key=acc.get)
     n, i, j = max((cm[i][j], i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j)
-    return md(f"Best class: **{ranked[-1]}** ({pct(acc[ranked[-1]])}); worst: **{ranked[0]}** "
-              f"({pct(acc[ranked[0]])}); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
+    return md(f"Best class: **{ranked[-1]}** ({acc[ranked[-1]]:.2f}%); worst: **{ranked[0]}** "
+              f"({acc[ranked[0]]:.2f}%); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
               f"The most frequent mistake is a true **{classes[i]}** predicted as **{classes[j]}** "
               f"({n} of {sum(cm[i])} test images of that class).")
 

@@ -133,7 +133,7 @@ def experiments(lr: float, fix_lr: float) -> list[tuple]:
             ("normalize", fix_lr, True), ("normalize", fix_lr, False)]
 
 
-def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(()), comparable: bool = True) -> list[Verdict]:
+def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(()), comparable: bool = True) -> list:
     """Return the verdicts on a study's four normalizing settings (a NormalizationStudy or FullScale) whose two sides
     were both measured; the report's two figures are one-run sides where the runs compare with the report."""
     fix_lr = study.fix_lr

@@ -1,10 +1,6 @@
-"""The report's figures as data, and what every notebook's tables and verdicts share.
-
-Every number a notebook shows is rendered from measured values or from the report's figures below. This module holds
-the report's figures, the profile and run notes, runs grouped by experiment with their spread across seeds, the
-reference spread that judges single-seed differences, the note under each verdict table, and table styling. Each
-notebook's own tables and verdicts live beside the rest of its logic (baseline, augmentations, normalization, faster).
-"""
+"""What every notebook shares: the report's figures, profile and run notes, runs grouped by experiment with their spread
+across seeds, the reference spread that judges single-seed differences, the note under each verdict table, and table
+styling. Every number a notebook shows is rendered from measured values or from the report's figures below."""
 from __future__ import annotations
 
 import dataclasses
@@ -44,13 +40,6 @@ REPORT_NORMALIZE_LOG_EPOCHS = {"log_test_acc": (51, 52, 53), "log_train_loss": (
 REPORT_SHORT_TRAINING = {"epochs": (30, 50), "test_acc": (50.0, 70.0)}
 # Its CAM code: test_dataset.data[23], ClassifierOutputTarget(0), target_layers=[layer4]; its text names a cat.
 REPORT_CAM = {"image_index": 23, "target_class": 0, "layer": "layer4", "text_class": "cat"}
-
-
-def pct(x) -> str:
-    """Return an accuracy as text with two decimals and a % sign ("n/a" for a missing value)."""
-    if isinstance(x, Spread):
-        return x.format()
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}%"
 
 
 def md(text: str) -> Markdown:
@@ -93,10 +82,7 @@ def profile_note(cfg: Config, seeds: int | None = None) -> Markdown:
             f"{cfg.epochs} epochs, LR ×{cfg.gamma} after epoch {cfg.step_size}")
     from .train import resolve_device
     device = f"device `{cfg.device}` ({resolve_device(cfg.device).type})"
-    runs = ""
-    if seeds is not None:
-        runs = (f"; {seeds} run{'s' if seeds != 1 else ''} per experiment (seed"
-                f"{'s' if seeds != 1 else ''} {', '.join(map(str, range(cfg.seed, cfg.seed + seeds)))})")
+    runs = "" if seeds is None else f"; {seeds} run(s) per experiment, seeds {cfg.seed} to {cfg.seed + seeds - 1}"
     return md(f"Profile **`{cfg.profile}`**: {data}; {size}, {device}{runs}.  \n{comparability(cfg)}")
 
 
@@ -120,11 +106,11 @@ def runs_table(runs: dict) -> pd.DataFrame:
                          for label, rs in runs.items() for r in _as_list(rs)])
 
 
-def group_runs(runs, key: str = "recipe") -> dict:
-    """Return {config[key]: [runs in the given order]}: the seeds of each experiment together."""
+def group_runs(runs) -> dict:
+    """Return {recipe: [runs in the given order]}: the seeds of each experiment together."""
     out: dict = {}
     for r in runs:
-        out.setdefault(r.config[key], []).append(r)
+        out.setdefault(r.config["recipe"], []).append(r)
     return out
 
 
@@ -133,9 +119,9 @@ def final_spread(runs) -> Spread:
     return spread(r.final_acc for r in _as_list(runs))
 
 
-def column_spread(runs, column: str, at: int = -1) -> Spread:
-    """Return the Spread across runs of one history column at one row (default: the last epoch)."""
-    return spread(float(r.history[column].iloc[at]) for r in _as_list(runs))
+def column_spread(runs, column: str) -> Spread:
+    """Return the Spread across runs of one history column at the last epoch."""
+    return spread(float(r.history[column].iloc[-1]) for r in _as_list(runs))
 
 
 def seed_columns(table: pd.DataFrame, runs: dict, label: str, value=lambda r: r.final_acc,
@@ -250,7 +236,7 @@ def report_side(figure: float, comparable: bool = True) -> Spread:
 
 
 def verdict_note(verdicts, ref: Reference = NO_REFERENCE, cfg: Config | None = None) -> Markdown:
-    """Return the sentences under a verdict table: the rule, the reference runs it used, whether the profile compares."""
+    """Return the sentences under a verdict table: the rule, the reference runs it used, whether the runs compare."""
     text = f"*Rule*: {RULE}."
     if any(v.comparison.basis != "welch" for v in verdicts):
         text += (f" With one seed a side, {RULE_REFERENCE}: `{ref.sd_folder}`, pooled over {ref.experiments} "

@@ -1,10 +1,7 @@
-"""Spread across seeds, and the one rule that says whether two experiments differ.
+"""Spread across seeds, the one rule that says whether two experiments differ, and the verdict table built on it.
 
-Rule (rendered under every verdict table from `RULE`): A differs from B when Welch's t-test rejects equal means at the 5%
-level: t = (mean_A - mean_B) / sqrt(sd_A²/n_A + sd_B²/n_B), with the Welch–Satterthwaite degrees of freedom, two-sided
-p < 0.05; it needs at least two seeds on each side. With one seed on a side, a seed-to-seed sd measured elsewhere (the
-reference runs, pooled) stands in for both sides' sd, with that sd's degrees of freedom: an assumption, stated where it
-is used. Without one, the difference is not judged. The Student-t distribution is scipy's.
+The rule (`RULE`, stated under every verdict table): Welch's t-test at the 5% level, two seeds a side; with one seed on
+a side, the reference runs' pooled sd stands in for both sides' (`RULE_REFERENCE`), else the difference is not judged.
 """
 from __future__ import annotations
 
@@ -60,16 +57,6 @@ class Spread:
             return math.nan
         m = self.mean
         return math.sqrt(sum((v - m) ** 2 for v in self.values) / (self.n - 1))
-
-    @property
-    def lo(self) -> float:
-        """Return the smallest value."""
-        return min(self.values) if self.n else math.nan
-
-    @property
-    def hi(self) -> float:
-        """Return the largest value."""
-        return max(self.values) if self.n else math.nan
 
     def format(self, digits: int = 2, unit: str = "%") -> str:
         """Return 'mean ± sd (n=k)', or 'value (n=1)' for one seed."""
@@ -138,7 +125,7 @@ class Comparison:
 def compare(a, b, reference_sd: float | None = None, reference_df: float | None = None) -> Comparison:
     """Return the Comparison of A and B (Spreads or lists of values) under the module's rule.
 
-    With one seed on a side, `reference_sd` (with `reference_df` degrees of freedom; default 1) stands in for both sides.
+    With one seed on a side, `reference_sd` (with `reference_df` degrees of freedom; default 1) stands in for both.
     """
     a, b = (x if isinstance(x, Spread) else spread(x) for x in (a, b))
     if a.n == 0 or b.n == 0:
@@ -187,8 +174,8 @@ class Verdict:
             rule = (f"Welch t, df {c.df:.1f}" if c.basis == "welch" else
                     f"reference sd {c.se / math.sqrt(1 / c.a.n + 1 / c.b.n):.{digits}f}, df {c.df:g}")
             said = (f"differs ({c.p_text}), {c.verdict}" if c.resolved else f"consistent ({c.p_text})")
-        return dict(zip(VERDICT_COLUMNS, (self.claim, f"{self.a} {c.a.format(digits)}", f"{self.b} {c.b.format(digits)}",
-                                          f"{c.diff:+.{digits}f} points", spread_text, rule, said)))
+        sides = f"{self.a} {c.a.format(digits)}", f"{self.b} {c.b.format(digits)}"
+        return dict(zip(VERDICT_COLUMNS, (self.claim, *sides, f"{c.diff:+.{digits}f} points", spread_text, rule, said)))
 
 
 def verdict_frame(verdicts, digits: int = 2) -> pd.DataFrame:

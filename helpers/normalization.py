@@ -19,12 +19,10 @@ from .stats import Spread, Verdict, spread
 
 def channel_stats_table(mean, std) -> pd.DataFrame:
     """Return measured per-channel mean/std beside the report's constants, with the differences."""
-    rows = []
-    for k, ch in enumerate("RGB"):
-        rows.append({"channel": ch, "measured mean": mean[k], "report mean": REPORT_MEAN[k],
-                     "mean diff": mean[k] - REPORT_MEAN[k], "measured std": std[k],
-                     "report std": REPORT_STD[k], "std diff": std[k] - REPORT_STD[k]})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame({"channel": list("RGB"), "measured mean": mean, "report mean": REPORT_MEAN, "measured std": std,
+                       "report std": REPORT_STD})
+    return df.assign(**{"mean diff": df["measured mean"] - df["report mean"],
+                        "std diff": df["measured std"] - df["report std"]})
 
 
 def channel_stats_note(table: pd.DataFrame, n_images: int, source: str, tolerance: float = 0.01) -> Markdown:

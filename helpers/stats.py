@@ -6,6 +6,7 @@ a side, the reference runs' pooled sd stands in for both sides' (`RULE_REFERENCE
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 import pandas as pd
@@ -48,23 +49,19 @@ class Spread:
     @property
     def mean(self) -> float:
         """Return the mean (nan when empty)."""
-        return sum(self.values) / self.n if self.n else math.nan
+        return statistics.fmean(self.values) if self.n else math.nan
 
     @property
     def sd(self) -> float:
         """Return the sample standard deviation (n-1; nan with fewer than two values)."""
-        if self.n < 2:
-            return math.nan
-        m = self.mean
-        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (self.n - 1))
+        return statistics.stdev(self.values) if self.n >= 2 else math.nan
 
     def format(self, digits: int = 2, unit: str = "%") -> str:
         """Return 'mean ± sd (n=k)', or 'value (n=1)' for one seed."""
         if self.n == 0:
             return "–"
-        if self.n == 1:
-            return f"{self.mean:.{digits}f}{unit} (n=1)"
-        return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f}{unit} (n={self.n})"
+        sd = f" ± {self.sd:.{digits}f}" if self.n > 1 else ""
+        return f"{self.mean:.{digits}f}{sd}{unit} (n={self.n})"
 
     def __str__(self):
         return self.format()

@@ -102,13 +102,6 @@ class Comparison:
         return self.judged and self.p < ALPHA
 
     @property
-    def verdict(self) -> str:
-        """Return 'higher', 'lower' (A differs from B, in that direction) or 'not resolved'."""
-        if not self.resolved:
-            return "not resolved"
-        return "higher" if self.diff > 0 else "lower"
-
-    @property
     def p_text(self) -> str:
         """Return 'p = 0.012' (or 'p < 0.001')."""
         return "p < 0.001" if self.p < 0.001 else f"p = {self.p:.3f}"
@@ -170,7 +163,8 @@ class Verdict:
             spread_text = f"se {c.se:.{digits}f}"
             rule = (f"Welch t, df {c.df:.1f}" if c.basis == "welch" else
                     f"reference sd {c.se / math.sqrt(1 / c.a.n + 1 / c.b.n):.{digits}f}, df {c.df:g}")
-            said = (f"differs ({c.p_text}), {c.verdict}" if c.resolved else f"consistent ({c.p_text})")
+            direction = "higher" if c.diff > 0 else "lower"
+            said = f"differs ({c.p_text}), {direction}" if c.resolved else f"consistent ({c.p_text})"
         sides = f"{self.a} {c.a.format(digits)}", f"{self.b} {c.b.format(digits)}"
         return dict(zip(VERDICT_COLUMNS, (self.claim, *sides, f"{c.diff:+.{digits}f} points", spread_text, rule, said)))
 

@@ -135,19 +135,12 @@ def seed_columns(table: pd.DataFrame, runs: dict, label: str, value=lambda r: r.
     return out
 
 
-def _cell(x, precision: int) -> str:
-    if isinstance(x, Spread):
-        return x.format(precision, unit="")
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.{precision}f}"
-    return str(x)
-
-
 def style_table(df: pd.DataFrame, precision: int = 2):
     """Return the table styled for display: fixed decimals, spreads as 'mean ± sd (n=k)', missing values as —."""
-    return df.style.format(lambda x: _cell(x, precision)).hide(axis="index")
+    def cell(x):
+        return (x.format(precision, unit="") if isinstance(x, Spread) else f"{x:.{precision}f}" if isinstance(x, float)
+                else str(x))
+    return df.style.format(cell, na_rep="—").hide(axis="index")
 
 
 # ---- the reference runs' spread, which judges single-seed differences ---------------------------

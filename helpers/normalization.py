@@ -196,9 +196,7 @@ def full_scale_table(fs: FullScale) -> pd.DataFrame:
     fix = (REPORT_NORMALIZE["fix_test_acc"], REPORT_READING["fix"])
     report = {f"lr {fs.lr}, tested without Normalize": (REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
               f"lr {fs.fix_lr}, tested without Normalize": fix, f"lr {fs.fix_lr}, tested with Normalize": fix}
-    rows = []
-    for setting, measured in fs.settings().items():
-        figure, reading = report.get(setting, (float("nan"), ""))
-        rows.append({"setting (recipe normalize)": setting, f"reference runs, {fs.ref.folder} (%)": measured,
-                     "report (%)": figure, "report's test transform": reading})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([(setting, measured, *report.get(setting, (float("nan"), "")))
+                         for setting, measured in fs.settings().items()],
+                        columns=["setting (recipe normalize)", f"reference runs, {fs.ref.folder} (%)", "report (%)",
+                                 "report's test transform"])

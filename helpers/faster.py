@@ -6,11 +6,10 @@ on the test set, which it scores once, at the end. Both experiments run over the
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from .config import Config
-from .plots import draw_mean_band
+from .plots import draw_mean_band, stack_column
 from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, is_comparable, judged, report_side,
                       seed_columns)
 from .stats import Verdict, spread
@@ -65,12 +64,11 @@ def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
     fig = axes[0].figure
     curves = (("report protocol (test)", reference, "tab:green"), ("fast (validation)", fast, "tab:red"))
     for label, runs, color in curves:
-        runs = _as_list(runs)
-        n = min(len(r.history) for r in runs)
-        ys = np.array([r.history["test_acc"].to_numpy()[:n] for r in runs])
-        minutes = np.mean([r.history["seconds"].cumsum().to_numpy()[:n] / 60 for r in runs], axis=0)
-        name = label if len(runs) == 1 else f"{label}, mean of {len(runs)}"
-        draw_mean_band(axes[0], runs[0].history["epoch"].to_numpy()[:n], ys, color, name, marker=".")
+        histories = [r.history for r in _as_list(runs)]
+        epochs, ys = stack_column(histories, "test_acc")
+        minutes = stack_column(histories, "seconds")[1].cumsum(axis=1).mean(axis=0) / 60
+        name = label if len(histories) == 1 else f"{label}, mean of {len(histories)}"
+        draw_mean_band(axes[0], epochs, ys, color, name, marker=".")
         draw_mean_band(axes[1], minutes, ys, color, name, marker=".")
     for ax, xlabel in zip(axes, ("epoch", "minutes of training (this machine)")):
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"report's best, {target:.2f}%")

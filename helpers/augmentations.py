@@ -46,7 +46,9 @@ def recipe_verdicts(table: pd.DataFrame, ref: Reference = NO_REFERENCE) -> list[
     pairs = [(r, "none") for r in others] + [(a, b) for a, b in zip(report.index, report.index[1:]) if b != "none"]
 
     def claim(a, b):
+        """Return 'a beats b', with the report's difference where it has both."""
         said = f" (report: {report[a] - report[b]:+.2f} points)" if a in report and b in report else ""
         return f"{a} beats {b}{said}"
+
     gaps = [(f"{r} narrows the train–test gap", r, t.loc[r, GAP], "none", t.loc["none", GAP]) for r in others]
     return judged([(claim(a, b), a, t.loc[a, FINAL], b, t.loc[b, FINAL]) for a, b in pairs] + gaps, ref)

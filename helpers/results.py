@@ -139,6 +139,7 @@ def seed_columns(table: pd.DataFrame, runs: dict, label: str, value=lambda r: r.
 def style_table(df: pd.DataFrame, precision: int = 2):
     """Return the table styled for display: fixed decimals, spreads as 'mean ± sd (n=k)', missing values as —."""
     def cell(x):
+        """Return one cell as text."""
         return (x.format(precision, unit="") if isinstance(x, Spread) else f"{x:.{precision}f}" if isinstance(x, float)
                 else str(x))
     return df.style.format(cell, na_rep="—").hide(axis="index")

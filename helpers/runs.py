@@ -372,7 +372,8 @@ class Run:
         return model.to(device).eval()
 
     def __repr__(self):
-        return (f"Run({self.id}: {self.experiment}, epochs={self.config['epochs']}, seed={self.config['seed']}, "
+        c = self.config
+        return (f"Run({self.id}: recipe={c['recipe']}, epochs={c['epochs']}, lr={c['lr']}, "
                 f"final {self.final_acc:.2f}%, best {self.best_acc:.2f}%)")
 
 
@@ -393,9 +394,9 @@ def load_run(path: Path) -> Run:
     return Run(path, read_json(path / RECORD), history)
 
 
-RECORD_COLUMNS = ["run_id", "experiment", "profile", "recipe", "lr", "seed", "epochs", "train_images", "eval_set",
-                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "device", "commit",
-                  "date", "folder"]
+RECORD_COLUMNS = ["run_id", "recipe", "experiment", "profile", "lr", "seed", "epochs", "train_images", "eval_set",
+                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "data_source", "data", "device",
+                  "commit", "date", "folder"]
 
 
 def records(folder=None) -> pd.DataFrame:
@@ -405,7 +406,8 @@ def records(folder=None) -> pd.DataFrame:
         r = read_json(path)
         c, res, env = r["config"], r["results"], r["env"]
         rows.append({**{k: c[k] for k in ("profile", "recipe", "lr", "seed", "epochs")}, **res, "run_id": r["run_id"],
-                     "experiment": r["experiment"], "device": env.get("device_name") or env.get("device"),
+                     "experiment": r["experiment"], "data": r["data"].get("fingerprint", r["data"]["source"]),
+                     "device": env.get("device_name") or env.get("device"),
                      "commit": env.get("git_commit"), "date": (env.get("finished") or "")[:10], "folder": path.parent.name})
     return pd.DataFrame(rows, columns=RECORD_COLUMNS)
 

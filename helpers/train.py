@@ -202,7 +202,7 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
         store.remove_run(path)
     if store.is_complete(path):
         return _note_use(store.load_run(path))
-    with store.RunLock(path, timeout=store.lock_wait_s()):
+    with store.run_lock(path, timeout=store.lock_wait_s()):
         if store.is_complete(path):  # another process finished it while this one waited for the lock
             return _note_use(store.load_run(path))
         store.remove_leftovers(path)

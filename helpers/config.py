@@ -215,7 +215,8 @@ NAMED_FIELDS = ("lr", "stem", "schedule", "label_smoothing", "nesterov", "moment
 def experiment_name(cfg: Config) -> str:
     """Return the experiment's name: the recipe, then what the run sets apart from its profile's defaults for it."""
     own = make_config(cfg.profile, recipe=cfg.recipe, data_dir="synthetic")
-    return ", ".join([cfg.recipe] + [f"{k} {getattr(cfg, k)}" for k in NAMED_FIELDS if getattr(cfg, k) != getattr(own, k)])
+    return ", ".join([cfg.recipe] + [f"{k} {getattr(cfg, k)}" for k in NAMED_FIELDS
+                                     if getattr(cfg, k) != getattr(own, k)])
 
 
 def scaled_report_epochs(cfg: Config) -> dict:

@@ -190,7 +190,7 @@ _HEADER = len(CHECKPOINT_MAGIC) + 65
 
 
 def map_state(obj, leaf):
-    """Return `obj` rebuilt with `leaf` applied to all but its dicts, lists and tuples (a state_dict's versions kept)."""
+    """Return `obj` rebuilt with `leaf` applied to all but its dicts, lists and tuples (state_dict versions kept)."""
     if isinstance(obj, dict):
         out = (type(obj) if type(obj) in (dict, collections.OrderedDict) else dict)(
             (k, map_state(v, leaf)) for k, v in obj.items())
@@ -354,8 +354,8 @@ def load_run(path: Path) -> Run:
 
 
 RECORD_COLUMNS = ["run_id", "recipe", "experiment", "profile", "lr", "seed", "epochs", "train_images", "eval_set",
-                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "data_source", "data", "device",
-                  "commit", "date", "folder"]
+                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "data_source", "data",
+                  "device", "commit", "date", "folder"]
 
 
 def records(folder=None) -> pd.DataFrame:
@@ -364,10 +364,10 @@ def records(folder=None) -> pd.DataFrame:
     for path in sorted(runs_root(folder).glob(f"*/{RECORD}")):
         r = read_json(path)
         c, res, env = r["config"], r["results"], r["env"]
-        rows.append({**{k: c[k] for k in ("profile", "recipe", "lr", "seed", "epochs")}, **res, "run_id": r["run_id"],
-                     "experiment": r["experiment"], "data": r["data"].get("fingerprint", r["data"]["source"]),
-                     "device": env.get("device_name") or env.get("device"),
-                     "commit": env.get("git_commit"), "date": (env.get("finished") or "")[:10], "folder": path.parent.name})
+        rows.append({**c, **res, "run_id": r["run_id"], "experiment": r["experiment"],
+                     "data": r["data"].get("fingerprint", r["data"]["source"]), "folder": path.parent.name,
+                     "device": env.get("device_name") or env.get("device"), "commit": env.get("git_commit"),
+                     "date": (env.get("finished") or "")[:10]})
     return pd.DataFrame(rows, columns=RECORD_COLUMNS)
 
 

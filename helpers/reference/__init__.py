@@ -56,7 +56,11 @@ def reference_matches(profile: str, experiment: str, raw: bool = False, root=Non
     runs = records(Path(root or REFERENCE_DIR) / str(profile))  # an absent folder has no runs
     prefix = "raw_" if raw else ""
     runs = runs.assign(score=runs[f"{prefix}final_test_acc"], best=runs[f"{prefix}best_test_acc"])
-    return runs[(runs["experiment"] == experiment) & runs["score"].notna()]
+    runs = runs[(runs["experiment"] == experiment) & runs["score"].notna()]
+    if runs["data"].nunique() > 1:  # never pooled
+        raise ValueError(f"reference {profile!r}: experiment {experiment!r} has runs on different data (folders "
+                         f"{', '.join(runs['folder'])}); keep one data set in {shown(Path(root or REFERENCE_DIR))}")
+    return runs
 
 
 def run_command(config: dict) -> str:
@@ -76,7 +80,8 @@ def run_command(config: dict) -> str:
         text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() if isinstance(
             value, bool) else value
         args.append(f"--{name.replace('_', '-')} {text}")
-    return "python -m helpers.cli train " + " ".join(args + [f"--seed {config['seed']}"])
+    device = [f"--device {config['device']}"] if config.get("device") not in (None, "auto", "cpu") else []
+    return "python -m helpers.cli train " + " ".join(args + [f"--seed {config['seed']}"] + device)
 
 
 def folder_name(record: dict) -> str:

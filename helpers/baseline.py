@@ -66,15 +66,13 @@ def per_class_note(metrics: dict) -> Markdown:
 
 def checkpoints_table(run, cfg: Config) -> pd.DataFrame:
     """Return the report's CAM epochs, this profile's stand-in epochs and whether their weights are stored."""
-    rows = []
+    acc, rows = run.history.set_index("epoch")["test_acc"], []
     for report_epoch, epoch in scaled_report_epochs(cfg).items():
         try:
-            path = run.checkpoint_path(epoch)
-            stored, where = True, path.name
+            file = run.checkpoint_path(epoch).name
         except ValueError:
-            stored, where = False, ""
-        acc = run.history.loc[run.history["epoch"] == epoch, "test_acc"]
+            file = ""
         rows.append({"report's epoch": report_epoch, "this profile's epoch": epoch,
-                     "test acc at that epoch (%)": float(acc.iloc[0]) if len(acc) else float("nan"),
-                     "weights stored": stored, "file": where})
+                     "test acc at that epoch (%)": float(acc.get(epoch, float("nan"))), "weights stored": bool(file),
+                     "file": file})
     return pd.DataFrame(rows)

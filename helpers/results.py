@@ -128,12 +128,9 @@ def column_spread(runs, column: str) -> Spread:
 def seed_columns(table: pd.DataFrame, runs: dict, label: str, value=lambda r: r.final_acc,
                  name: str = "seed {seed} (%)") -> pd.DataFrame:
     """Return the table with one column per seed holding each seed's value, rows matched on `label`."""
-    seeds = sorted({r.config.get("seed") for rs in runs.values() for r in _as_list(rs)})
-    out = table.copy()
-    for s in seeds:
-        out[name.format(seed=s)] = [next((value(r) for r in _as_list(runs.get(k, [])) if r.config.get("seed") == s),
-                                         math.nan) for k in out[label]]
-    return out
+    values = pd.DataFrame([(k, r.config.get("seed"), value(r)) for k, rs in runs.items() for r in _as_list(rs)],
+                          columns=[label, "seed", "value"]).pivot(index=label, columns="seed", values="value")
+    return table.join(values.rename(columns=lambda s: name.format(seed=s)), on=label)
 
 
 def style_table(df: pd.DataFrame, precision: int = 2):

@@ -2,30 +2,29 @@
 
 Notebooks import this one module (`import helpers as h`) and call the names below.
 """
-from .config import (PROFILES, PROFILE_SEEDS, Config, ConfigError, make_config, resolve_profile, scaled_report_epochs,
-                     seed_list, with_seeds)
+from .config import (PROFILES, PROFILE_SEEDS, Config, ConfigError, experiment_name, make_config, resolve_profile,
+                     scaled_report_epochs, seed_list, with_seeds)
 from .data import CLASSES, Cifar10, DataError, channel_stats, check_data, load_cifar10
 from .models import build_model, stage_shapes
 from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, get_recipe
-from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
+from .runs import CorruptRunError, Run, load_run, records, runs_root
 from .train import evaluate, resolve_device, train_run
 from .sweep import SweepError, train_many
 from .stats import Comparison, Spread, Verdict, compare, pooled_sd, spread, verdict_frame, verdict_markdown
-from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)
 from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Reference, column_spread, comparability,
                       final_spread, group_runs, is_comparable, judge, profile_note, reference_folder, reference_sd,
-                      rule_note, run_note, runs_table, seed_columns, style_table, variant, verdict)
-from .baseline import accuracy_note, accuracy_table, checkpoints_table, per_class_note, stage_note, stage_table
-from .augmentations import recipe_findings, recipe_forms, recipe_table
+                      run_note, runs_table, seed_columns, style_table, variant, verdict_note)
+from .baseline import accuracy_table, baseline_verdicts, checkpoints_table, per_class_note, stage_note, stage_table
+from .augmentations import recipe_forms, recipe_table, recipe_verdicts
 from .normalization import (FullScale, NormalizationStudy, channel_stats_note, channel_stats_table, evaluation_table,
-                            full_scale_conclusion, full_scale_table, input_ranges, normalization_conclusion,
-                            normalization_table,
-                            other_eval_history, scored, scored_spread)
+                            full_scale_table, full_scale_verdicts, input_ranges, normalization_table,
+                            normalization_verdicts,
+                            raw_history, scored, scored_spread)
 from .normalization import experiments as normalization_experiments
-from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusion, speed_table
+from .faster import REPORT_BEST, default_validation, plot_speed, speed_table, speed_verdicts
 
 # Notebook 04's CAM names: h.cam_grid, h.compute_cams, ... (and the module, h.cam). They load helpers.cam,
 # and with it pytorch-grad-cam, on first use, so other notebooks and `python -m helpers.cam` don't pay for it.

@@ -1,11 +1,6 @@
-"""The report's figures as data, and the general helpers every notebook's tables and rendered text use.
-
-Every sentence with a number that a notebook shows is rendered from measured values, so no number in
-the prose is typed by hand. This module holds what all notebooks share: the report's figures, the
-profile and run notes, runs grouped by experiment with their spread across seeds, the reference
-spread that judges single-seed differences, and table styling. Each notebook's own tables and
-conclusions live beside the rest of its logic (baseline, augmentations, normalization, faster).
-"""
+"""What every notebook shares: the report's figures, profile and run notes, runs grouped by experiment with their spread
+across seeds, the reference spread that judges single-seed differences, the note under each verdict table, and table
+styling. Every number a notebook shows is rendered from measured values or from the report's figures below."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +11,9 @@ from IPython.display import Markdown
 
 from .config import Config, ConfigError
 from .recipes import CIFAR10_MEAN, CIFAR10_STD
-from .reference import ReferenceMissingError, reference_spread
-from .stats import RULE, RULE_REFERENCE, Comparison, Spread, compare, pooled_df, pooled_sd, spread
+from .project import project_root
+from .runs import records
+from .stats import RULE, RULE_REFERENCE, Comparison, Spread, Verdict, compare, pooled_df, pooled_sd, spread
 
 # ---- the report's figures ---------------------------------------------------------------------
 
@@ -36,7 +32,6 @@ REPORT_NORMALIZE = {
 # ≈30% fits its loader as written (ToTensor). The 76.37% could be either, so it sits beside both lr-0.5 settings.
 REPORT_READING = {"collapse": "not shown; our reading: ToTensor", "fix": "not stated"}
 REPORT_MEAN, REPORT_STD = CIFAR10_MEAN, CIFAR10_STD
-REPORT_CAM_EPOCHS = (30, 50, 60)
 # Its training progress bar: 391 batches per epoch over the 50,000 training images.
 REPORT_STEPS_PER_EPOCH = 391
 # Its normalization log prints each epoch's bar and training loss, then that epoch's test accuracy; the excerpt
@@ -46,13 +41,6 @@ REPORT_NORMALIZE_LOG_EPOCHS = {"log_test_acc": (51, 52, 53), "log_train_loss": (
 REPORT_SHORT_TRAINING = {"epochs": (30, 50), "test_acc": (50.0, 70.0)}
 # Its CAM code: test_dataset.data[23], ClassifierOutputTarget(0), target_layers=[layer4]; its text names a cat.
 REPORT_CAM = {"image_index": 23, "target_class": 0, "layer": "layer4", "text_class": "cat"}
-
-
-def pct(x) -> str:
-    """Return an accuracy as text with two decimals and a % sign ("n/a" for a missing value)."""
-    if isinstance(x, Spread):
-        return x.format()
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}%"
 
 
 def md(text: str) -> Markdown:
@@ -80,14 +68,11 @@ def is_comparable(cfg: Config) -> bool:
 def comparability(cfg: Config) -> str:
     """Return one sentence saying whether this profile's figures compare with the report's, and why."""
     if is_comparable(cfg):
-        return ("**Comparable with the report**: this is its protocol, so the figures can be set against "
-                "the report's directly (up to seed-to-seed variation).")
-    if cfg.profile == "full":
-        return ("**Not comparable with the report**: the `full` profile was overridden (epochs, subset, "
-                "batch size or data differ from the report's protocol).")
-    return (f"**Not comparable with the report**: profile `{cfg.profile}` trains on less data for fewer "
-            "epochs; the report's figures are quoted for orientation, and only the direction of each effect "
-            "can be checked. Only profile `full` reproduces the report's protocol.")
+        return "**Comparable with the report**: this is its protocol (up to seed-to-seed variation)."
+    why = ("the `full` profile was overridden (epochs, subset, batch size or data)" if cfg.profile == "full" else
+           f"profile `{cfg.profile}` trains on less data for fewer epochs")
+    return (f"**Not comparable with the report**: {why}; set against the report's figures, only the direction of an "
+            "effect can be checked. Only profile `full` reproduces the report's protocol.")
 
 
 def profile_note(cfg: Config, seeds: int | None = None) -> Markdown:
@@ -98,23 +83,16 @@ def profile_note(cfg: Config, seeds: int | None = None) -> Markdown:
             f"{cfg.epochs} epochs, LR ×{cfg.gamma} after epoch {cfg.step_size}")
     from .train import resolve_device
     device = f"device `{cfg.device}` ({resolve_device(cfg.device).type})"
-    runs = ""
-    if seeds is not None:
-        runs = (f"; {seeds} run{'s' if seeds != 1 else ''} per experiment (seed"
-                f"{'s' if seeds != 1 else ''} {', '.join(map(str, range(cfg.seed, cfg.seed + seeds)))})")
+    runs = "" if seeds is None else f"; {seeds} run(s) per experiment, seeds {cfg.seed} to {cfg.seed + seeds - 1}"
     return md(f"Profile **`{cfg.profile}`**: {data}; {size}, {device}{runs}.  \n{comparability(cfg)}")
 
 
 def run_note(run) -> Markdown:
     """Return a line naming a run, where it is stored, and how long its training took."""
-    minutes = run.history["seconds"].sum() / 60
-    env = run.env
-    threads = env.get("threads", "?")
-    threads = f"{threads} thread{'' if threads == 1 else 's'}"
-    return md(f"Run `{run.id}` (recipe `{run.config['recipe']}`"
-              f"{', test without normalization' if run.config.get('mismatch') else ''}, lr {run.config['lr']}, "
-              f"seed {run.config.get('seed', '?')}): {len(run.history)} epochs, trained in {minutes:.1f} min on "
-              f"{env.get('device', '?')} ({threads}), finished {env.get('finished', '?')}; stored in `{run.path}`.")
+    env, c = run.env, run.config
+    return md(f"Run `{run.id}` (recipe `{c['recipe']}`, lr {c['lr']}, seed {c.get('seed', '?')}): {len(run.history)} "
+              f"epochs, trained in {run.history['seconds'].sum() / 60:.1f} min on {env.get('device', '?')} "
+              f"({env.get('threads', '?')} threads), finished {env.get('finished', '?')}; stored in `{run.path}`.")
 
 
 def _as_list(runs) -> list:
@@ -129,11 +107,11 @@ def runs_table(runs: dict) -> pd.DataFrame:
                          for label, rs in runs.items() for r in _as_list(rs)])
 
 
-def group_runs(runs, key: str = "recipe") -> dict:
-    """Return {config[key]: [runs in the given order]}: the seeds of each experiment together."""
+def group_runs(runs) -> dict:
+    """Return {recipe: [runs in the given order]}: the seeds of each experiment together."""
     out: dict = {}
     for r in runs:
-        out.setdefault(r.config[key], []).append(r)
+        out.setdefault(r.config["recipe"], []).append(r)
     return out
 
 
@@ -142,35 +120,26 @@ def final_spread(runs) -> Spread:
     return spread(r.final_acc for r in _as_list(runs))
 
 
-def column_spread(runs, column: str, at: int = -1) -> Spread:
-    """Return the Spread across runs of one history column at one row (default: the last epoch)."""
-    return spread(float(r.history[column].iloc[at]) for r in _as_list(runs))
+def column_spread(runs, column: str) -> Spread:
+    """Return the Spread across runs of one history column at the last epoch."""
+    return spread(float(r.history[column].iloc[-1]) for r in _as_list(runs))
 
 
 def seed_columns(table: pd.DataFrame, runs: dict, label: str, value=lambda r: r.final_acc,
                  name: str = "seed {seed} (%)") -> pd.DataFrame:
     """Return the table with one column per seed holding each seed's value, rows matched on `label`."""
-    seeds = sorted({r.config.get("seed") for rs in runs.values() for r in _as_list(rs)})
-    out = table.copy()
-    for s in seeds:
-        out[name.format(seed=s)] = [next((value(r) for r in _as_list(runs.get(k, [])) if r.config.get("seed") == s),
-                                         math.nan) for k in out[label]]
-    return out
-
-
-def _cell(x, precision: int) -> str:
-    if isinstance(x, Spread):
-        return x.format(precision, unit="")
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.{precision}f}"
-    return str(x)
+    values = pd.DataFrame([(k, r.config.get("seed"), value(r)) for k, rs in runs.items() for r in _as_list(rs)],
+                          columns=[label, "seed", "value"]).pivot(index=label, columns="seed", values="value")
+    return table.join(values.rename(columns=lambda s: name.format(seed=s)), on=label)
 
 
 def style_table(df: pd.DataFrame, precision: int = 2):
     """Return the table styled for display: fixed decimals, spreads as 'mean ± sd (n=k)', missing values as —."""
-    return df.style.format(lambda x: _cell(x, precision)).hide(axis="index")
+    def cell(x):
+        """Return one cell as text."""
+        return (x.format(precision, unit="") if isinstance(x, Spread) else f"{x:.{precision}f}" if isinstance(x, float)
+                else str(x))
+    return df.style.format(cell, na_rep="—").hide(axis="index")
 
 
 # ---- the reference runs' spread, which judges single-seed differences ---------------------------
@@ -180,17 +149,15 @@ def reference_folder(profile: str) -> str:
     return f"report/reference/{profile}/"
 
 
-def stored_spread(profile: str, recipe: str, lr: float, mismatch: bool = False) -> Spread:
-    """Return the reference runs' Spread for one experiment (empty when the profile has no reference folder)."""
-    try:
-        return reference_spread(profile, recipe=recipe, lr=lr, mismatch=mismatch)
-    except ReferenceMissingError:
-        return Spread(())
+def stored_spread(profile: str, experiment: str, raw: bool = False) -> Spread:
+    """Return the reference runs' Spread of one experiment's final test accuracy, with Normalize or (raw) without."""
+    runs = records(project_root() / reference_folder(profile))
+    return spread(runs.loc[runs["experiment"] == experiment, "raw_final_test_acc" if raw else "final_test_acc"].dropna())
 
 
 # A profile whose reference has no experiment with two seeds borrows the spread measured at a smaller scale: the
 # quick profile trains on 3,000 images and is assumed to vary at least as much from seed to seed as the full one,
-# so the borrowed spread is the stricter one. Stated wherever it is used (rule_note).
+# so the borrowed spread is the stricter one. Stated wherever it is used (verdict_note).
 BORROWED_SPREAD = {"full": "quick"}
 
 
@@ -230,9 +197,10 @@ class Reference:
 
 
 def reference_sd(profile: str, experiments) -> Reference:
-    """Return the pooled sd of the (recipe, lr, mismatch) experiments in the profile's reference runs, else borrowed."""
+    """Return the pooled sd of the named experiments in the profile's reference runs (both test transforms of a
+    normalizing one), else the sd borrowed from BORROWED_SPREAD's profile."""
     experiments = list(experiments)
-    spreads = [stored_spread(profile, r, lr, m) for r, lr, m in experiments]
+    spreads = [stored_spread(profile, name, raw) for name in experiments for raw in (False, True)]
     own = Reference(profile, pooled_sd(spreads), sum(1 for s in spreads if s.n >= 2), dof=pooled_df(spreads))
     if own.measured or profile not in BORROWED_SPREAD:
         return own
@@ -248,30 +216,24 @@ def judge(a, b, ref: Reference = NO_REFERENCE) -> Comparison:
     return compare(a, b, ref.sd if ref.measured else None, ref.df)
 
 
-def rule_note(comparisons, ref: Reference = NO_REFERENCE) -> str:
-    """Return the rule the verdicts used: Welch, plus the reference rule (naming its folder) where it applied."""
-    comparisons = list(comparisons)
+def judged(claims, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return a Verdict per (claim, A's label, A's Spread, B's label, B's Spread) whose two sides both hold a value."""
+    return [Verdict(claim, a, b, judge(x, y, ref)) for claim, a, x, b, y in claims if x.n and y.n]
+
+
+def report_side(figure: float, comparable: bool = True) -> Spread:
+    """Return one of the report's figures as a one-run side; empty (so left out) where the runs are at another scale."""
+    return spread([figure] if comparable else [])
+
+
+def verdict_note(verdicts, ref: Reference = NO_REFERENCE, cfg: Config | None = None) -> Markdown:
+    """Return the sentences under a verdict table: the rule, the reference runs it used, whether the runs compare."""
     text = f"*Rule*: {RULE}."
-    if any(c.basis != "welch" for c in comparisons):
-        if ref.measured:
-            text += (f" Otherwise, {RULE_REFERENCE} (`{ref.sd_folder}`: pooled seed-to-seed sd {ref.sd:.2f} points "
-                     f"over {ref.experiments} experiment{'s' if ref.experiments != 1 else ''}, {ref.df} degree"
-                     f"{'s' if ref.df != 1 else ''} of freedom).")
+    if any(v.comparison.basis != "welch" for v in verdicts):
+        text += (f" With one seed a side, {RULE_REFERENCE}: `{ref.sd_folder}`, pooled over {ref.experiments} "
+                 "experiment(s)." if ref.measured else
+                 f" `{ref.folder}` has no experiment here with two seeds, so a side with one seed is **not judged**.")
         if ref.borrowed:
-            text += (f" `{ref.folder}` has no experiment here with two seeds, so that spread of the "
-                     f"{ref.measured_in} profile stands in: an assumption, that runs at the {ref.profile} profile's "
-                     f"scale vary from seed to seed no more than at the {ref.measured_in} profile's smaller one.")
-        elif not ref.measured:
-            text += (f" Otherwise, {RULE_REFERENCE}; `{ref.folder}` has no experiment here with two seeds or more, "
-                     "so such a difference is **not judged**.")
-    return text
-
-
-def verdict(c: Comparison, a: str, b: str, digits: int = 2) -> str:
-    """Return the verdict as a phrase: 'A **differs** from B (p = 0.012; n = 3 and 1): +2.31 points, higher (...)'."""
-    if not c.judged:
-        return f"{a} against {b}: {c.describe(digits)}, **not judged**"
-    if c.resolved:
-        return (f"{a} **differs** from {b} ({c.p_text}; {c.n_text}): {c.diff:+.{digits}f} points, {c.verdict} "
-                f"({c.t_text})")
-    return f"{a} is **consistent with** {b} ({c.p_text}; {c.n_text}): {c.diff:+.{digits}f} points ({c.t_text})"
+            text += (f" `{ref.folder}` has none with two seeds; the {ref.measured_in} profile's smaller runs stand in, "
+                     "assumed to vary from seed to seed at least as much.")
+    return md(text + (f"  \n{comparability(cfg)}" if cfg is not None else ""))

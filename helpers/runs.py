@@ -1,22 +1,24 @@
-"""The run store: runs/<id>/ holds a run's config, history, metrics, environment and checkpoints.
+"""The run store: runs/<id>/ holds a run's history, checkpoints and, once finished, its record.json.
 
-The id hashes the run's config and data identity, so the same experiment is found again instead
-of being retrained, from any notebook. Every write is atomic (a temporary file, then a rename); every
-checkpoint carries its SHA-256 in its own header, and one that does not match is reported, never used.
-One flock per run folder says which process trains it.
+The id hashes what changes training and the data, so the same run is found again instead of being retrained.
+record.json, written last, names the experiment and holds the results and the environment. Every write is atomic;
+every checkpoint carries its SHA-256 in its header and is never used when it does not match. One flock per run
+folder says which process trains it.
 """
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import contextlib
 import copy
 import errno
+import fcntl
 import hashlib
 import io
 import json
 import os
 import pickle
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,8 @@ import pandas as pd
 import torch
 
 from .data import project_root
-from .runlock import LOCK_WAIT_ENV, RunLock, RunLockedError, lock_wait_s, wait_unlocked  # noqa: F401 - the store's lock
+
+RECORD = "record.json"  # a finished run's one file of results, written last
 
 
 class CorruptRunError(RuntimeError):
@@ -36,19 +39,11 @@ class StoreFullError(RuntimeError):
     """The disk that holds the run store is full: the run stopped, and resumes once space is freed."""
 
 
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def full_error(run_folder: Path, err: OSError) -> StoreFullError:
     """Return the one error a full disk gives: the run store, its free space, and how to go on."""
     root = Path(run_folder).parent
     try:
-        free = _size(shutil.disk_usage(root).free) + " free"
+        free = f"{shutil.disk_usage(root).free / 1e9:.2f} GB free"
     except OSError:
         free = "free space unknown"
     return StoreFullError(f"the run store {root} is full ({free} on its disk): run {Path(run_folder).name} stopped "
@@ -70,6 +65,62 @@ def run_id(config_identity: dict, data_identity: dict) -> str:
     """Return the 12-hex-digit id of a run: a hash of its config and its data."""
     blob = json.dumps({"config": config_identity, "data": data_identity}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ---- the lock: which process trains a run ---------------------------------------------------------
+
+class RunLockedError(RuntimeError):
+    """Another live process is training this run."""
+
+
+LOCK_WAIT_ENV = "RUN_LOCK_WAIT"  # seconds train_run waits for a run another process holds (default 0: it fails)
+
+
+def lock_wait_s() -> float:
+    """Return $RUN_LOCK_WAIT as seconds (0 when unset): how long train_run waits for another process's run."""
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    try:
+        value = float(text or 0)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"parameter '{LOCK_WAIT_ENV}' (environment) = {text!r} is invalid; valid: seconds, >= 0")
+    return value
+
+
+@contextlib.contextmanager
+def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
+    """Hold the exclusive lock on a run folder (fcntl.flock on `<run>/lock`), waited for up to `timeout` seconds.
+
+    The kernel drops the lock when the holding process ends, however it ends: there is no stale lock to detect.
+    The file stays (deleting it would let two processes lock two different files); it names the holder's pid.
+    """
+    file = Path(path) / "lock"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    waited = f" after waiting {timeout:g} s" if timeout else ""
+                    raise RunLockedError(f"{file.parent} is being trained by another process{waited}; "
+                                         f"wait for it, or stop it (set {LOCK_WAIT_ENV}=seconds to wait)") from None
+                time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the flock
+
+
+def wait_unlocked(path: Path, timeout: float):
+    """Return once no process holds run folder `path`'s lock; raise RunLockedError after `timeout` seconds."""
+    with run_lock(path, timeout=timeout, poll_s=1.0):
+        pass
 
 
 # ---- atomic files ---------------------------------------------------------------------------
@@ -138,29 +189,34 @@ CHECKPOINT_MAGIC = b"RUNCKPT1 sha256="
 _HEADER = len(CHECKPOINT_MAGIC) + 65
 
 
-def plain_state(obj):
-    """Return `obj` with numpy scalars and arrays, tuples and other containers made tensors and plain types."""
-    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
+def map_state(obj, leaf):
+    """Return `obj` rebuilt with `leaf` applied to all but its dicts, lists and tuples (state_dict versions kept)."""
     if isinstance(obj, dict):
         out = (type(obj) if type(obj) in (dict, collections.OrderedDict) else dict)(
-            (k, plain_state(v)) for k, v in obj.items())
+            (k, map_state(v, leaf)) for k, v in obj.items())
         if hasattr(obj, "_metadata"):  # a module state_dict's versions, used by load_state_dict
-            out._metadata = obj._metadata
+            out._metadata = copy.deepcopy(obj._metadata)
         return out
     if isinstance(obj, (list, tuple)):
-        return type(obj)(plain_state(v) for v in obj) if type(obj) in (list, tuple) else [plain_state(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "shape", None) == ():  # a numpy scalar
-        return obj.item()
-    if hasattr(obj, "__array__"):
-        return torch.as_tensor(obj)
-    raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(obj).__name__}")
+        return (type(obj) if type(obj) in (list, tuple) else list)(map_state(v, leaf) for v in obj)
+    return leaf(obj)
+
+
+def _plain(x):
+    """Return a leaf as a tensor or a plain type (numpy scalars and arrays converted), or raise TypeError."""
+    if x is None or isinstance(x, (torch.Tensor, bool, int, float, str)):
+        return x
+    if hasattr(x, "item") and getattr(x, "shape", None) == ():  # a numpy scalar
+        return x.item()
+    if hasattr(x, "__array__"):
+        return torch.as_tensor(x)
+    raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(x).__name__}")
 
 
 def checkpoint_bytes(obj: dict) -> bytes:
     """Return the bytes of a checkpoint file: the header with the SHA-256 of torch.save's bytes, then those bytes."""
     buf = io.BytesIO()
-    torch.save(plain_state(obj), buf)
+    torch.save(map_state(obj, _plain), buf)
     data = buf.getvalue()
     return CHECKPOINT_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data
 
@@ -168,38 +224,23 @@ def checkpoint_bytes(obj: dict) -> bytes:
 def save_checkpoint(obj: dict, path: Path):
     """Write `obj` (tensors and plain types) as a checkpoint file, its checksum inside, in one atomic rename."""
     atomic_write_bytes(path, checkpoint_bytes(obj), pause=True)
-    Path(f"{path}.sha256").unlink(missing_ok=True)  # an older format's sidecar, now stale
 
 
 def cpu_snapshot(obj):
-    """Return a deep copy of `obj` whose tensors are CPU copies, safe to save while training goes on.
+    """Return a deep copy of `obj` whose tensors are CPU copies (CUDA ones via pinned memory, synchronised once),
+    safe to save while training goes on."""
+    cuda = set()
 
-    CUDA tensors are copied into pinned memory without blocking, then synchronised once.
-    """
-    cuda = []
+    def copy_leaf(x):
+        if not isinstance(x, torch.Tensor):
+            return copy.deepcopy(x)
+        if x.device.type != "cuda":
+            return x.detach().clone()
+        cuda.add(x.device)
+        return torch.empty(x.shape, dtype=x.dtype, pin_memory=True).copy_(x.detach(), non_blocking=True)
 
-    def copy_tensor(t: torch.Tensor) -> torch.Tensor:
-        t = t.detach()
-        if t.device.type == "cuda":
-            out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
-            cuda.append(t.device)
-            return out
-        return t.clone()
-
-    def walk(o):
-        if isinstance(o, torch.Tensor):
-            return copy_tensor(o)
-        if isinstance(o, dict):
-            out = type(o)((k, walk(v)) for k, v in o.items())
-            if hasattr(o, "_metadata"):  # a module state_dict's versions, used by load_state_dict
-                out._metadata = copy.deepcopy(o._metadata)
-            return out
-        if isinstance(o, (list, tuple)):
-            return type(o)(walk(v) for v in o)
-        return copy.deepcopy(o)
-
-    out = walk(obj)
-    for device in set(cuda):
+    out = map_state(obj, copy_leaf)
+    for device in cuda:
         torch.cuda.synchronize(device)
     return out
 
@@ -207,33 +248,21 @@ def cpu_snapshot(obj):
 class CheckpointWriter:
     """Writes checkpoints on a background thread, one epoch's files at a time, in order.
 
-    `submit` snapshots the state to CPU tensors (the only part the training thread waits for, besides
-    the previous epoch's write), then serialises, hashes and writes atomically in the background.
-    The previous write is drained first, so on disk there is always the last or the next-to-last
-    finished epoch: a kill -9 loses at most one epoch. A write error is raised in the training
-    thread at the next `submit` or `drain`, never lost.
+    `submit` snapshots the state to CPU tensors (the only part the training thread waits for, besides the previous
+    epoch's write), then serialises, hashes and writes atomically in the background. The previous write is drained
+    first, so on disk there is always the last or the next-to-last finished epoch: a kill -9 loses at most one
+    epoch. A write error is raised in the training thread at the next `submit` or `drain`, never lost.
     """
 
-    def __init__(self, background: bool = True):
-        self.background = background
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+    def __init__(self):
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-writer")
+        self._pending: concurrent.futures.Future | None = None
 
     def submit(self, checkpoints: list, files: list = ()):
         """Write [(state, path)] checkpoints, then [(path, bytes)] files, after draining the last write."""
         self.drain()
-        jobs = [(cpu_snapshot(obj), Path(path)) for obj, path in checkpoints]
-        if not self.background:
-            return self._write(jobs, files)
-        self._thread = threading.Thread(target=self._run, args=(jobs, list(files)), name="checkpoint-writer",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, jobs, files):
-        try:
-            self._write(jobs, files)
-        except BaseException as e:  # handed to the training thread by drain()
-            self._error = e
+        self._pending = self._pool.submit(self._write, [(cpu_snapshot(obj), Path(p)) for obj, p in checkpoints],
+                                          list(files))
 
     @staticmethod
     def _write(jobs, files):
@@ -244,26 +273,9 @@ class CheckpointWriter:
 
     def drain(self):
         """Wait for the pending write; raise its error, if any, here."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
-
-
-def _checked_payload(path: Path, data: bytes) -> bytes:
-    """Return torch.save's bytes of a checkpoint file after checking its SHA-256; raise CorruptRunError if it fails."""
-    if data.startswith(CHECKPOINT_MAGIC):
-        expected, payload, where = data[len(CHECKPOINT_MAGIC):_HEADER - 1].decode(errors="replace"), data[_HEADER:], \
-            "its header"
-    else:  # the older format: the SHA-256 in a `<name>.sha256` file beside it
-        sidecar = Path(f"{path}.sha256")
-        expected, payload, where = (sidecar.read_text().strip() if sidecar.exists() else None), data, sidecar.name
-    if expected != hashlib.sha256(payload).hexdigest():
-        raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match {where}); "
-                              "delete it, or rerun with force=True")
-    return payload
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
@@ -271,7 +283,12 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = _checked_payload(path, path.read_bytes())
+    data = path.read_bytes()
+    payload = data[_HEADER:]
+    if data[:len(CHECKPOINT_MAGIC)] != CHECKPOINT_MAGIC or \
+            data[len(CHECKPOINT_MAGIC):_HEADER - 1].decode(errors="replace") != hashlib.sha256(payload).hexdigest():
+        raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match its header); "
+                              "delete it, or rerun with force=True")
     try:
         return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -279,27 +296,22 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
                               f"(torch.load weights_only: {str(e).splitlines()[0]}); rerun with force=True") from None
 
 
-# ---- runs -----------------------------------------------------------------------------------
+# ---- runs ----------------------------------------------------------------------------------
 
 @dataclass
 class Run:
-    """A finished run as stored: config, per-epoch history, metrics and environment."""
-    id: str
+    """A finished run as stored: its record (experiment, config, results, environment) and per-epoch history."""
     path: Path
-    config: dict
+    record: dict
     history: pd.DataFrame
-    metrics: dict
-    env: dict
 
-    @property
-    def final_acc(self) -> float:
-        """Return the last epoch's test accuracy (percent)."""
-        return float(self.metrics["final_test_acc"])
-
-    @property
-    def best_acc(self) -> float:
-        """Return the best epoch's test accuracy (percent)."""
-        return float(self.metrics["best_test_acc"])
+    id = property(lambda self: self.record["run_id"], doc="The run id (the folder's name in a run store).")
+    experiment = property(lambda self: self.record["experiment"], doc="The experiment's name (config.experiment_name).")
+    config = property(lambda self: self.record["config"], doc="The run's Config as a dict.")
+    metrics = property(lambda self: self.record["results"], doc="The results: final and best accuracy, per class, ...")
+    env = property(lambda self: self.record["env"], doc="Versions, device, threads, commit and finishing time.")
+    final_acc = property(lambda self: float(self.metrics["final_test_acc"]), doc="The last epoch's test accuracy (%).")
+    best_acc = property(lambda self: float(self.metrics["best_test_acc"]), doc="The best epoch's test accuracy (%).")
 
     def checkpoint_path(self, epoch: int | None = None) -> Path:
         """Return the path of the weights at `epoch` (a snapshot epoch; None: the last)."""
@@ -325,8 +337,8 @@ class Run:
 
 
 def is_complete(path: Path) -> bool:
-    """Return whether the run folder holds a finished run (metrics.json is written last)."""
-    return (Path(path) / "metrics.json").exists()
+    """Return whether the run folder holds a finished run (record.json is written last)."""
+    return (Path(path) / RECORD).exists()
 
 
 def load_run(path: Path) -> Run:
@@ -338,26 +350,25 @@ def load_run(path: Path) -> Run:
         history = pd.read_csv(path / "history.csv")
     except Exception as e:
         raise CorruptRunError(f"{path / 'history.csv'}: unreadable ({e}); rerun with force=True") from None
-    return Run(path.name, path, read_json(path / "config.json"), history,
-               read_json(path / "metrics.json"), read_json(path / "env.json"))
+    return Run(path, read_json(path / RECORD), history)
 
 
-def runs_summary(root=None) -> pd.DataFrame:
-    """Return one row per finished run in the store: its config and final/best test accuracy."""
+RECORD_COLUMNS = ["run_id", "recipe", "experiment", "profile", "lr", "seed", "epochs", "train_images", "eval_set",
+                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "data_source", "data",
+                  "device", "commit", "date", "folder"]
+
+
+def records(folder=None) -> pd.DataFrame:
+    """Return one row per finished run in a folder of runs (a run store, or report/reference/<profile>)."""
     rows = []
-    for p in sorted(runs_root(root).glob("*/metrics.json")):
-        try:
-            r = load_run(p.parent)
-        except (CorruptRunError, FileNotFoundError):
-            continue
-        c = r.config
-        rows.append({"run": r.id, "recipe": c["recipe"], "mismatch": c.get("mismatch", False),
-                     "stem": c["stem"], "epochs": c["epochs"], "lr": c["lr"],
-                     "train_size": c["train_size"], "source": r.metrics.get("data_source"),
-                     "final_test_acc": r.final_acc, "best_test_acc": r.best_acc,
-                     "final_train_acc": float(r.history["train_acc"].iloc[-1]),
-                     "minutes": r.history["seconds"].sum() / 60})
-    return pd.DataFrame(rows)
+    for path in sorted(runs_root(folder).glob(f"*/{RECORD}")):
+        r = read_json(path)
+        c, res, env = r["config"], r["results"], r["env"]
+        rows.append({**c, **res, "run_id": r["run_id"], "experiment": r["experiment"],
+                     "data": r["data"].get("fingerprint", r["data"]["source"]), "folder": path.parent.name,
+                     "device": env.get("device_name") or env.get("device"), "commit": env.get("git_commit"),
+                     "date": (env.get("finished") or "")[:10]})
+    return pd.DataFrame(rows, columns=RECORD_COLUMNS)
 
 
 def remove_run(path: Path):

@@ -10,6 +10,6 @@ from .plan import (NOTEBOOK_NAME, ReportError, check_config, check_data, coerce,
 from .execution import (Executed, execute, input_key, read_runs_log, runs_state)
 from .export import (IMAGE_TYPES, REMOVE_CELL_TAG, REMOVE_INPUT_TAG, REMOVE_OUTPUT_TAG, TEMPLATES, clean_outputs,
                      clean_stream, export_pages, make_exporter, notebook_title)
-from .experiments import (PROTOCOL_EXTRAS, RECIPE_LABELS, experiment_name, experiment_rows, report_figure)
+from .experiments import RECIPE_LABELS, experiment_rows, report_figure, row_label
 from .landing import FIGURE_TAG, environment, key_figures, write_landing
 from .build import build_report, main

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import make_config
-from ..runs import atomic_write_bytes, read_json
-from ..reference import ReferenceMissingError, profile_dir, reference_matches, replace_block
+from ..config import experiment_name, make_config
+from ..runs import RECORD, atomic_write_bytes, read_json
+from ..reference import profile_dir, reference_matches, replace_block
 from ..stats import Spread, spread
 from .experiments import format_spread
 
@@ -27,12 +27,10 @@ def marker(name: str) -> tuple[str, str]:
     return f"<!-- course:{name}:start -->", f"<!-- course:{name}:end -->"
 
 
-def _runs(profile: str, recipe: str, lr=None, mismatch: bool = False, root=None) -> pd.DataFrame:
+def _runs(profile: str, recipe: str, lr=None, raw: bool = False, root=None) -> pd.DataFrame:
     """Return one reference experiment's runs with their `score` (none when the profile has no folder)."""
-    try:
-        return reference_matches(profile, recipe=recipe, lr=lr, mismatch=mismatch, root=root)
-    except ReferenceMissingError:
-        return pd.DataFrame(columns=["folder", "score", "best_test_acc", "other_best_test_acc", "mismatch"])
+    cfg = make_config(profile, recipe=recipe, data_dir="synthetic", **({"lr": lr} if lr else {}))
+    return reference_matches(profile, experiment_name(cfg), raw, root)
 
 
 def _histories(recipe: str, lr=None, root=None) -> list[pd.DataFrame]:
@@ -99,7 +97,7 @@ def augmentation_rows(root=None) -> list[dict]:
     for recipe, label in AUGMENTATION:
         full, quick = _runs(FULL, recipe, root=root), _runs(QUICK, recipe, root=root)
         rows.append({"recipe": recipe, "label": label, "report": REPORT_TEST_ACC[recipe],
-                     "full": spread(full["score"]), "full_best": spread(full["best_test_acc"]),
+                     "full": spread(full["score"]), "full_best": spread(full["best"]),
                      "quick": spread(quick["score"])})
     return rows
 
@@ -148,13 +146,13 @@ def normalize_log_block(root=None) -> str:
         lines.append(f"| {epoch} | {f'{loss[epoch]:.4f}' if epoch in loss else '–'} "
                      f"| {_value(at_epoch(hist, 'train_loss', epoch), 4, '')} "
                      f"| {f'{acc[epoch]:.2f}%' if epoch in acc else '–'} "
-                     f"| {_value(at_epoch(hist, 'other_test_acc', epoch))} | {_value(at_epoch(hist, 'test_acc', epoch))} |")
+                     f"| {_value(at_epoch(hist, 'raw_test_acc', epoch))} | {_value(at_epoch(hist, 'test_acc', epoch))} |")
     lines += ["", f"Reference: `report/reference/full/`, normalization, lr 0.1 ({_n_note(hist)}); its second "
               "evaluation runs the same weights on test images without Normalize after every epoch."]
     if hist:
         gaps = [abs(at_epoch(hist, "train_loss", e).mean - v) for e, v in loss.items()]
         window = sorted(set(acc) | set(loss))
-        without = [at_epoch(hist, "other_test_acc", e).mean for e in window]
+        without = [at_epoch(hist, "raw_test_acc", e).mean for e in window]
         with_norm = [at_epoch(hist, "test_acc", e).mean for e in window]
         lines += ["", f"At epochs {min(loss)}–{max(loss)} the reference's training loss is within "
                   f"{max(gaps):.4f} of the report's. At epochs {window[0]}–{window[-1]} its test accuracy is "
@@ -230,9 +228,9 @@ def gap_block(root=None) -> str:
     last = [r["report"] - r["full"].mean for r in rows]
     best = [r["report"] - r["full_best"].mean for r in rows]
     n = sorted({r["full"].n for r in rows})
-    quick = reference_sd(QUICK, [(r["recipe"], 0.1, False) for r in rows])
+    quick = reference_sd(QUICK, [r["recipe"] for r in rows])
     folder = profile_dir(FULL, root)
-    data = sorted({read_json(folder / name / "config.json").get("data_dir", "?")
+    data = sorted({read_json(folder / name / RECORD)["config"].get("data_dir", "?")
                    for r in rows for name in _runs(FULL, r["recipe"], root=root)["folder"]})
     sd = (f"a pooled seed-to-seed sd of {quick.sd:.2f} points at the quick scale ({quick.experiments} experiments "
           f"of `{quick.folder}`)" if quick.measured else "no measured seed-to-seed spread")

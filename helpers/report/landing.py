@@ -9,10 +9,9 @@ import platform
 from pathlib import Path
 
 from ..project import project_commit
-from ..reference import REFERENCE_DIR
-from ..reference.folder import shown
+from ..reference import REFERENCE_DIR, shown
 from .execution import Executed, _now
-from .experiments import FULL_SCALE, experiment_rows, format_spread, older_reference_runs
+from .experiments import FULL_SCALE, experiment_rows, format_spread
 from .export import IMAGE_TYPES, TEMPLATES, _last_heading
 
 FIGURE_TAG = "report-figure"      # a cell whose first image goes onto the landing page
@@ -65,8 +64,7 @@ def judge_rows(rows: list[dict], profile: str) -> list[dict]:
     compared = [r for r in rows if r.get("difference") is not None]
     if not compared:
         return rows
-    ref = reference_sd(profile, dict.fromkeys((r["config"]["recipe"], float(r["config"]["lr"]),
-                                               bool(r["config"].get("mismatch"))) for r in compared))
+    ref = reference_sd(profile, dict.fromkeys(r["name"] for r in compared))
     for r in compared:
         c = judge(r["build"], [r["measured"] - r["difference"]], ref)
         r["verdict"] = (f"not judged ({c.n_text})" if not c.judged else
@@ -83,9 +81,9 @@ def environment(executed: list[Executed]) -> dict:
     devices = set()
     for e in executed:
         for run_path in e.runs:
-            env_file = Path(run_path) / "env.json"
-            if env_file.exists():
-                env = json.loads(env_file.read_text())
+            record = Path(run_path) / "record.json"
+            if record.exists():
+                env = json.loads(record.read_text())["env"]
                 devices.add(f"{env.get('device')} ({env.get('device_name')})")
     here = (f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available()
             else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
@@ -97,10 +95,9 @@ def environment(executed: list[Executed]) -> dict:
 
 
 def reference_info(root=None) -> dict:
-    """Return how the landing page names the full-scale reference: its folder, README, and older runs left out."""
+    """Return how the landing page names the full-scale reference: its folder and whether it exists."""
     folder = Path(root or REFERENCE_DIR) / FULL_SCALE
-    return {"folder": shown(folder), "exists": folder.is_dir(),
-            "older": older_reference_runs(FULL_SCALE, root)}
+    return {"folder": shown(folder), "exists": folder.is_dir()}
 
 
 def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed],

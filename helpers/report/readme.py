@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import make_config
-from ..reference import ReferenceMissingError, reference_matches, replace_block
-from .experiments import evaluations, experiment_name, format_spread, report_figure
+from ..config import experiment_name, make_config
+from ..reference import profile_dir, reference_matches, replace_block
+from ..runs import records
+from .experiments import format_spread, report_figure, row_label
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 # The report's experiments, then the fast recipe: (recipe, lr or None for the profile's own, tested without Normalize)
@@ -18,12 +19,10 @@ EXPERIMENTS = (("none", None, False), ("flip_rotate", None, False), ("crop", Non
 COLUMNS = {"full": "full-scale reference", "quick": "quick reference runs, CPU"}
 
 
-def matches(profile: str, recipe: str, lr, mismatch: bool, root=None) -> pd.DataFrame:
-    """Return a reference profile's runs of one experiment (none when the profile has no folder)."""
-    try:
-        return reference_matches(profile, recipe=recipe, lr=lr, mismatch=mismatch, root=root)
-    except ReferenceMissingError:
-        return pd.DataFrame(columns=["score", "device", "epochs", "train_images"])
+def matches(profile: str, name: str, raw: bool, root=None) -> pd.DataFrame:
+    """Return a reference profile's runs of one experiment scored on the test set (none without a folder)."""
+    runs = reference_matches(profile, name, raw, root)
+    return runs[runs["eval_set"] == "test"]
 
 
 def scale(runs: list[pd.DataFrame]) -> tuple[int, int] | None:
@@ -50,7 +49,10 @@ def cell(runs: pd.DataFrame, column_scale, with_device: bool) -> str:
 def results_table(root=None) -> str:
     """Return the Markdown results table: experiment | report | full-scale reference | quick reference runs."""
     from ..results import REPORT_PROTOCOL
-    found = {(r, lr, m): {p: matches(p, r, lr, m, root) for p in COLUMNS} for r, lr, m in EXPERIMENTS}
+    configs = {(r, lr): make_config("full", recipe=r, data_dir="synthetic", **({"lr": lr} if lr else {}))
+               for r, lr, _ in EXPERIMENTS}
+    found = {(r, lr, m): {p: matches(p, experiment_name(configs[r, lr]), m, root) for p in COLUMNS}
+             for r, lr, m in EXPERIMENTS}
     scales = {p: scale([f[p] for f in found.values()]) for p in COLUMNS}
     header = [f"the report (one run, {REPORT_PROTOCOL['train_images']:,} training images, "
               f"{REPORT_PROTOCOL['epochs']} epochs)"]
@@ -58,14 +60,14 @@ def results_table(root=None) -> str:
         size = f"{scales[p][0]:,} training images, {scales[p][1]} epochs" if scales[p] else "no runs recorded yet"
         header.append(f"{label} ({size}; mean ± sd, n{', device' if p == 'full' else ''})")
     lines = ["| experiment | " + " | ".join(header) + " |", "|---" * (1 + len(header)) + "|"]
-    for (recipe, lr, mismatch), runs in found.items():
-        config = {**make_config("full", recipe=recipe, data_dir="synthetic",
-                                **({"lr": lr} if lr else {})).to_dict(), "mismatch": mismatch}
-        figure = report_figure(config)
+    for (recipe, lr, raw), runs in found.items():
+        cfg = configs[recipe, lr]
+        figure = report_figure(experiment_name(cfg), cfg.lr, raw)
         cells = [cell(runs[p], scales[p], p == "full") for p in COLUMNS]
         if figure is None and all(c == "–" for c in cells):
             continue
-        lines.append(f"| {experiment_name(config)} | {figure[1] if figure else '–'} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_label(experiment_name(cfg), cfg.lr, raw)} | {figure[1] if figure else '–'} | "
+                     + " | ".join(cells) + " |")
     lines += ["", "Test accuracy after the last epoch; n is the number of seeds. Rendered by "
               "`python -m helpers.reference readme` from `report/reference/full/` and `report/reference/quick/` "
               "(their README.md gives each run's command, device, commit and date); see docs/reference.md. "
@@ -93,26 +95,22 @@ DETAIL_START, DETAIL_END = "<!-- reference-detail:start -->", "<!-- reference-de
 
 def detail_table(profile: str, root=None) -> str:
     """Return one profile's reference runs as a Markdown table: an experiment per row, each seed in its cell."""
-    from ..reference import CURRENT, experiment_key, profile_dir, reference_runs
-    from ..runs import read_json
     from ..stats import spread
-    runs = reference_runs(profile, root)
-    groups: dict = {}
-    for name in runs.loc[runs["status"] == CURRENT, "folder"]:
-        folder = profile_dir(profile, root) / name
-        config, metrics = read_json(folder / "config.json"), read_json(folder / "metrics.json")
-        train = float(pd.read_csv(folder / "history.csv")["train_acc"].iloc[-1])
-        for conf, scores in evaluations(config, metrics):
-            g = groups.setdefault((experiment_key(conf), bool(conf.get("mismatch"))), {"config": conf, "seeds": {}})
-            g["seeds"][conf["seed"]] = (float(scores["final_test_acc"]), float(scores["best_test_acc"]), train)
+    folder = profile_dir(profile, root)
+    runs = records(folder)
+    runs["train_acc"] = [float(pd.read_csv(folder / f / "history.csv")["train_acc"].iloc[-1]) for f in runs["folder"]]
+    groups = []
+    for (experiment, raw), g in pd.concat([runs.assign(raw=False), runs.assign(
+            raw=True, final_test_acc=runs["raw_final_test_acc"], best_test_acc=runs["raw_best_test_acc"])]).dropna(
+            subset=["final_test_acc"]).groupby(["experiment", "raw"]):
+        g = g.sort_values("seed")
+        groups.append((-len(g), row_label(experiment, g["lr"].iloc[0], raw), g["epochs"].iloc[0], experiment, raw, g))
     lines = ["| experiment | epochs | report | last epoch (mean ± sd, n) | each seed, last epoch | best epoch (mean) "
              "| train acc, last epoch (mean) |", "|---" * 7 + "|"]
-    order = lambda g: (-len(g["seeds"]), experiment_name(g["config"]), g["config"]["epochs"])  # noqa: E731
-    for g in sorted(groups.values(), key=order):
-        name, epochs, seeds = experiment_name(g["config"]), g["config"]["epochs"], dict(sorted(g["seeds"].items()))
-        final, best, train = (spread(v[i] for v in seeds.values()) for i in range(3))
-        figure = report_figure(g["config"])
-        each = ", ".join(f"{s}: {v[0]:.2f}" for s, v in seeds.items())
+    for _, name, epochs, experiment, raw, g in sorted(groups, key=lambda t: t[:3]):
+        final, best, train = (spread(g[c]) for c in ("final_test_acc", "best_test_acc", "train_acc"))
+        figure = report_figure(experiment, g["lr"].iloc[0], raw)
+        each = ", ".join(f"{s}: {v:.2f}" for s, v in zip(g["seed"], g["final_test_acc"]))
         lines.append(f"| {name} | {epochs} | {figure[1] if figure else '–'} | {format_spread(final)} (n={final.n}) "
                      f"| {each} | {best.mean:.2f}% | {train.mean:.2f}% |")
     return "\n".join(lines)
@@ -124,7 +122,7 @@ def detail_block(root=None) -> str:
     parts = []
     for profile in profiles(root):
         parts += [f"### `report/reference/{profile}/`", "", detail_table(profile, root), ""]
-    parts.append("Rendered by `python -m helpers.reference readme` from the runs whose provenance is current; "
+    parts.append("Rendered by `python -m helpers.reference readme` from each run's record.json; "
                  "each folder's README.md gives every run's command, device, commit and date.")
     return "\n".join(parts)
 

@@ -112,13 +112,17 @@ def draw_mean_band(ax, x, ys, color, label=None, alpha=0.2, **style):
     return line
 
 
+def stack_column(histories, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (epochs, values as seeds x epochs) of one column, over the epochs every history has."""
+    n = min(len(h) for h in histories)
+    return histories[0]["epoch"].to_numpy()[:n], np.array([h[column].to_numpy(dtype=float)[:n] for h in histories])
+
+
 def _curves(ax, series, ylabel: str, title: str, logy: bool):
     """Draw each (label, histories, column, colour, style) per epoch as mean and band, LR drops marked."""
     for label, hs, column, color, style in series:
-        n = min(len(h) for h in hs)  # the epochs every seed has
-        ys = np.array([h[column].to_numpy(dtype=float)[:n] for h in hs])
         named = label if label is None or len(hs) == 1 else f"{label} (mean of {len(hs)})"
-        draw_mean_band(ax, hs[0]["epoch"].to_numpy()[:n], ys, color, named, **style)
+        draw_mean_band(ax, *stack_column(hs, column), color, named, **style)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for k, x in enumerate(lr_drops(series[0][1][0]) if series else []):
         ax.axvline(x, color="grey", ls=":", lw=1.2, label=None if k else "LR drop (×0.1)")

@@ -126,10 +126,10 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
     configs train once. A failing run is named in the progress; the others finish; then SweepError lists
     every failed run.
     """
-    from .train import _note_use, resolve_device
+    from .train import resolve_device
     if executor is not None:
         from .cluster import train_on_cluster
-        return [_note_use(r) for r in train_on_cluster(configs, executor, progress=progress, runs_dir=runs_dir)]
+        return train_on_cluster(configs, executor, progress=progress, runs_dir=runs_dir)
     configs = list(configs)
     for c in configs:
         if not isinstance(c, Config):
@@ -173,7 +173,7 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
             _train_in_workers(pending, root, n_jobs, cuda, say, done, failures)
     if failures:
         raise SweepError(failures, len(configs))
-    return [_note_use(done[rid]) for rid in ids]
+    return [done[rid] for rid in ids]
 
 
 # ---- one at a time, in this process -----------------------------------------------------------
@@ -223,7 +223,6 @@ def _worker_env(n_jobs: int, cuda: bool) -> dict:
     env = dict(os.environ)
     project = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([project] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.pop("RUNS_USED_LOG", None)  # train_many notes every run itself, in the configs' order
     if cuda:
         # On CUDA the CPU only launches kernels, so workers share its cores. On the CPU every worker keeps
         # the default thread count: CPU kernels sum in another order with other thread counts, and a run

@@ -19,7 +19,6 @@ import pytest
 from bs4 import BeautifulSoup
 
 from helpers import report as rp
-from helpers.report import execution
 from helpers.config import ConfigError, make_config
 from helpers.data import DataError
 
@@ -206,8 +205,8 @@ def test_the_report_has_a_landing_page_and_two_pages_per_notebook(built):
 def test_the_summary_has_one_row_per_experiment_the_notebooks_used(built):
     import helpers as h
     used = []
-    for log in sorted((built / "executed").glob("*.runs")):
-        used += [line for line in log.read_text().splitlines() if line not in used]
+    for record in sorted((built / "executed").glob("*.json")):
+        used += [run for run in json.loads(record.read_text())["runs"] if run not in used]
     assert len(used) == 2  # alpha's run, and beta's crop run (beta's reuse of alpha's run is one row)
     soup = BeautifulSoup((built / "index.html").read_text(), "html.parser")
     rows = soup.select("table.summary tbody tr")
@@ -288,12 +287,18 @@ def test_a_run_another_process_is_training_is_waited_for(notebooks, tmp_path, mo
     assert released.stat().st_mtime_ns <= (folder / "config.json").stat().st_mtime_ns
 
 
-def test_train_run_names_the_runs_it_returns_in_RUNS_USED_LOG(tmp_path, monkeypatch):
+def test_the_runs_a_notebook_used_are_the_finished_runs_its_outputs_name(tmp_path, monkeypatch):
     import helpers as h
-    monkeypatch.setenv("RUNS_USED_LOG", str(tmp_path / "used"))
-    first = h.train_run(profile="smoke", epochs=1, train_size=100, test_size=50, progress=False)
-    h.train_run(profile="smoke", epochs=1, train_size=100, test_size=50, progress=False)  # loaded this time
-    assert (tmp_path / "used").read_text().splitlines() == [str(first.path.resolve())] * 2
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
+    run, other = (h.train_run(profile="smoke", epochs=1, train_size=100, test_size=50, seed=s, progress=False)
+                  for s in (0, 1))
+    (tmp_path / "runs" / "0123456789ab").mkdir()  # a run never finished
+    out = nbformat.v4.new_output
+    nb = _notebook([nbformat.v4.new_code_cell(outputs=[
+        out("execute_result", data={"text/html": f"<td>{other.id}</td><td>0123456789ab</td>", "text/plain": "x"}),
+        out("stream", name="stdout", text=f"{run!r}\n{other.id} again; deadbeef0000 was never trained\n")])])
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    assert rp.used_runs(tmp_path / "nb.ipynb") == [str(tmp_path / "runs" / r.id) for r in (other, run)]
 
 
 def test_command_line_reports_errors_without_a_traceback(notebooks, tmp_path, capsys):
@@ -417,7 +422,7 @@ def test_the_smoke_report_of_the_notebooks_reads_in_a_browser(tmp_path):
     pages = check_report_in_browser(out)
     assert len(pages) == 1 + 2 * len(notebooks)
     soup = BeautifulSoup((out / "index.html").read_text(), "html.parser")
-    used = {line for log in (out / "executed").glob("*.runs") for line in log.read_text().splitlines()}
+    used = {run for record in (out / "executed").glob("*.json") for run in json.loads(record.read_text())["runs"]}
     # one row per run, two for a normalizing run (scored with and without Normalize at test time)
     per_run = {u: 2 if "other_eval" in json.loads((Path(u) / "metrics.json").read_text()) else 1 for u in used}
     rows = soup.select("table.summary tbody tr")
@@ -485,7 +490,7 @@ def test_seeds_of_one_experiment_share_a_row_and_a_normalizing_one_gives_two(tmp
 
 def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_path, monkeypatch):
     """Kernels run in notebooks/: a data folder given relative to the caller's folder is made absolute first."""
-    from helpers.report.plan import anchor_data_folder
+    anchor_data_folder = rp.anchor_data_folder
     (tmp_path / "data" / "cifar").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     env = {"CIFAR10_DIR": "data/cifar"}

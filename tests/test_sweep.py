@@ -228,9 +228,7 @@ def test_jobs_default_one_on_cpu_on_cuda_what_free_memory_and_cores_allow_bad_va
 
 def test_worker_env_shares_cpu_threads_only_on_cuda(monkeypatch):
     monkeypatch.delenv("RUN_THREADS", raising=False)
-    monkeypatch.setenv("RUNS_USED_LOG", "/tmp/log")
     assert "RUN_THREADS" not in sweep._worker_env(2, cuda=False)  # same threads, same sums, same history
     env = sweep._worker_env(2, cuda=True)
     assert env["RUN_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
-    assert "RUNS_USED_LOG" not in env  # train_many notes the runs itself, in the configs' order
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(project_root())  # workers import this checkout

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import FIELDS, Config, ConfigError, make_config
 from ..reference import CURRENT, ReferenceMissingError, counterpart, experiment_key, reference_runs
 from ..stats import Spread, spread
-from .plan import ReportError
+from .notebooks import ReportError
 
 # Short names for the summary tables; the report's figures themselves come from helpers.results.
 RECIPE_LABELS = {"none": "no augmentation", "flip_rotate": "random flip + rotation", "crop": "random crop",

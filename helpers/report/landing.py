@@ -1,9 +1,8 @@
 """The landing page, report/index.html: what was built and how, every experiment with the report's figure, the
-full-scale reference and this build side by side, the key figures, and the notebooks."""
+full-scale reference and this build side by side, the verdicts, the key figures, and the notebooks."""
 from __future__ import annotations
 
 import base64
-import json
 import os
 import platform
 from pathlib import Path
@@ -11,23 +10,21 @@ from pathlib import Path
 from ..project import project_commit
 from ..reference import REFERENCE_DIR
 from ..reference.folder import shown
-from .execution import Executed, _now
+from ..runs import load_run
 from .experiments import FULL_SCALE, experiment_rows, format_spread, older_reference_runs
-from .export import IMAGE_TYPES, TEMPLATES, _last_heading
+from .notebooks import IMAGE_TYPES, TEMPLATES, Executed, last_heading, now
 
-FIGURE_TAG = "report-figure"      # a cell whose first image goes onto the landing page
+FIGURE_TAG = "report-figure"  # a cell whose first image goes onto the landing page
 
 
-def _data_uri(data: dict) -> str | None:
-    for mime in IMAGE_TYPES:
-        if mime in data:
-            payload = data[mime]
-            if isinstance(payload, list):
-                payload = "".join(payload)
-            if mime == "image/svg+xml":
-                payload = base64.b64encode(payload.encode()).decode()
-            return f"data:{mime};base64,{payload.strip()}"
-    return None
+def data_uri(data: dict) -> str | None:
+    """Return the first image of an output's data as a data: URI (None without one)."""
+    mime = next((m for m in IMAGE_TYPES if m in data), None)
+    if mime is None:
+        return None
+    payload = "".join(data[mime])
+    payload = base64.b64encode(payload.encode()).decode() if mime == "image/svg+xml" else payload.strip()
+    return f"data:{mime};base64,{payload}"
 
 
 def key_figures(executed: list[Executed], pages: list[dict]) -> tuple[list[dict], bool]:
@@ -36,26 +33,15 @@ def key_figures(executed: list[Executed], pages: list[dict]) -> tuple[list[dict]
     import nbformat
     tagged, last = [], []
     for e, page in zip(executed, pages):
-        nb = nbformat.read(str(e.path), as_version=4)
-        heading, last_here = page["title"], None
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                heading = _last_heading(cell.source) or heading
-                continue
-            for out in cell.get("outputs", []):
-                uri = _data_uri(out.get("data", {}))
-                if uri is None:
-                    continue
-                fig = {"src": uri, "caption": cell.metadata.get("report_caption") or heading,
-                       "notebook": page["title"], "href": page["href"]}
-                last_here = fig
-                if FIGURE_TAG in cell.metadata.get("tags", []):
-                    tagged.append(fig)
-                    break
-        if last_here:
-            last.append(last_here)
+        heading, figures = page["title"], []
+        for cell in nbformat.read(str(e.path), as_version=4).cells:
+            heading = last_heading(cell.source, heading) if cell.cell_type == "markdown" else heading
+            uris = [u for u in (data_uri(out.get("data", {})) for out in cell.get("outputs", [])) if u]
+            figures += [{"src": u, "caption": cell.metadata.get("report_caption") or heading,
+                         "notebook": page["title"], "href": page["href"]} for u in uris]
+            tagged += figures[-len(uris):][:1] if uris and FIGURE_TAG in cell.metadata.get("tags", []) else []
+        last += figures[-1:]
     return (tagged, True) if tagged else (last, False)
-
 
 
 def judge_rows(rows: list[dict], profile: str) -> list[dict]:
@@ -80,16 +66,11 @@ def environment(executed: list[Executed]) -> dict:
     import papermill
     import torch
     import torchvision
-    devices = set()
-    for e in executed:
-        for run_path in e.runs:
-            env_file = Path(run_path) / "env.json"
-            if env_file.exists():
-                env = json.loads(env_file.read_text())
-                devices.add(f"{env.get('device')} ({env.get('device_name')})")
+    devices = {f"{env.get('device')} ({env.get('device_name')})" for env in (load_run(p).env for e in executed
+                                                                              for p in e.runs)}
     here = (f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available()
             else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
-    return {"date": _now().replace("T", " "), "device": here, "train_devices": sorted(devices),
+    return {"date": now().replace("T", " "), "device": here, "train_devices": sorted(devices),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "torchvision": torchvision.__version__, "papermill": papermill.__version__,
                          "nbconvert": nbconvert.__version__},
@@ -99,28 +80,22 @@ def environment(executed: list[Executed]) -> dict:
 def reference_info(root=None) -> dict:
     """Return how the landing page names the full-scale reference: its folder, README, and older runs left out."""
     folder = Path(root or REFERENCE_DIR) / FULL_SCALE
-    return {"folder": shown(folder), "exists": folder.is_dir(),
-            "older": older_reference_runs(FULL_SCALE, root)}
+    return {"folder": shown(folder), "exists": folder.is_dir(), "older": older_reference_runs(FULL_SCALE, root)}
 
 
 def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed],
                   pages: list[dict], reference_root=None) -> Path:
     """Render report/templates/landing.html.j2 into <out>/index.html; return its path."""
     import jinja2
+    from ..results import REPORT_PROTOCOL
     figures, tagged = key_figures(executed, pages)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
-    from ..results import REPORT_PROTOCOL
     env.filters["spread"] = format_spread
+    rows = judge_rows(experiment_rows(executed, pages, root=reference_root), profile)
     html = env.get_template("landing.html.j2").render(
-        css=(TEMPLATES / "report.css").read_text(), profile=profile, comparable=profile == "full",
-        params={k: v for k, v in params.items() if k != "profile"}, data=data,
-        rows=judge_rows(experiment_rows(executed, pages, root=reference_root), profile), figures=figures,
-        figures_tagged=tagged,
+        css=(TEMPLATES / "report.css").read_text(), profile=profile, comparable=profile == "full", data=data,
+        params={k: v for k, v in params.items() if k != "profile"}, rows=rows, figures=figures, figures_tagged=tagged,
         notebooks=[p | {"seconds": e.seconds, "reused": e.reused} for e, p in zip(executed, pages)],
-        env=environment(executed), tag=FIGURE_TAG, reference=reference_info(reference_root),
-        protocol=REPORT_PROTOCOL)
-    index = out / "index.html"
-    index.write_text(html, encoding="utf-8")
-    return index
-
-
+        env=environment(executed), tag=FIGURE_TAG, reference=reference_info(reference_root), protocol=REPORT_PROTOCOL)
+    (out / "index.html").write_text(html, encoding="utf-8")
+    return out / "index.html"

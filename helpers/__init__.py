@@ -10,22 +10,22 @@ from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, 
 from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
 from .train import evaluate, resolve_device, train_run
 from .sweep import SweepError, train_many
-from .stats import Comparison, Spread, compare, pooled_sd, spread
+from .stats import Comparison, Spread, Verdict, compare, pooled_sd, spread, verdict_frame, verdict_markdown
 from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)
 from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Reference, column_spread, comparability,
                       final_spread, group_runs, is_comparable, judge, profile_note, reference_folder, reference_sd,
-                      rule_note, run_note, runs_table, seed_columns, style_table, variant, verdict)
-from .baseline import accuracy_note, accuracy_table, checkpoints_table, per_class_note, stage_note, stage_table
-from .augmentations import recipe_findings, recipe_forms, recipe_table
+                      run_note, runs_table, seed_columns, style_table, variant, verdict_note)
+from .baseline import accuracy_table, baseline_verdicts, checkpoints_table, per_class_note, stage_note, stage_table
+from .augmentations import recipe_forms, recipe_table, recipe_verdicts
 from .normalization import (FullScale, NormalizationStudy, channel_stats_note, channel_stats_table, evaluation_table,
-                            full_scale_conclusion, full_scale_table, input_ranges, normalization_conclusion,
-                            normalization_table,
+                            full_scale_table, full_scale_verdicts, input_ranges, normalization_table,
+                            normalization_verdicts,
                             other_eval_history, scored, scored_spread)
 from .normalization import experiments as normalization_experiments
-from .faster import REPORT_BEST, default_validation, plot_speed, speed_conclusion, speed_table
+from .faster import REPORT_BEST, default_validation, plot_speed, speed_table, speed_verdicts
 
 # Notebook 04's CAM names: h.cam_grid, h.compute_cams, ... (and the module, h.cam). They load helpers.cam,
 # and with it pytorch-grad-cam, on first use, so other notebooks and `python -m helpers.cam` don't pay for it.

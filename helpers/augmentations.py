@@ -1,26 +1,21 @@
-"""Notebook 02's tables and rendered findings: each recipe across seeds, judged against `none` and the report."""
+"""Notebook 02's tables and verdicts: each recipe across seeds, judged against `none` and the report's ranking."""
 from __future__ import annotations
-
 
 import pandas as pd
 from IPython.display import Markdown
 
-from .config import Config
 from .recipes import get_recipe
-from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, comparability,
-                      final_spread, judge, md, pct, rule_note, seed_columns, verdict)
-from .stats import spread
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judge, md,
+                      seed_columns)
+from .stats import Verdict, spread
 
 FINAL, BEST, TRAIN, GAP = "final test acc (%)", "best test acc (%)", "final train acc (%)", "train−test gap (points)"
 
 
 def recipe_forms(recipes) -> Markdown:
     """Return each recipe's torchvision pipeline, printed by torchvision itself, as Markdown."""
-    parts = []
-    for r in recipes:
-        rec = get_recipe(r)
-        parts.append(f"**`{r}`** — {rec.about}\n\n```\n{rec.train_transform()!r}\n```")
-    return md("\n\n".join(parts))
+    return md("\n\n".join(f"**`{r}`** — {get_recipe(r).about}\n\n```\n{get_recipe(r).train_transform()!r}\n```"
+                          for r in recipes))
 
 
 def recipe_table(runs: dict, per_seed: bool = False) -> pd.DataFrame:
@@ -40,61 +35,19 @@ def recipe_table(runs: dict, per_seed: bool = False) -> pd.DataFrame:
     return seed_columns(df, runs, "recipe", name="seed {seed} final test (%)") if per_seed else df
 
 
-def _against_report(recipe: str, verdict_: str, rep: float) -> tuple[str, bool]:
-    """Return the sentence setting a measured verdict against the report's direction, and whether it is opposite."""
-    d_rep = rep - REPORT_TEST_ACC["none"]
-    said = f" Report: {pct(rep)} ({d_rep:+.2f} vs its `none`, one run each)"
-    report_up = d_rep > 0
-    if verdict_ == "not resolved":
-        return said + " — no difference from `none` under the rule, so the measurement neither confirms nor opposes its direction.", False
-    if (verdict_ == "higher") == report_up:
-        return said + " — **same direction** as the report.", False
-    return (said + " — **the opposite direction** to the report's: here the recipe differs from `none`, "
-            + ("lower." if verdict_ == "lower" else "higher, where the report found it lower.")), True
-
-
-def recipe_findings(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERENCE) -> Markdown:
-    """Return, per recipe, the change against `none` judged under the rule, beside the report's direction."""
+def recipe_verdicts(table: pd.DataFrame, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return notebook 02's verdicts: each recipe against `none` (the report's difference in the claim), the pairs of
+    the report's ranking that do not involve `none`, and each recipe's train–test gap against `none`'s."""
     t = table.set_index("recipe")
     if "none" not in t.index:
-        return md("No `none` run to compare against.")
-    base = t.loc["none"]
-    lines, comparisons, opposite = [], [], 0
-    for recipe, row in t.drop(index="none").iterrows():
-        c = judge(row[FINAL], base[FINAL], ref)
-        comparisons.append(c)
-        line = (f"- **{recipe}**: {pct(row[FINAL])} final; " + verdict(c, "final test accuracy", "`none`'s")
-                + f". Train–test gap {row[GAP].mean:.1f} points (`none`: {base[GAP].mean:.1f}).")
-        rep = row["report test acc (%)"]
-        if not pd.isna(rep):
-            said, contra = _against_report(recipe, c.verdict, rep)
-            line += said
-            opposite += contra
-        else:
-            line += (" The report did not try this recipe; "
-                     + {"higher": "it helps here.", "lower": "it does **not** help here: it differs from `none`, lower.",
-                        "not resolved": "under the rule it does not differ from `none` here."}[c.verdict])
-        lines.append(line)
-    means = t[FINAL].map(lambda s: s.mean)
-    order = list(means.sort_values(ascending=False).index)
-    ranked = " > ".join(order)
-    report_known = [r for r in order if not pd.isna(t.loc[r, "report test acc (%)"])]
-    report_order = sorted(report_known, key=lambda r: -t.loc[r, "report test acc (%)"])
-    # the ranking differs only where the report has a above b and the measurement resolves b above a
-    reversed_pairs = [(a, b) for i, a in enumerate(report_order) for b in report_order[i + 1:]
-                      if judge(t.loc[b, FINAL], t.loc[a, FINAL], ref).verdict == "higher"]
-    order_text = (f"Ranking by mean final test accuracy: {ranked}. "
-                  + ("Among the report's recipes no pair differs in the opposite order to the report's ranking."
-                     if not reversed_pairs else
-                     f"Among the report's recipes this **differs** from the report's ranking "
-                     f"({' > '.join(report_order)}): "
-                     + "; ".join(f"{b} above {a} (they differ)" for a, b in reversed_pairs) + "."))
-    gaps = t[GAP].map(lambda s: s.mean)
-    overfit = (f"The mean train–test gap is largest for **{gaps.idxmax()}** ({gaps.max():.1f} points) and "
-               f"smallest for **{gaps.idxmin()}** ({gaps.min():.1f})"
-               + (": augmentation shrinks the gap, as it should if it fights overfitting."
-                  if gaps.idxmax() == "none" else ", so here augmentation does not simply shrink the gap."))
-    summary = (f"{opposite} result(s) in the opposite direction to the report's." if opposite else
-               "No result differs in the opposite direction to the report's findings.")
-    return md("\n".join(lines) + f"\n\n{order_text}\n\n{overfit}\n\n{summary} {comparability(cfg)}\n\n"
-              + rule_note(comparisons, ref))
+        raise ValueError(f"parameter 'table' has recipes {list(t.index)}; valid: a table with a 'none' row")
+    report = t["report test acc (%)"].dropna().sort_values(ascending=False)
+    others = [r for r in t.index if r != "none"]
+    pairs = [(r, "none") for r in others] + [(a, b) for a, b in zip(report.index, report.index[1:]) if b != "none"]
+
+    def claim(a, b):
+        said = f" (report: {report[a] - report[b]:+.2f} points)" if a in report and b in report else ""
+        return f"{a} beats {b}{said}"
+    return ([Verdict(claim(a, b), a, b, judge(t.loc[a, FINAL], t.loc[b, FINAL], ref)) for a, b in pairs]
+            + [Verdict(f"{r} narrows the train–test gap", r, "none", judge(t.loc[r, GAP], t.loc["none", GAP], ref))
+               for r in others])

@@ -1,4 +1,4 @@
-"""The `fast` recipe against the report's protocol: accuracy per epoch and per minute, and the verdict.
+"""The `fast` recipe against the report's protocol: accuracy per epoch and per minute, and the verdicts.
 
 The fast run holds out a validation split of the training set: its per-epoch curve is measured on
 that split, so nothing about the schedule was chosen by looking at the test set, which the run
@@ -11,11 +11,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .config import Config
 from .plots import draw_mean_band
-from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, is_comparable, judge, md, pct, rule_note,
-                      seed_columns, verdict)
-from .stats import spread
+from .results import NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, judge, seed_columns
+from .stats import Verdict, spread
 
 REPORT_BEST = max(v for v in REPORT_TEST_ACC.values() if v is not None)  # the crop run, 83.98%
 TEST = "test acc (%)"
@@ -98,26 +96,9 @@ def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
     return fig
 
 
-def speed_conclusion(table: pd.DataFrame, cfg: Config, target: float = REPORT_BEST, ref: Reference = NO_REFERENCE):
-    """Return the verdict on the fast recipe, rendered from the measured table and judged under the rule."""
-    ref_row, fast = table.iloc[0], table.iloc[1]
-    fast_acc, ref_acc = fast[TEST], ref_row[TEST]
-    c = judge(fast_acc, ref_acc, ref)
-    text = (f"The fast recipe trained **{fast['epochs']} epochs in {fast['minutes'].mean:.1f} min** (mean per run) "
-            f"and scored **{pct(fast_acc)}** on the test set, looked at once per run. The report's protocol here "
-            f"trained {ref_row['epochs']} epochs in {ref_row['minutes'].mean:.1f} min for {pct(ref_acc)}: "
-            f"{verdict(c, 'the fast recipe', 'the protocol')}, with "
-            f"{fast['epochs'] / max(ref_row['epochs'], 1):.0%} of the epochs and "
-            f"{fast['minutes'].mean / max(ref_row['minutes'].mean, 1e-9):.0%} of the time. ")
-    comparisons = [c]
-    if is_comparable(cfg) or cfg.profile == "full":
-        c_t = judge(fast_acc, [target], ref)
-        comparisons.append(c_t)
-        text += (f"Against the report's best figure, {target:.2f}% after {ref_row['epochs']} epochs (one run): "
-                 + {"higher": "the fast recipe **reaches it**",
-                    "lower": f"the fast recipe **misses it** by {target - fast_acc.mean:.2f} points",
-                    "not resolved": "the fast recipe is **consistent with** it"}[c_t.verdict] + f" ({c_t.describe()}).")
-    else:
-        text += (f"In the `{cfg.profile}` profile neither run can reach the report's {target:.2f}%, "
-                 "so only the two runs here are compared.")
-    return md(text + "\n\n" + rule_note(comparisons, ref))
+def speed_verdicts(table: pd.DataFrame, ref: Reference = NO_REFERENCE, target: float = REPORT_BEST) -> list[Verdict]:
+    """Return notebook 05's verdicts: the fast recipe's test accuracy against the protocol's and the report's best."""
+    protocol, fast = table.iloc[0][TEST], table.iloc[1][TEST]
+    return [Verdict("the fast recipe is as accurate as the report's protocol", "fast", "protocol",
+                    judge(fast, protocol, ref)),
+            Verdict("the fast recipe reaches the report's best figure", "fast", "the report", judge(fast, [target], ref))]

@@ -1,4 +1,4 @@
-"""Notebook 03's measurements, tables and conclusions: the normalization failure across seeds, and at full scale.
+"""Notebook 03's measurements, tables and verdicts: the normalization failure across seeds, and at full scale.
 
 Each normalizing run is scored with and without Normalize at test time (metrics["other_eval"]), so every
 setting of the study is read from the run store, one value per seed.
@@ -13,13 +13,8 @@ from IPython.display import Markdown
 from .config import Config
 from .recipes import eval_batch, get_recipe
 from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_READING, REPORT_STD, REPORT_TEST_ACC,
-                      Reference, _as_list, column_spread, comparability, final_spread, is_comparable, judge, md, pct,
-                      rule_note, verdict)
-from .stats import Spread, spread
-
-# Effect sizes the conclusions use, in accuracy points; a verdict needs the effect to be resolved too.
-COLLAPSE_POINTS = 15.0  # an evaluation this far below the matched one has "collapsed"
-RECOVER_POINTS = 5.0    # within this of a reference: "recovers" / "as good as"
+                      Reference, _as_list, column_spread, final_spread, judge, md)
+from .stats import Spread, Verdict, spread
 
 
 def channel_stats_table(mean, std) -> pd.DataFrame:
@@ -35,16 +30,10 @@ def channel_stats_table(mean, std) -> pd.DataFrame:
 def channel_stats_note(table: pd.DataFrame, n_images: int, source: str, tolerance: float = 0.01) -> Markdown:
     """Return whether the report's constants fit the measured statistics, within `tolerance`."""
     worst = max(table["mean diff"].abs().max(), table["std diff"].abs().max())
-    text = (f"Measured on {n_images:,} training images ({source} data): the largest difference from the "
-            f"report's constants is {worst:.4f} (pixel scale 0–1). ")
-    if worst <= tolerance:
-        text += (f"That is within {tolerance}: **the constants are right**, so the normalization itself "
-                 "(the numbers) cannot explain a collapse.")
-    else:
-        text += (f"That is more than {tolerance}: the constants **do not fit** these images"
-                 + (" — expected for the synthetic stand-in set, whose colours are not CIFAR-10's."
-                    if source == "synthetic" else "; that alone would be a finding against the report."))
-    return md(text)
+    return md(f"Measured on {n_images:,} training images ({source} data): the largest difference from the report's "
+              f"constants is {worst:.4f} (pixel scale 0–1), " + (
+                  f"within {tolerance}: **the constants are right**, so the numbers cannot explain a collapse."
+                  if worst <= tolerance else f"more than {tolerance}: the constants **do not fit** these images."))
 
 
 def input_ranges(x) -> pd.DataFrame:
@@ -144,95 +133,28 @@ def experiments(lr: float, fix_lr: float) -> list[tuple]:
             ("normalize", fix_lr, True), ("normalize", fix_lr, False)]
 
 
-def _loss_of(a, b, ref) -> tuple:
-    """Return (comparison, whether A differs from B, lower by more than RECOVER_POINTS)."""
-    c = judge(a, b, ref)
-    return c, c.verdict == "lower" and -c.diff > RECOVER_POINTS
+def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(())) -> list[Verdict]:
+    """Return the verdicts on a study's four normalizing settings (a NormalizationStudy or FullScale) whose two sides
+    were both measured; the report's two figures are one-seed sides."""
+    fix_lr = study.fix_lr
+    m, w, fm, fw = (f"lr {x}, tested {t} Normalize" for x in (lr, fix_lr) for t in ("with", "without"))
+    report, report_fix = f"the report, lr {lr}", f"the report, lr {fix_lr}"
+    sides = {"none": baseline, m: study.matched, w: study.mismatched, fm: study.fix_matched, fw: study.fix_mismatched,
+             report: spread([REPORT_NORMALIZE["test_acc"]]), report_fix: spread([REPORT_NORMALIZE["fix_test_acc"]])}
+    claims = [("dropping Normalize at test time lowers accuracy (the mismatch)", w, m),
+              ("normalizing, done right, is as good as no normalization", m, "none"),
+              ("the mismatch gives the report's collapse", w, report),
+              (f"lr {fix_lr} improves the mismatched evaluation", fw, w),
+              (f"lr {fix_lr} repairs the mismatch: as good as the correct pipeline", fw, m),
+              (f"lr {fix_lr} is better in itself (correct pipeline)", fm, m),
+              (f"lr {fix_lr}, still mismatched, gives the report's fixed figure", fw, report_fix),
+              (f"hypothesis: the report tested its lr {fix_lr} run with Normalize", fm, report_fix)]
+    return [Verdict(c, a, b, judge(sides[a], sides[b], ref)) for c, a, b in claims if sides[a].n and sides[b].n]
 
 
-def normalization_conclusion(s: NormalizationStudy, cfg: Config, ref: Reference = NO_REFERENCE) -> Markdown:
-    """Return the conclusion of notebook 03, decided from the measurements by the rule and the effect sizes."""
-    c_mis = judge(s.mismatched, s.matched, ref)
-    collapse = c_mis.verdict == "lower" and -c_mis.diff > COLLAPSE_POINTS
-    c_base, below_base = _loss_of(s.matched, s.baseline, ref)
-    out = [f"Effect sizes: a *collapse* is a drop of more than {COLLAPSE_POINTS:.0f} points that differs under the rule; "
-           f"*as good as* means not both lower by more than {RECOVER_POINTS:.0f} points and different under the rule.", ""]
-    # 1. the mismatch hypothesis
-    if collapse and not below_base:
-        out.append(f"**The mismatch hypothesis is supported.** The same trained weights score "
-                   f"{pct(s.matched)} when the test images are normalized like the training images and "
-                   f"{pct(s.mismatched)} when they are not ({verdict(c_mis, 'without', 'with')}): the collapse "
-                   f"comes from the test-time transform alone. With the correct pipeline, normalization is as good "
-                   f"as the baseline ({pct(s.baseline)}; {verdict(c_base, 'normalize', 'the baseline')}).")
-    elif collapse:
-        out.append(f"**Partly supported.** Dropping Normalize at test time collapses accuracy "
-                   f"({pct(s.matched)} → {pct(s.mismatched)}), but even the correct pipeline stays "
-                   f"more than {RECOVER_POINTS:.0f} points below the baseline ({pct(s.baseline)}; "
-                   f"{verdict(c_base, 'normalize', 'the baseline')}): the mismatch is not the whole story.")
-    else:
-        out.append(f"**The measurements do not support the mismatch hypothesis here.** Testing the "
-                   f"normalize-trained weights without normalization gives {pct(s.mismatched)}, against "
-                   f"{pct(s.matched)} with it ({verdict(c_mis, 'without', 'with')}): no collapse (a difference under the rule) of "
-                   f"more than {COLLAPSE_POINTS:.0f} points, so these runs do not show the report's failure this way.")
-    # 2. the report's explanation: overfitting
-    if collapse:
-        out.append(f"\n**Overfitting does not explain it.** Both evaluations use the same models with one final "
-                   f"training loss ({s.train_loss.format(4, unit='')}); overfitting would lower both, yet only the "
-                   f"mismatched one collapses.")
-    else:
-        out.append(f"\nThe final training loss is {s.train_loss.format(4, unit='')}; without a collapse, there is "
-                   "no failure here for overfitting to explain.")
-    # 3. consistency: the training loop's own per-epoch score without normalization (first seed)
-    if s.mismatch_eval_acc is not None and s.mismatch_curve_acc is not None:
-        same = abs(s.mismatch_curve_acc - s.mismatch_eval_acc) < 0.01
-        out.append(f"\nScored without normalization after every epoch during training, the first seed's run ends at "
-                   f"{pct(s.mismatch_curve_acc)}; " + (
-                       "exactly the figure of the separate evaluation above: the training loop and `evaluate` "
-                       "agree, so the per-epoch curve shows the report's setup." if same else
-                       f"the separate evaluation gave {pct(s.mismatch_eval_acc)}: the two disagree, so the "
-                       "per-epoch curve of the report's setup should be read with caution."))
-    # 4. the report's fix: a larger learning rate
-    fix, fix_comparisons = _fix_paragraph(s, cfg, ref)
-    out.append(fix)
-    comparisons = [c_mis, c_base, *fix_comparisons]
-    out.append("\n" + comparability(cfg) + "\n\n" + rule_note(comparisons, ref))
-    return md("\n".join(out))
-
-
-def _fix_paragraph(s: NormalizationStudy, cfg: Config, ref: Reference) -> tuple[str, list]:
-    """Return the paragraph on the report's fix (a larger lr), judged under the rule, and its comparisons."""
-    c_fix, short_of_matched = _loss_of(s.fix_mismatched, s.matched, ref)
-    c_gain = judge(s.fix_mismatched, s.mismatched, ref)
-    used = [c_fix, c_gain]
-    improved = c_gain.verdict == "higher" and c_gain.diff > RECOVER_POINTS
-    text = (f"\n**The report's fix (lr {s.fix_lr}), read as written** (only the learning rate changed). Still "
-            f"tested without normalization, it gives {pct(s.fix_mismatched)} (lr {cfg.lr}: {pct(s.mismatched)}; "
-            f"the report: {pct(REPORT_NORMALIZE['fix_test_acc'])}, test transform {REPORT_READING['fix']}). ")
-    if not short_of_matched:
-        text += ("Here the larger learning rate does make the mismatched evaluation about as good as the "
-                 f"correct pipeline ({verdict(c_fix, 'lr ' + str(s.fix_lr), 'the correct pipeline')}) — the "
-                 "report's observation is reproduced, but the mismatch remains in the pipeline.")
-    elif improved:
-        text += ("It improves the mismatched evaluation but does not reach the correct pipeline "
-                 f"({pct(s.matched)}): a partial, accidental repair.")
-    else:
-        text += "It does **not** repair the mismatched evaluation here"
-        if is_comparable(cfg):
-            c_rep = judge(s.fix_mismatched, [REPORT_NORMALIZE["fix_test_acc"]], ref)
-            used.append(c_rep)
-            text += (", **below the report's** " + pct(REPORT_NORMALIZE["fix_test_acc"])
-                     if c_rep.verdict == "lower" else "") + f" ({verdict(c_rep, 'measured', 'the report')})."
-        else:
-            text += (f"; the report's {pct(REPORT_NORMALIZE['fix_test_acc'])} is from its own scale, which "
-                     f"profile `{cfg.profile}` does not reproduce.")
-    c_lr = judge(s.fix_matched, s.matched, ref)
-    used.append(c_lr)
-    text += (f" With the correct pipeline, lr {s.fix_lr} gives {pct(s.fix_matched)} against "
-             f"{pct(s.matched)} at lr {cfg.lr}"
-             + (": here the larger rate is better in itself." if c_lr.verdict == "higher" and c_lr.diff > RECOVER_POINTS
-                else ": here the larger rate is worse in itself (a difference under the rule)." if c_lr.verdict == "lower"
-                else ": the larger rate itself is no improvement."))
-    return text, used
+def normalization_verdicts(s: NormalizationStudy, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return notebook 03's verdicts: the mismatch, normalization done right, the report's fix and its figures."""
+    return _verdicts(s, cfg.lr, ref, s.baseline)
 
 
 # ---- at the report's scale: the full-scale reference runs ------------------------------------------
@@ -264,73 +186,9 @@ class FullScale:
                 f"lr {self.fix_lr}, tested without Normalize": self.fix_mismatched}
 
 
-def _where(x: float, values) -> str:
-    """Return where x lies against a range of values: inside it, or how far above or below."""
-    lo, hi = min(values), max(values)
-    if lo <= x <= hi:
-        return f"inside their range ({pct(lo)}–{pct(hi)})"
-    return f"{x - hi:.2f} points above their range ({pct(lo)}–{pct(hi)})" if x > hi else \
-        f"{lo - x:.2f} points below their range ({pct(lo)}–{pct(hi)})"
-
-
-def full_scale_conclusion(fs: FullScale) -> Markdown:
-    """Return what the full-scale reference supports about the report's ≈30% and 76.37%, and what it leaves open."""
-    folder = f"`{fs.ref.folder}`"
-    missing = [k for k, s in fs.settings().items() if s.n == 0]
-    if missing:
-        return md(f"**At the report's scale.** The reference folder {folder} holds no run for "
-                  f"{', '.join(missing)}: the report's ≈30% and {pct(REPORT_NORMALIZE['fix_test_acc'])} cannot be "
-                  "set beside runs of its own scale in this checkout.")
-    low, fixed_fig = REPORT_NORMALIZE["test_acc"], REPORT_NORMALIZE["fix_test_acc"]
-    ns = sorted({s.n for s in fs.settings().values()})
-    c_mis = judge(fs.mismatched, fs.matched, fs.ref)
-    c_fix = judge([fixed_fig], fs.fix_mismatched, fs.ref)
-    c_hyp = judge([fixed_fig], fs.fix_matched, fs.ref)
-    with_norm = fs.matched.values + fs.fix_matched.values
-    without = fs.mismatched.values + fs.fix_mismatched.values
-    supported, left_open = [], []
-    measured = (f"The same lr-{fs.lr} weights score {pct(fs.matched)} with Normalize at test time and "
-                f"{pct(fs.mismatched)} without ({verdict(c_mis, 'without', 'with')}). The report's ≈{low:.0f}% is "
-                f"{_where(low, fs.mismatched.values)} for the runs tested without Normalize, and "
-                f"{fs.matched.mean - low:.2f} points below the runs tested with it.")
-    if c_mis.verdict == "lower":
-        supported.append("**The collapse is the train/test transform mismatch.** " + measured)
-    else:
-        left_open.append("Whether the collapse is the train/test transform mismatch. " + measured)
-    lr_said = (f"Tested without Normalize, the lr-{fs.fix_lr} weights score {pct(fs.fix_mismatched)}; "
-               f"{verdict(c_fix, 'the report', 'them')}.")
-    if c_fix.verdict == "higher":
-        supported.append(f"**lr {fs.fix_lr} does not turn the mismatched pipeline into {pct(fixed_fig)}.** " + lr_said)
-    else:
-        left_open.append(f"Whether lr {fs.fix_lr} could turn the mismatched pipeline into the report's "
-                         f"{pct(fixed_fig)}. " + lr_said)
-    left_open.append(f"Which test transform the report's lr-{fs.fix_lr} run used: its code for that run is not "
-                     "shown, so the hypothesis above cannot be checked against it.")
-    if c_hyp.verdict == "higher":
-        left_open.append(f"What else lifted the report's run: {pct(fixed_fig)} differs from the lr-{fs.fix_lr} "
-                         f"run tested with Normalize ({pct(fs.fix_matched)}), above it, so even the hypothesis does not "
-                         "account for all of it.")
-    if not fs.ref.measured:
-        left_open.append(f"The seed-to-seed spread at this scale: the reference holds {'/'.join(map(str, ns))} "
-                         "seed(s) per setting, so every difference above with one seed a side is not judged "
-                         "under the rule.")
-    elif fs.ref.borrowed:
-        left_open.append(f"The seed-to-seed spread at this scale itself: the reference holds "
-                         f"{'/'.join(map(str, ns))} seed(s) per setting, so the tests above use the spread "
-                         f"measured in `{fs.ref.sd_folder}` (see the rule); a verdict with p near 0.05 may change "
-                         "once more seeds at this scale are added.")
-    out = [f"**At the report's scale** (full profile, the reference runs in {folder}, "
-           f"n={'/'.join(map(str, ns))} seed(s) per setting):", "", "*What the figures support.*", ""]
-    out += [f"- {t}" for t in supported] or ["- Under the rule, nothing yet: see what they leave open."]
-    out += ["", f"*What the report's {pct(fixed_fig)} is consistent with (a hypothesis, not a fact).*", "",
-            f"It lies {_where(fixed_fig, with_norm)} for the runs tested **with** Normalize and "
-            f"{_where(fixed_fig, without)} for those tested without. That is consistent with the report having "
-            f"fixed the pipeline along with the learning rate, i.e. with its lr-{fs.fix_lr} run tested **with** "
-            f"Normalize, which here scores {pct(fs.fix_matched)} ({verdict(c_hyp, 'the report', 'that setting')}).",
-            "", "*What they leave open.*", ""]
-    out += [f"- {t}" for t in left_open]
-    out += ["", rule_note([c_mis, c_fix, c_hyp], fs.ref)]
-    return md("\n".join(out))
+def full_scale_verdicts(fs: FullScale) -> list[Verdict]:
+    """Return the study's verdicts at the report's scale, judged with the full-scale reference spread."""
+    return _verdicts(fs, fs.lr, fs.ref)
 
 
 def full_scale_table(fs: FullScale) -> pd.DataFrame:

@@ -1,10 +1,9 @@
-"""The report's figures as data, and the general helpers every notebook's tables and rendered text use.
+"""The report's figures as data, and what every notebook's tables and verdicts share.
 
-Every sentence with a number that a notebook shows is rendered from measured values, so no number in
-the prose is typed by hand. This module holds what all notebooks share: the report's figures, the
-profile and run notes, runs grouped by experiment with their spread across seeds, the reference
-spread that judges single-seed differences, and table styling. Each notebook's own tables and
-conclusions live beside the rest of its logic (baseline, augmentations, normalization, faster).
+Every number a notebook shows is rendered from measured values or from the report's figures below. This module holds
+the report's figures, the profile and run notes, runs grouped by experiment with their spread across seeds, the
+reference spread that judges single-seed differences, the note under each verdict table, and table styling. Each
+notebook's own tables and verdicts live beside the rest of its logic (baseline, augmentations, normalization, faster).
 """
 from __future__ import annotations
 
@@ -36,7 +35,6 @@ REPORT_NORMALIZE = {
 # ≈30% fits its loader as written (ToTensor). The 76.37% could be either, so it sits beside both lr-0.5 settings.
 REPORT_READING = {"collapse": "not shown; our reading: ToTensor", "fix": "not stated"}
 REPORT_MEAN, REPORT_STD = CIFAR10_MEAN, CIFAR10_STD
-REPORT_CAM_EPOCHS = (30, 50, 60)
 # Its training progress bar: 391 batches per epoch over the 50,000 training images.
 REPORT_STEPS_PER_EPOCH = 391
 # Its normalization log prints each epoch's bar and training loss, then that epoch's test accuracy; the excerpt
@@ -80,14 +78,11 @@ def is_comparable(cfg: Config) -> bool:
 def comparability(cfg: Config) -> str:
     """Return one sentence saying whether this profile's figures compare with the report's, and why."""
     if is_comparable(cfg):
-        return ("**Comparable with the report**: this is its protocol, so the figures can be set against "
-                "the report's directly (up to seed-to-seed variation).")
-    if cfg.profile == "full":
-        return ("**Not comparable with the report**: the `full` profile was overridden (epochs, subset, "
-                "batch size or data differ from the report's protocol).")
-    return (f"**Not comparable with the report**: profile `{cfg.profile}` trains on less data for fewer "
-            "epochs; the report's figures are quoted for orientation, and only the direction of each effect "
-            "can be checked. Only profile `full` reproduces the report's protocol.")
+        return "**Comparable with the report**: this is its protocol (up to seed-to-seed variation)."
+    why = ("the `full` profile was overridden (epochs, subset, batch size or data)" if cfg.profile == "full" else
+           f"profile `{cfg.profile}` trains on less data for fewer epochs")
+    return (f"**Not comparable with the report**: {why}; set against the report's figures, only the direction of an "
+            "effect can be checked. Only profile `full` reproduces the report's protocol.")
 
 
 def profile_note(cfg: Config, seeds: int | None = None) -> Markdown:
@@ -107,14 +102,10 @@ def profile_note(cfg: Config, seeds: int | None = None) -> Markdown:
 
 def run_note(run) -> Markdown:
     """Return a line naming a run, where it is stored, and how long its training took."""
-    minutes = run.history["seconds"].sum() / 60
-    env = run.env
-    threads = env.get("threads", "?")
-    threads = f"{threads} thread{'' if threads == 1 else 's'}"
-    return md(f"Run `{run.id}` (recipe `{run.config['recipe']}`"
-              f"{', test without normalization' if run.config.get('mismatch') else ''}, lr {run.config['lr']}, "
-              f"seed {run.config.get('seed', '?')}): {len(run.history)} epochs, trained in {minutes:.1f} min on "
-              f"{env.get('device', '?')} ({threads}), finished {env.get('finished', '?')}; stored in `{run.path}`.")
+    env, c = run.env, run.config
+    return md(f"Run `{run.id}` (recipe `{c['recipe']}`, lr {c['lr']}, seed {c.get('seed', '?')}): {len(run.history)} "
+              f"epochs, trained in {run.history['seconds'].sum() / 60:.1f} min on {env.get('device', '?')} "
+              f"({env.get('threads', '?')} threads), finished {env.get('finished', '?')}; stored in `{run.path}`.")
 
 
 def _as_list(runs) -> list:
@@ -248,30 +239,14 @@ def judge(a, b, ref: Reference = NO_REFERENCE) -> Comparison:
     return compare(a, b, ref.sd if ref.measured else None, ref.df)
 
 
-def rule_note(comparisons, ref: Reference = NO_REFERENCE) -> str:
-    """Return the rule the verdicts used: Welch, plus the reference rule (naming its folder) where it applied."""
-    comparisons = list(comparisons)
+def verdict_note(verdicts, ref: Reference = NO_REFERENCE, cfg: Config | None = None) -> Markdown:
+    """Return the sentences under a verdict table: the rule, the reference runs it used, whether the profile compares."""
     text = f"*Rule*: {RULE}."
-    if any(c.basis != "welch" for c in comparisons):
-        if ref.measured:
-            text += (f" Otherwise, {RULE_REFERENCE} (`{ref.sd_folder}`: pooled seed-to-seed sd {ref.sd:.2f} points "
-                     f"over {ref.experiments} experiment{'s' if ref.experiments != 1 else ''}, {ref.df} degree"
-                     f"{'s' if ref.df != 1 else ''} of freedom).")
+    if any(v.comparison.basis != "welch" for v in verdicts):
+        text += (f" With one seed a side, {RULE_REFERENCE}: `{ref.sd_folder}`, pooled over {ref.experiments} "
+                 "experiment(s)." if ref.measured else
+                 f" `{ref.folder}` has no experiment here with two seeds, so a side with one seed is **not judged**.")
         if ref.borrowed:
-            text += (f" `{ref.folder}` has no experiment here with two seeds, so that spread of the "
-                     f"{ref.measured_in} profile stands in: an assumption, that runs at the {ref.profile} profile's "
-                     f"scale vary from seed to seed no more than at the {ref.measured_in} profile's smaller one.")
-        elif not ref.measured:
-            text += (f" Otherwise, {RULE_REFERENCE}; `{ref.folder}` has no experiment here with two seeds or more, "
-                     "so such a difference is **not judged**.")
-    return text
-
-
-def verdict(c: Comparison, a: str, b: str, digits: int = 2) -> str:
-    """Return the verdict as a phrase: 'A **differs** from B (p = 0.012; n = 3 and 1): +2.31 points, higher (...)'."""
-    if not c.judged:
-        return f"{a} against {b}: {c.describe(digits)}, **not judged**"
-    if c.resolved:
-        return (f"{a} **differs** from {b} ({c.p_text}; {c.n_text}): {c.diff:+.{digits}f} points, {c.verdict} "
-                f"({c.t_text})")
-    return f"{a} is **consistent with** {b} ({c.p_text}; {c.n_text}): {c.diff:+.{digits}f} points ({c.t_text})"
+            text += (f" `{ref.folder}` has none with two seeds; the {ref.measured_in} profile's smaller runs stand in, "
+                     "assumed to vary from seed to seed at least as much.")
+    return md(text + (f"  \n{comparability(cfg)}" if cfg is not None else ""))

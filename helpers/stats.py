@@ -1,6 +1,6 @@
 """Spread across seeds, and the one rule that says whether two experiments differ.
 
-Rule (rendered into every conclusion by `RULE`): A differs from B when Welch's t-test rejects equal means at the 5%
+Rule (rendered under every verdict table from `RULE`): A differs from B when Welch's t-test rejects equal means at the 5%
 level: t = (mean_A - mean_B) / sqrt(sd_A²/n_A + sd_B²/n_B), with the Welch–Satterthwaite degrees of freedom, two-sided
 p < 0.05; it needs at least two seeds on each side. With one seed on a side, a seed-to-seed sd measured elsewhere (the
 reference runs, pooled) stands in for both sides' sd, with that sd's degrees of freedom: an assumption, stated where it
@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pandas as pd
+
 ALPHA = 0.05  # two-sided level of the t-test
-RULE = ("two experiments differ only when Welch's t-test finds their mean test accuracies different at the 5% level "
-        "(two-sided p < 0.05, Welch–Satterthwaite degrees of freedom), with at least two seeds on each side; "
-        "otherwise they are consistent with each other")
-RULE_REFERENCE = ("with a single seed on a side, the seed-to-seed sd measured in the reference runs stands in for both "
-                  "sides' sd, with its degrees of freedom (an assumption: that these runs vary from seed to seed as the "
-                  "reference runs do)")
+RULE = ("A differs from B when Welch's t-test finds their means different at the 5% level (two-sided, "
+        "Welch–Satterthwaite degrees of freedom, at least two seeds a side); otherwise they are consistent")
+RULE_REFERENCE = ("the seed-to-seed sd of the reference runs stands in for both sides' sd, with its degrees of freedom "
+                  "(an assumption: that these runs vary from seed to seed as those do)")
 
 
 # ---- the Student-t distribution ----------------------------------------------------------------
@@ -134,19 +134,6 @@ class Comparison:
         """Return the seeds on each side, 'n = 3 and 1'."""
         return f"n = {self.a.n} and {self.b.n}"
 
-    @property
-    def t_text(self) -> str:
-        """Return the test, e.g. 'Welch t = 3.10, df = 3.4' or 't = 3.10, df = 8.0, sd from the reference runs'."""
-        t = self.diff / self.se if self.se else math.copysign(math.inf, self.diff) if self.diff else 0.0
-        return (f"Welch t = {t:.2f}, df = {self.df:.1f}" if self.basis == "welch" else
-                f"t = {t:.2f}, df = {self.df:.1f}, sd from the reference runs")
-
-    def describe(self, digits: int = 2) -> str:
-        """Return the difference with its test, e.g. '+2.31 points (Welch t = 3.10, df = 3.4, p = 0.045; n = 3 and 3)'."""
-        if not self.judged:
-            return f"{self.diff:+.{digits}f} points (one seed a side and no measured spread: not judged; {self.n_text})"
-        return f"{self.diff:+.{digits}f} points ({self.t_text}, {self.p_text}; {self.n_text})"
-
 
 def compare(a, b, reference_sd: float | None = None, reference_df: float | None = None) -> Comparison:
     """Return the Comparison of A and B (Spreads or lists of values) under the module's rule.
@@ -175,3 +162,42 @@ def pooled_sd(spreads) -> float:
 def pooled_df(spreads) -> int:
     """Return the degrees of freedom of the pooled sd: the sum of n - 1 over experiments with two seeds or more."""
     return sum(s.n - 1 for s in spreads if s.n >= 2)
+
+
+# ---- the verdict table: one row per claim, rendered the same way in notebooks, landing page and README ----
+
+VERDICT_COLUMNS = ("claim", "A", "B", "difference", "spread", "rule", "verdict")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judged claim: side A against side B, with the Comparison that judges it."""
+    claim: str              # what is judged, short: "random crop beats no augmentation"
+    a: str                  # label of side A, e.g. "crop"
+    b: str                  # label of side B, e.g. "none" or "the report"
+    comparison: Comparison
+
+    def row(self, digits: int = 2) -> dict:
+        """Return the row as text: claim, A, B, difference, spread, rule and verdict."""
+        c = self.comparison
+        if not c.judged:
+            spread_text, rule, said = "–", "not judged: one seed a side", "not judged"
+        else:
+            spread_text = f"se {c.se:.{digits}f}"
+            rule = (f"Welch t, df {c.df:.1f}" if c.basis == "welch" else
+                    f"reference sd {c.se / math.sqrt(1 / c.a.n + 1 / c.b.n):.{digits}f}, df {c.df:g}")
+            said = (f"differs ({c.p_text}), {c.verdict}" if c.resolved else f"consistent ({c.p_text})")
+        return dict(zip(VERDICT_COLUMNS, (self.claim, f"{self.a} {c.a.format(digits)}", f"{self.b} {c.b.format(digits)}",
+                                          f"{c.diff:+.{digits}f} points", spread_text, rule, said)))
+
+
+def verdict_frame(verdicts, digits: int = 2) -> pd.DataFrame:
+    """Return one row per Verdict, with the columns claim, A, B, difference, spread, rule and verdict."""
+    return pd.DataFrame([v.row(digits) for v in verdicts], columns=list(VERDICT_COLUMNS))
+
+
+def verdict_markdown(verdicts, digits: int = 2) -> str:
+    """Return the verdict rows as a Markdown table (landing page, README)."""
+    rows = [list(VERDICT_COLUMNS), ["---"] * len(VERDICT_COLUMNS)]
+    rows += [[str(x).replace("|", "\\|") for x in v.row(digits).values()] for v in verdicts]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)

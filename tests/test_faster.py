@@ -1,4 +1,4 @@
-"""Notebook 05: the fast recipe against the report's protocol across seeds, and every branch of its verdict."""
+"""Notebook 05: the fast recipe against the report's protocol across seeds, and its verdict rows."""
 import math
 
 import matplotlib
@@ -43,35 +43,31 @@ def test_plot_speed_draws_the_mean_and_a_band_per_experiment():
     plt.close(fig)
 
 
-FULL = h.make_config("full", recipe="fast", data_dir="/f")
-QUICK = h.make_config("quick", recipe="fast", data_dir="/f")
+def verdicts_of(ref_runs, fast, reference=R.NO_REFERENCE):
+    return [v.row() for v in h.speed_verdicts(h.speed_table(ref_runs, fast), reference)]
 
 
-def verdict_of(ref, fast, cfg, reference=R.NO_REFERENCE):
-    return text(h.speed_conclusion(h.speed_table(ref, fast), cfg, ref=reference))
+def test_the_two_experiments_are_compared_with_welch():
+    protocol, report = verdicts_of(seeds([50.0, 50.4], epochs=8), fast_runs([55.0, 55.4]))
+    assert (protocol["A"], protocol["B"]) == ("fast 55.20 ± 0.28% (n=2)", "protocol 50.20 ± 0.28% (n=2)")
+    assert protocol["verdict"] == "differs (p = 0.003), higher" and protocol["rule"] == "Welch t, df 2.0"
+    assert report["B"] == "the report 83.98% (n=1)" and report["verdict"] == "not judged"
 
 
-def test_quick_profile_compares_the_two_experiments_with_welch():
-    out = verdict_of(seeds([50.0, 50.4], epochs=8), fast_runs([55.0, 55.4]), QUICK)
-    assert "the fast recipe **differs** from the protocol (p = 0.003; n = 2 and 2): +5.00 points, higher" in out
-    assert "(Welch t = 17.68, df = 2.0)" in out
-    assert "25% of the epochs" in out and "neither run can reach the report's 83.98%" in out
-    assert f"*Rule*: {h.stats.RULE}." in out
-
-
-def test_full_profile_judges_the_report_figure_against_the_reference_spread():
+def test_the_report_figure_is_judged_against_the_reference_spread():
     ref = R.Reference("full", 0.3, 5)
-    reaches = verdict_of(seeds([82.0], epochs=8), fast_runs([86.0]), FULL, ref)
-    assert "**reaches it**" in reaches and "`report/reference/full/`" in reaches
-    misses = verdict_of(seeds([82.0], epochs=8), fast_runs([82.0]), FULL, ref)
-    assert "**misses it** by 1.98 points" in misses and "**differs**" not in misses.split("Against")[0]
-    close = verdict_of(seeds([82.0], epochs=8), fast_runs([83.8]), FULL, ref)
-    assert "Against the report's best figure, 83.98% after 8 epochs (one run): the fast recipe is **consistent with** it (-0.18 points (t = -0.42, df = 5.0" in close
+    reaches = verdicts_of(seeds([82.0], epochs=8), fast_runs([86.0]), ref)[1]
+    assert reaches["verdict"].endswith(", higher") and reaches["rule"] == "reference sd 0.30, df 5"
+    misses = verdicts_of(seeds([82.0], epochs=8), fast_runs([82.0]), ref)
+    assert misses[1]["verdict"].endswith(", lower") and misses[1]["difference"] == "-1.98 points"
+    assert misses[0]["verdict"].startswith("consistent")
+    close = verdicts_of(seeds([82.0], epochs=8), fast_runs([83.8]), ref)[1]
+    assert close["verdict"].startswith("consistent (p = 0.6") and close["difference"] == "-0.18 points"
 
 
 def test_one_seed_without_a_reference_spread_is_not_judged():
-    out = verdict_of(seeds([50.0], epochs=8), fast_runs([55.0]), QUICK, R.Reference("quick", math.nan))
-    assert "**not judged**" in out and "n = 1 and 1" in out and "no experiment here with two seeds" in out
+    out = verdicts_of(seeds([50.0], epochs=8), fast_runs([55.0]), R.Reference("quick", math.nan))
+    assert [r["verdict"] for r in out] == ["not judged", "not judged"]
 
 
 def test_default_validation_is_a_tenth_with_a_floor():

@@ -1,4 +1,4 @@
-"""Notebook 03: the study across seeds, every branch of its conclusion, and the full-scale reading."""
+"""Notebook 03: the study across seeds, its verdict rows, and the same verdicts at the report's scale."""
 import math
 
 import pytest
@@ -55,56 +55,48 @@ def test_normalization_table_carries_the_spreads():
     assert t.loc["normalize, lr 0.5, correct pipeline", "final train loss"].mean == 0.2
 
 
-def test_conclusion_supports_the_mismatch_when_only_the_mismatched_evaluation_collapses():
-    out = text(h.normalization_conclusion(study(), CFG))
-    assert "**The mismatch hypothesis is supported.**" in out
-    assert "71.20 ± 0.28% (n=2)" in out and "15.20 ± 0.28% (n=2)" in out and "without **differs** from with (p < 0.001; n = 2 and 2)" in out
-    assert "**Overfitting does not explain it.**" in out and "0.0110 ± 0.0014 (n=2)" in out
-    assert "exactly the figure of the separate evaluation" in out
-    assert "does **not** repair" in out and "profile `quick` does not reproduce" in out
-    assert "worse in itself (a difference under the rule)" in out and "Not comparable" in out and f"*Rule*: {h.stats.RULE}." in out
+def rows(verdicts):
+    """The verdicts' rendered rows, keyed by claim."""
+    return {v.claim: v.row() for v in verdicts}
 
 
-def test_conclusion_says_so_when_the_collapse_is_not_resolved():
-    out = text(h.normalization_conclusion(study(mismatched=S([65.0, 70.0]), mismatch_curve_acc=64.0), CFG))
-    assert "**The measurements do not support the mismatch hypothesis here.**" in out
-    assert "supported.**" not in out and "Overfitting does not explain" not in out
-    assert "the two disagree" in out
+MISMATCH = "dropping Normalize at test time lowers accuracy (the mismatch)"
+REPAIR = "lr 0.5 repairs the mismatch: as good as the correct pipeline"
+HYPOTHESIS = "hypothesis: the report tested its lr 0.5 run with Normalize"
 
 
-def test_a_large_drop_with_one_seed_and_no_reference_spread_is_not_resolved():
+def test_verdicts_judge_the_mismatch_the_fix_and_the_reports_figures():
+    out = rows(h.normalization_verdicts(study(), CFG))
+    assert list(out) == [MISMATCH, "normalizing, done right, is as good as no normalization",
+                         "the mismatch gives the report's collapse", "lr 0.5 improves the mismatched evaluation", REPAIR,
+                         "lr 0.5 is better in itself (correct pipeline)",
+                         "lr 0.5, still mismatched, gives the report's fixed figure", HYPOTHESIS]
+    mismatch = out[MISMATCH]
+    assert mismatch["A"] == "lr 0.1, tested without Normalize 15.20 ± 0.28% (n=2)"
+    assert mismatch["B"] == "lr 0.1, tested with Normalize 71.20 ± 0.28% (n=2)"
+    assert mismatch["verdict"] == "differs (p < 0.001), lower" and mismatch["difference"] == "-56.00 points"
+    assert out["normalizing, done right, is as good as no normalization"]["verdict"].startswith("consistent")
+    assert out["lr 0.5 improves the mismatched evaluation"]["verdict"].endswith(", higher")
+    assert out[REPAIR]["verdict"].endswith(", lower")
+    assert out["lr 0.5 is better in itself (correct pipeline)"]["verdict"].endswith(", lower")
+    report = out["lr 0.5, still mismatched, gives the report's fixed figure"]
+    assert report["B"] == "the report, lr 0.5 76.37% (n=1)" and report["verdict"] == "not judged"
+
+
+def test_a_mismatch_within_the_spread_is_consistent_and_a_working_fix_is_consistent_with_the_correct_pipeline():
+    out = rows(h.normalization_verdicts(study(mismatched=S([65.0, 70.0]), fix_mismatched=S([71.0, 71.6])), CFG))
+    assert out[MISMATCH]["verdict"].startswith("consistent") and out[REPAIR]["verdict"].startswith("consistent")
+
+
+def test_one_seed_a_side_is_judged_only_with_a_reference_spread():
     one = study(baseline=S([70.0]), matched=S([71.0]), mismatched=S([15.0]), fix_mismatched=S([20.0]),
                 fix_matched=S([66.0]))
-    out = text(h.normalization_conclusion(one, CFG))
-    assert "do not support the mismatch hypothesis here" in out and "not judged" in out
-    assert "no experiment here with two seeds" in out
-    judged = text(h.normalization_conclusion(one, CFG, ref=R.Reference("quick", 1.0, 5)))
-    assert "**The mismatch hypothesis is supported.**" in judged and "`report/reference/quick/`" in judged
-
-
-def test_conclusion_partial_when_the_correct_pipeline_is_also_poor():
-    out = text(h.normalization_conclusion(study(matched=S([50.0, 50.4])), CFG))
-    assert "**Partly supported.**" in out and "normalize **differs** from the baseline (p < 0.001; n = 2 and 2): -20.00 points, lower" in out
-
-
-def test_conclusion_reports_a_working_or_partial_fix_and_a_better_rate():
-    fixed = text(h.normalization_conclusion(study(fix_mismatched=S([69.0, 69.4])), CFG))
-    assert "does make the mismatched evaluation about as good" in fixed
-    partial = text(h.normalization_conclusion(study(fix_mismatched=S([40.0, 40.4])), CFG))
-    assert "partial, accidental repair" in partial
-    better = text(h.normalization_conclusion(study(fix_matched=S([80.0, 80.4])), CFG))
-    assert "better in itself" in better
-    same = text(h.normalization_conclusion(study(fix_matched=S([70.0, 72.4])), CFG))
-    assert "no improvement" in same
-
-
-def test_in_the_full_profile_a_failed_fix_is_judged_against_the_report():
-    out = text(h.normalization_conclusion(study(), FULL, ref=R.Reference("full", 0.5, 5)))
-    assert "**below the report's** 76.37%" in out and "measured **differs** from the report (p < 0.001; n = 2 and 1)" in out
-    assert "contradict" not in out
-    assert "`report/reference/full/`" in out
-    unjudged = text(h.normalization_conclusion(study(), FULL))  # two seeds against the report's one, no spread
-    assert "below the report's" not in unjudged and "measured against the report" in unjudged and "not judged" in unjudged
+    assert {r["verdict"] for r in rows(h.normalization_verdicts(one, CFG)).values()} == {"not judged"}
+    judged = rows(h.normalization_verdicts(one, CFG, ref=R.Reference("quick", 1.0, 5)))
+    assert judged[MISMATCH]["verdict"] == "differs (p < 0.001), lower"
+    assert judged[MISMATCH]["rule"] == "reference sd 1.00, df 5"
+    fix = judged["lr 0.5, still mismatched, gives the report's fixed figure"]
+    assert fix["difference"] == "-56.37 points" and fix["verdict"].endswith(", lower")
 
 
 def test_study_from_runs_reads_every_setting_per_seed():
@@ -126,56 +118,37 @@ def full_scale(matched=(78.39,), mismatched=(33.42,), fix_matched=(72.38,), fix_
                        R.Reference("full", sd, 4, measured_in))
 
 
-def test_full_scale_with_one_seed_judges_by_the_borrowed_quick_spread_and_says_so():
-    out = text(h.full_scale_conclusion(full_scale(sd=4.0, measured_in="quick")))
-    supported, rest = out.split("*What the figures support.*")[1].split("(a hypothesis, not a fact)")
-    assert "**The collapse is the train/test transform mismatch.**" in supported
-    assert "**lr 0.5 does not turn the mismatched pipeline into 76.37%.**" in supported
-    assert "(t = -7.95, df = 4.0, sd from the reference runs)" in supported  # se 4.0 * sqrt(2)
-    assert "the report is **consistent with** that setting (p = 0.520; n = 1 and 1): +3.99 points" in rest
-    assert "use the spread measured in `report/reference/quick/`" in rest and "an assumption" in rest
-    out = text(h.full_scale_conclusion(full_scale(sd=30.0, measured_in="quick")))  # a spread too wide to judge
-    assert "Under the rule, nothing yet" in out and "Whether the collapse is the train/test transform mismatch." in out
+def test_full_scale_with_one_seed_judges_by_the_borrowed_quick_spread():
+    out = rows(h.full_scale_verdicts(full_scale(sd=4.0, measured_in="quick")))
+    assert "normalizing, done right, is as good as no normalization" not in out  # no baseline at this scale
+    assert out[MISMATCH]["verdict"].endswith(", lower") and out[MISMATCH]["rule"] == "reference sd 4.00, df 4"
+    assert out[HYPOTHESIS]["verdict"] == "consistent (p = 0.520)" and out[HYPOTHESIS]["difference"] == "-3.99 points"
+    wide = rows(h.full_scale_verdicts(full_scale(sd=30.0, measured_in="quick")))  # a spread too wide to judge
+    assert {r["verdict"][:10] for r in wide.values()} == {"consistent"}
 
 
-def test_full_scale_with_one_seed_and_no_spread_leaves_every_difference_open():
-    out = text(h.full_scale_conclusion(full_scale()))
-    supported, rest = out.split("*What the figures support.*")[1].split("(a hypothesis, not a fact)")
-    assert "`report/reference/full/`" in out and "n=1 seed(s)" in out
-    assert "Under the rule, nothing yet" in supported
-    assert "78.39% (n=1) with Normalize at test time and 33.42% (n=1) without" in rest
-    assert "≈30% is 3.42 points below their range (33.42%–33.42%)" in rest
-    assert "Whether the collapse is the train/test transform mismatch." in rest
-    assert "Whether lr 0.5 could turn the mismatched pipeline into the report's 76.37%." in rest
-    assert "**with** Normalize, which here scores 72.38% (n=1)" in rest
-    assert "inside their range (72.38%–78.39%) for the runs tested **with** Normalize" in rest
-    assert "42.95 points above their range (23.10%–33.42%)" in rest
-    assert "The seed-to-seed spread at this scale: the reference holds 1 seed(s)" in rest
-    assert "even the hypothesis" not in out and "no experiment here with two seeds" in out
+def test_full_scale_with_one_seed_and_no_spread_judges_nothing():
+    out = rows(h.full_scale_verdicts(full_scale()))
+    assert out[MISMATCH]["A"] == "lr 0.1, tested without Normalize 33.42% (n=1)"
+    assert out["the mismatch gives the report's collapse"]["difference"] == "+3.42 points"
+    assert {r["verdict"] for r in out.values()} == {"not judged"}
 
 
-def test_full_scale_with_three_seeds_supports_the_mismatch_and_the_lr_finding_and_judges_the_hypothesis():
-    out = text(h.full_scale_conclusion(full_scale((78.2, 78.4, 78.6), (33.0, 33.4, 33.8), (72.0, 72.4, 72.8),
-                                                  (23.0, 23.1, 23.2), sd=0.4)))
-    supported = out.split("*What the figures support.*")[1].split("(a hypothesis, not a fact)")[0]
-    assert "**The collapse is the train/test transform mismatch.**" in supported
-    assert "without **differs** from with (p < 0.001; n = 3 and 3)" in supported and "Welch t =" in supported
-    assert "**lr 0.5 does not turn the mismatched pipeline into 76.37%.**" in supported
-    assert "the report **differs** from them (p < 0.001; n = 1 and 3): +53.27 points, higher" in supported and "n=3 seed(s)" in out
-    assert "even the hypothesis does not account for all of it" in out  # 76.37 vs 72.4 ± 0.4: resolved
-    assert "Whether" not in out and "The seed-to-seed spread at this scale" not in out
-    assert "pooled seed-to-seed sd 0.40" in out
-
-
-def test_full_scale_hypothesis_not_resolved_from_its_setting():
-    out = text(h.full_scale_conclusion(full_scale((78.2, 78.4, 78.6), (33.0, 33.4, 33.8), (75.0, 76.0, 77.0),
+def test_full_scale_with_three_seeds_supports_the_mismatch_and_judges_the_hypothesis():
+    out = rows(h.full_scale_verdicts(full_scale((78.2, 78.4, 78.6), (33.0, 33.4, 33.8), (72.0, 72.4, 72.8),
+                                                (23.0, 23.1, 23.2), sd=0.4)))
+    assert out[MISMATCH]["verdict"] == "differs (p < 0.001), lower" and out[MISMATCH]["rule"].startswith("Welch t")
+    fix = out["lr 0.5, still mismatched, gives the report's fixed figure"]
+    assert fix["difference"] == "-53.27 points" and fix["verdict"] == "differs (p < 0.001), lower"
+    assert out[HYPOTHESIS]["verdict"].endswith(", lower")  # 72.4 ± 0.4 against 76.37: differs
+    close = rows(h.full_scale_verdicts(full_scale((78.2, 78.4, 78.6), (33.0, 33.4, 33.8), (75.0, 76.0, 77.0),
                                                   (23.0, 23.1, 23.2), sd=2.0)))
-    assert "the report is **consistent with** that setting (p = 0.8" in out and "even the hypothesis" not in out
+    assert close[HYPOTHESIS]["verdict"].startswith("consistent (p = 0.8")
 
 
-def test_full_scale_without_the_reference_folder_says_so():
-    out = text(h.full_scale_conclusion(full_scale(fix_matched=())))
-    assert "holds no run for lr 0.5, tested with Normalize" in out and "`report/reference/full/`" in out
+def test_full_scale_verdicts_skip_a_setting_without_runs():
+    out = rows(h.full_scale_verdicts(full_scale(fix_matched=())))
+    assert HYPOTHESIS not in out and "lr 0.5 is better in itself (correct pipeline)" not in out and MISMATCH in out
 
 
 def test_full_scale_table_sets_the_reference_beside_the_report():
@@ -187,10 +160,10 @@ def test_full_scale_table_sets_the_reference_beside_the_report():
     assert math.isnan(t.loc["lr 0.1, tested with Normalize", "report (%)"])
 
 
-def test_the_full_scale_reading_of_the_committed_reference_renders_its_figures():
+def test_the_full_scale_verdicts_of_the_committed_reference_render_its_figures():
     fs = h.FullScale.load()
     assert min(s.n for s in fs.settings().values()) >= 1
-    out = text(h.full_scale_conclusion(fs))
-    for s in fs.settings().values():
-        assert s.format() in out or f"{s.mean:.2f}" in out
-    assert "`report/reference/full/`" in out and "(a hypothesis, not a fact)" in out
+    out = h.verdict_frame(h.full_scale_verdicts(fs))
+    assert len(out) == 7
+    for label, s in fs.settings().items():
+        assert f"{label} {s.format()}" in set(out["A"]) | set(out["B"])

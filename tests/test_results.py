@@ -1,4 +1,4 @@
-"""Tables and rendered text carry the measured values, set them beside the report's, and flag contradictions."""
+"""Tables, notes and verdict rows carry the measured values and set them beside the report's figures."""
 import math
 
 import pandas as pd
@@ -7,6 +7,9 @@ import pytest
 import helpers as h
 from helpers import results as R
 from fakes import fake_run, seeds, text
+
+FULL = h.make_config("full", data_dir="/f")
+QUICK = h.make_config("quick", data_dir="/f")
 
 
 def test_pct_formats_and_marks_missing_values():
@@ -48,7 +51,7 @@ def test_stage_table_and_note_read_the_measured_shapes():
     t = h.stage_table(shapes)
     assert t.set_index("stage").loc["layer4"].tolist() == ["512×1×1", "512×4×4"]
     out = text(h.stage_note(shapes))
-    assert "imagenet stem**: layer4 is 512×1×1: a single spatial position" in out
+    assert "imagenet stem**: layer4 is 512×1×1, a single spatial position" in out
     assert "cifar stem**: layer4 is 512×4×4" in out and "16 positions" in out
     fake = {"wide": [("layer4", (512, 2, 3))]}
     assert "6 positions" in text(h.stage_note(fake))
@@ -153,38 +156,25 @@ def test_reference_sd_of_full_borrows_the_quick_spread_only_when_its_own_is_unme
     assert not h.reference_sd("full", [("none", 0.1, False)]).measured
 
 
-def test_rule_note_states_welch_and_names_the_reference_folder_when_it_is_used():
-    welch = h.judge([80.0, 81.0], [70.0, 71.0])
-    assert h.rule_note([welch]) == f"*Rule*: {h.stats.RULE}."
+def test_verdict_note_states_welch_and_names_the_reference_folder_when_it_is_used():
+    welch = h.Verdict("c", "a", "b", h.judge([80.0, 81.0], [70.0, 71.0]))
+    assert text(h.verdict_note([welch])) == f"*Rule*: {h.stats.RULE}."
     ref = R.Reference("quick", 0.5, 3)
-    single = h.judge([80.0], [70.0], ref)
-    note = h.rule_note([welch, single], ref)
-    assert h.stats.RULE_REFERENCE in note and "`report/reference/quick/`" in note
-    assert "sd 0.50 points over 3 experiments, 3 degrees of freedom" in note
-    assert "profile stands in" not in note and "no experiment here" not in note
+    single = h.Verdict("c", "a", "b", h.judge([80.0], [70.0], ref))
+    note = text(h.verdict_note([welch, single], ref))
+    assert h.stats.RULE_REFERENCE in note and "`report/reference/quick/`, pooled over 3 experiment(s)" in note
+    assert "stand in" not in note and "no experiment here" not in note
     borrowed = R.Reference("full", 0.5, 3, measured_in="quick")
-    note = h.rule_note([h.judge([80.0], [70.0], borrowed)], borrowed)
-    assert "`report/reference/quick/`: pooled seed-to-seed sd 0.50" in note
-    assert "`report/reference/full/` has no experiment here with two seeds" in note and "an assumption" in note
-    none = h.rule_note([h.judge([80.0], [70.0])], R.Reference("smoke", math.nan))
+    note = text(h.verdict_note([h.Verdict("c", "a", "b", h.judge([80.0], [70.0], borrowed))], borrowed))
+    assert "`report/reference/quick/`, pooled" in note and "`report/reference/full/` has none with two seeds" in note
+    assert "quick profile's smaller runs stand in" in note
+    smoke = R.Reference("smoke", math.nan)
+    none = text(h.verdict_note([h.Verdict("c", "a", "b", h.judge([80.0], [70.0], smoke))], smoke, QUICK))
     assert "`report/reference/smoke/` has no experiment here with two seeds" in none and "**not judged**" in none
-
-
-def test_verdict_phrases_each_outcome():
-    higher = h.verdict(h.judge([80.0, 80.2], [70.0, 70.2]), "A", "B")
-    assert higher == "A **differs** from B (p < 0.001; n = 2 and 2): +10.00 points, higher (Welch t = 70.71, df = 2.0)"
-    assert "A **differs** from B (p < 0.001; n = 2 and 2): -10.00 points, lower" in h.verdict(
-        h.judge([70.0, 70.2], [80.0, 80.2]), "A", "B")
-    same = h.verdict(h.judge([80.0, 81.0], [79.0, 82.0]), "A", "B")
-    assert same.startswith("A is **consistent with** B (p = 1.000; n = 2 and 2): +0.00 points (Welch t = 0.00")
-    assert h.verdict(h.judge([80.0], [70.0]), "A", "B").endswith("not judged; n = 1 and 1), **not judged**")
+    assert none.endswith(h.comparability(QUICK)) and "`quick` trains on less data" in none
 
 
 # ---- notebook 01 ------------------------------------------------------------------------------------
-
-FULL = h.make_config("full", data_dir="/f")
-QUICK = h.make_config("quick", data_dir="/f")
-
 
 def test_accuracy_table_shows_the_spread_and_each_seed_when_asked():
     runs = seeds([70.0, 72.0], train=99.0)
@@ -195,33 +185,36 @@ def test_accuracy_table_shows_the_spread_and_each_seed_when_asked():
     assert t.loc[2, "final test acc (%)"].values == (72.0,) and t.loc[1, "final train acc (%)"].mean == 99.0
 
 
-def test_accuracy_note_renders_the_spread_beside_the_report_outside_the_full_profile():
-    out = text(h.accuracy_note(seeds([70.0, 71.0], best=72.25, train=99.0, epochs=12), 79.44, QUICK))
-    assert "**70.50 ± 0.71% (n=2)**" in out and "**72.25 ± 0.00% (n=2)**" in out and "**79.44%**" in out
-    assert "best epoch (1, 1)" in out and "-8.94 points" in out and "says nothing about the report" in out
-    assert "not the peak" in out and "overfitting" in out and "28.5 points" in out and "*Rule*" not in out
+def rows(verdicts):
+    """The verdicts' rendered rows, keyed by claim."""
+    return {v.claim: v.row() for v in verdicts}
 
 
-def test_accuracy_note_in_the_full_profile_is_consistent_within_the_reference_spread():
+def test_baseline_verdicts_judge_the_report_the_best_epoch_and_overfitting():
+    out = rows(h.baseline_verdicts(seeds([70.0, 71.0], best=72.25, train=99.0, epochs=12)))
+    report = out["the baseline's test accuracy matches the report's"]
+    assert (report["A"], report["B"], report["difference"]) == ("measured 70.50 ± 0.71% (n=2)", "the report 79.44% (n=1)",
+                                                                "-8.94 points")
+    assert report["verdict"] == "not judged"  # one value on the report's side and no reference spread
+    best = out["the last epoch is as good as the best one"]
+    assert best["B"] == "best epoch 72.25 ± 0.00% (n=2)" and best["verdict"].startswith("consistent (p = 0.1")
+    overfit = out["training accuracy exceeds test accuracy (overfitting)"]
+    assert overfit["difference"] == "+28.50 points" and overfit["verdict"].startswith("differs (p = 0.01")
+    assert overfit["verdict"].endswith(", higher") and overfit["rule"] == "Welch t, df 1.0"
+
+
+def test_baseline_verdict_is_consistent_with_the_report_within_the_reference_spread():
     ref = R.Reference("full", 0.5, 1)  # se 0.5 * sqrt(1/3 + 1) = 0.577, one degree of freedom
-    out = text(h.accuracy_note(seeds([79.0, 80.0, 79.5], epochs=60), 79.44, FULL, ref=ref))
-    assert ("Measured is **consistent with** the report (p = 0.934; n = 3 and 1): +0.06 points "
-            "(t = 0.10, df = 1.0, sd from the reference runs)") in out
-    assert "`report/reference/full/`" in out and h.stats.RULE_REFERENCE in out and "contradict" not in out
+    report = h.baseline_verdicts(seeds([79.0, 80.0, 79.5], epochs=60), ref)[0].row()
+    assert report["verdict"] == "consistent (p = 0.934)" and report["rule"] == "reference sd 0.50, df 1"
+    assert report["difference"] == "+0.06 points" and report["spread"] == "se 0.58"
 
 
 @pytest.mark.parametrize("final", [[70.0, 70.5, 71.0], [88.0, 88.5, 87.5]])
-def test_accuracy_note_in_the_full_profile_names_a_difference_with_p_and_n(final):
-    out = text(h.accuracy_note(seeds(final, epochs=60), 79.44, FULL, ref=R.Reference("full", 0.5, 1)))
-    assert "Measured **differs** from the report (p = 0.0" in out and "n = 3 and 1)" in out
-    assert ("points, lower" in out) == (final[0] < 79.44) and "contradict" not in out
-
-
-def test_accuracy_note_in_the_full_profile_with_no_measured_spread_says_so():
-    out = text(h.accuracy_note(seeds([70.0], epochs=60), 79.44, FULL, ref=R.Reference("full", math.nan)))
-    assert "not judged" in out and "not known well enough" in out and "contradict" not in out
-    assert "`report/reference/full/` has no experiment here" in out
-    assert "has no figure" in text(h.accuracy_note(seeds([70.0]), None, FULL))
+def test_baseline_verdict_names_a_difference_from_the_report_with_its_direction(final):
+    report = h.baseline_verdicts(seeds(final, epochs=60), R.Reference("full", 0.5, 1))[0].row()
+    assert report["verdict"].startswith("differs (p = 0.0")
+    assert report["verdict"].endswith(", lower" if final[0] < 79.44 else ", higher")
 
 
 # ---- notebook 02 ------------------------------------------------------------------------------------
@@ -246,46 +239,43 @@ def test_recipe_table_holds_spreads_the_gap_and_each_seed():
     assert h.recipe_table({"none": fake_run(70.0)}).loc[0, "final test acc (%)"].n == 1  # a single run is one seed
 
 
-def test_recipe_findings_resolve_higher_with_welch_in_the_reports_direction():
-    out = text(h.recipe_findings(h.recipe_table(recipe_runs()), QUICK))
-    assert ("**crop**: 75.20 ± 0.28% (n=2) final; final test accuracy **differs** from `none`'s (p = 0.003; "
-            "n = 2 and 2): +5.00 points, higher (Welch t = 17.68, df = 2.0)") in out
-    assert out.count("**same direction** as the report") == 2
-    assert "did not try this recipe; it helps here" in out
-    assert "No result differs in the opposite direction" in out and "Not comparable" in out
-    assert "largest for **none** (28.8 points)" in out and "shrinks the gap" in out
-    assert "no pair differs in the opposite order" in out and "the report's ranking (" not in out
-    assert f"*Rule*: {h.stats.RULE}." in out and "reference" not in out.split("*Rule*")[1]
+def test_recipe_verdicts_judge_each_recipe_against_none_and_the_reports_ranking_with_welch():
+    out = rows(h.recipe_verdicts(h.recipe_table(recipe_runs())))
+    assert list(out) == ["flip_rotate beats none (report: +2.50 points)", "crop beats none (report: +4.54 points)",
+                         "crop_flip beats none", "crop beats flip_rotate (report: +2.04 points)",
+                         "flip_rotate narrows the train–test gap", "crop narrows the train–test gap",
+                         "crop_flip narrows the train–test gap"]
+    crop = out["crop beats none (report: +4.54 points)"]
+    assert (crop["A"], crop["B"], crop["difference"]) == ("crop 75.20 ± 0.28% (n=2)", "none 70.20 ± 0.28% (n=2)",
+                                                          "+5.00 points")
+    assert crop["verdict"] == "differs (p = 0.003), higher" and crop["rule"] == "Welch t, df 2.0"
+    assert out["crop beats flip_rotate (report: +2.04 points)"]["verdict"].endswith(", higher")
+    gap = out["crop narrows the train–test gap"]
+    assert gap["A"] == "crop 12.80 ± 0.28% (n=2)" and gap["verdict"].endswith(", lower")
 
 
-def test_recipe_findings_flag_a_resolved_contradiction_and_a_reversed_ranking():
-    out = text(h.recipe_findings(h.recipe_table(recipe_runs(crop=(65.0, 65.4), crop_flip=(60.0, 60.4))), QUICK))
-    assert "**crop**" in out and "**differs** from `none`'s (p = 0.003; n = 2 and 2): -5.00 points, lower" in out
-    assert "**the opposite direction** to the report's: here the recipe differs from `none`, lower." in out
-    assert "1 result(s) in the opposite direction" in out and "it does **not** help here: it differs" in out
-    assert "**differs** from the report's ranking (crop > flip_rotate > none)" in out and "contradict" not in out
-    assert "flip_rotate above crop (they differ)" in out and "none above crop (they differ)" in out
+def test_recipe_verdicts_show_a_difference_against_the_reports_direction():
+    out = rows(h.recipe_verdicts(h.recipe_table(recipe_runs(crop=(65.0, 65.4), crop_flip=(60.0, 60.4)))))
+    assert out["crop beats none (report: +4.54 points)"]["verdict"] == "differs (p = 0.003), lower"
+    assert out["crop beats flip_rotate (report: +2.04 points)"]["verdict"].endswith(", lower")
+    assert out["crop_flip beats none"]["verdict"].endswith(", lower")
 
 
-def test_recipe_findings_with_one_seed_are_not_resolved_without_a_reference_spread():
+def test_recipe_verdicts_with_one_seed_are_not_judged_without_a_reference_spread():
     runs = {k: rs[:1] for k, rs in recipe_runs().items()}
-    out = text(h.recipe_findings(h.recipe_table(runs), QUICK))
-    assert out.count("), **not judged**") == 3 and "n = 1 and 1" in out
-    assert out.count("neither confirms nor opposes") == 2 and "it does not differ from `none` here" in out
-    assert "**same direction**" not in out and "contradict" not in out and "**differs**" not in out
-    assert h.stats.RULE_REFERENCE in out and "no experiment here with two seeds" in out
+    assert {r["verdict"] for r in rows(h.recipe_verdicts(h.recipe_table(runs))).values()} == {"not judged"}
 
 
-def test_recipe_findings_with_one_seed_use_the_reference_spread_and_name_it():
+def test_recipe_verdicts_with_one_seed_use_the_reference_spread():
     runs = {k: rs[:1] for k, rs in recipe_runs().items()}
     ref = R.Reference("quick", 0.5, 4)  # se 0.5 * sqrt(2) = 0.71, 4 degrees of freedom
-    out = text(h.recipe_findings(h.recipe_table(runs), QUICK, ref=ref))
-    assert "(p = 0.002; n = 1 and 1): +5.00 points, higher (t = 7.07, df = 4.0, sd from the reference runs)" in out
-    assert out.count("**same direction**") == 2 and "`report/reference/quick/`" in out
+    crop = rows(h.recipe_verdicts(h.recipe_table(runs), ref))["crop beats none (report: +4.54 points)"]
+    assert crop["verdict"] == "differs (p = 0.002), higher" and crop["rule"] == "reference sd 0.50, df 4"
     one_each = {"none": [fake_run(70.0)], "crop": [fake_run(71.0)]}
-    close = text(h.recipe_findings(h.recipe_table(one_each), QUICK, ref=ref))
-    assert "**consistent with** `none`'s (p = 0.230; n = 1 and 1)" in close and "neither confirms nor opposes" in close
+    close = rows(h.recipe_verdicts(h.recipe_table(one_each), ref))["crop beats none (report: +4.54 points)"]
+    assert close["verdict"] == "consistent (p = 0.230)"
 
 
-def test_recipe_findings_need_a_none_run():
-    assert "No `none` run" in text(h.recipe_findings(h.recipe_table({"crop": seeds([70.0])}), QUICK))
+def test_recipe_verdicts_need_a_none_run():
+    with pytest.raises(ValueError, match=r"parameter 'table' has recipes \['crop'\]; valid: a table with a 'none' row"):
+        h.recipe_verdicts(h.recipe_table({"crop": seeds([70.0])}))

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from helpers.stats import compare, pooled_df, pooled_sd, spread, t_two_sided_p, welch_df
+from helpers.stats import (Verdict, compare, pooled_df, pooled_sd, spread, t_two_sided_p, verdict_frame, verdict_markdown,
+                           welch_df)
 
 
 def test_spread_mean_sd_min_max_and_format():
@@ -39,7 +40,7 @@ def test_welch_finds_a_clear_difference_and_not_a_small_one():
     df = (0.04 / 3 + 0.09 / 3) ** 2 / ((0.04 / 3) ** 2 / 2 + (0.09 / 3) ** 2 / 2)
     assert c.basis == "welch" and c.se == pytest.approx(se) and c.df == pytest.approx(df)
     assert c.p == pytest.approx(t_two_sided_p(3.0 / se, df)) and c.resolved and c.verdict == "higher"
-    assert c.describe().startswith("+3.00 points (Welch t = 14.41, df = 3.5, p < 0.001; n = 3 and 3)")
+    assert c.diff / c.se == pytest.approx(14.41, abs=0.01) and c.p_text == "p < 0.001" and c.n_text == "n = 3 and 3"
     assert compare(b, a).verdict == "lower"
     close = compare([81.0, 82.0, 83.0], [81.5, 82.5, 80.5])
     assert close.basis == "welch" and not close.resolved and close.verdict == "not resolved" and close.p > 0.5
@@ -56,14 +57,14 @@ def test_two_seeds_a_side_at_two_standard_errors_is_not_a_difference():
 def test_one_seed_is_not_judged_without_a_measured_spread():
     c = compare([84.0], [79.0])
     assert c.basis == "too few seeds" and c.se is None and c.p is None and c.verdict == "not resolved"
-    assert "not judged; n = 1 and 1" in c.describe()
+    assert Verdict("x", "a", "b", c).row()["verdict"] == "not judged"
 
 
 def test_one_seed_is_judged_against_the_reference_spread_with_its_degrees_of_freedom():
     big = compare([84.0], [79.0], reference_sd=0.5, reference_df=6)  # t = 5 / (0.5 * sqrt 2) = 7.07
     assert big.basis == "reference" and big.df == 6 and big.resolved and big.verdict == "higher"
     assert big.p == pytest.approx(t_two_sided_p(5 / (0.5 * math.sqrt(2)), 6))
-    assert "sd from the reference runs" in big.describe()
+    assert Verdict("x", "a", "b", big).row()["rule"] == "reference sd 0.50, df 6"
     small = compare([80.0], [79.0], reference_sd=0.6, reference_df=6)
     assert small.basis == "reference" and not small.resolved
 
@@ -75,3 +76,36 @@ def test_compare_needs_values_and_pooled_sd_ignores_single_seeds():
     assert pooled_df([spread([1.0, 3.0, 4.0]), spread([5.0]), spread([1.0, 2.0])]) == 3
     assert math.isnan(pooled_sd([spread([1.0])]))
     assert welch_df(spread([1.0, 1.0]), spread([2.0, 2.0])) == 2  # no spread at all: n_A + n_B - 2
+
+
+def test_verdict_rows_render_a_welch_a_reference_and_a_not_judged_comparison():
+    welch = Verdict("crop beats none", "crop", "none", compare([84.0, 84.2, 83.8], [81.0, 81.3, 80.7]))
+    ref = Verdict("measured matches the report", "measured", "the report",
+                  compare([80.0], [79.0], reference_sd=0.6, reference_df=6))
+    alone = Verdict("one seed each", "a", "b", compare([84.0], [79.0]))
+    frame = verdict_frame([welch, ref, alone])
+    assert list(frame.columns) == ["claim", "A", "B", "difference", "spread", "rule", "verdict"]
+    assert frame.iloc[0].to_dict() == {
+        "claim": "crop beats none", "A": "crop 84.00 ± 0.20% (n=3)", "B": "none 81.00 ± 0.30% (n=3)",
+        "difference": "+3.00 points", "spread": f"se {math.sqrt(0.13 / 3):.2f}", "rule": "Welch t, df 3.5",
+        "verdict": "differs (p < 0.001), higher"}
+    p = t_two_sided_p(1 / (0.6 * math.sqrt(2)), 6)
+    assert frame.iloc[1].to_dict() == {
+        "claim": "measured matches the report", "A": "measured 80.00% (n=1)", "B": "the report 79.00% (n=1)",
+        "difference": "+1.00 points", "spread": f"se {0.6 * math.sqrt(2):.2f}", "rule": "reference sd 0.60, df 6",
+        "verdict": f"consistent (p = {p:.3f})"}
+    assert frame.iloc[2][["difference", "spread", "rule", "verdict"]].tolist() == [
+        "+5.00 points", "–", "not judged: one seed a side", "not judged"]
+    assert Verdict("x", "a", "b", compare([1.0, 2.0, 3.0], [9.0, 9.5, 10.0])).row()["verdict"].endswith(", lower")
+    assert welch.row(digits=1)["A"] == "crop 84.0 ± 0.2% (n=3)"
+
+
+def test_verdict_markdown_is_a_table_of_the_same_rows():
+    rows = [Verdict("a | b", "x", "y", compare([84.0, 84.2, 83.8], [81.0, 81.3, 80.7])),
+            Verdict("one seed", "x", "y", compare([84.0], [79.0]))]
+    lines = verdict_markdown(rows).splitlines()
+    assert lines[0] == "| claim | A | B | difference | spread | rule | verdict |"
+    assert lines[1] == "| --- | --- | --- | --- | --- | --- | --- |"
+    assert lines[2].startswith("| a \\| b | x 84.00 ± 0.20% (n=3) | y 81.00 ± 0.30% (n=3) | +3.00 points |")
+    assert lines[2].endswith("| Welch t, df 3.5 | differs (p < 0.001), higher |")
+    assert lines[3].endswith("| – | not judged: one seed a side | not judged |") and len(lines) == 4

@@ -73,8 +73,9 @@ def cam_summary(models: dict, blank: CamResult, report: str) -> str:
     `models` maps a label to each model shown; `report` is the label of the report's model; `blank` is the CAM batch
     measured on the report's layer (its size and range decide the wording, so the summary claims only what was seen).
     """
-    from ..results import REPORT_CAM_EPOCHS
-    epochs = ", ".join(map(str, REPORT_CAM_EPOCHS[:-1])) + f" or {REPORT_CAM_EPOCHS[-1]}"
+    from ..config import PROFILE_DEFAULTS
+    *first, last = PROFILE_DEFAULTS["full"]["snapshot_epochs"]  # the report's CAM epochs
+    epochs = ", ".join(map(str, first)) + f" or {last}"
     sizes = {name: layer_map_sizes(as_checkpoint(m).model) for name, m in models.items()}
     hh, ww = blank.map_size
     lo, hi = float(blank.cams.min()), float(blank.cams.max())

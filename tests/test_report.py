@@ -503,18 +503,21 @@ def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_pa
 def test_the_landing_page_judges_a_comparable_row_by_the_notebooks_rule(monkeypatch):
     from helpers import results
     from helpers.report import landing
-    from helpers.stats import spread
+    from helpers.stats import spread, verdict_frame
     monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
     conf = {"recipe": "none", "lr": 0.1, "mismatch": False}
 
     def row(values, report=79.44):
         s = spread(values)
-        return {"config": conf, "build": s, "measured": s.mean, "difference": s.mean - report}
+        return {"experiment": "no augmentation, lr 0.1", "config": conf, "build": s, "measured": s.mean,
+                "difference": s.mean - report}
     far, near, one = row([70.0, 70.5, 71.0]), row([79.0, 80.0, 79.5]), row([80.0])
     other = {"config": conf, "build": spread([50.0]), "measured": 50.0, "difference": None}
-    landing.judge_rows([far, near, one, other], "full")
+    judged = landing.verdicts([far, near, one, other], "full")  # `other` does not compare with the report
     ref = results.Reference("full", 0.5, 3, dof=6)
-    assert far["verdict"] == f"differs ({results.judge(far['build'], [79.44], ref).p_text}; n = 3 and 1)"
-    assert far["verdict"].startswith("differs (p < 0.001") and near["verdict"].startswith("consistent with (p = 0.9")
-    c = results.judge([80.0], [79.44], ref)
-    assert one["verdict"] == f"consistent with ({c.p_text}; n = 1 and 1)" and "verdict" not in other
+    assert [v.comparison for v in judged] == [results.judge(r["build"], [79.44], ref) for r in (far, near, one)]
+    frame = verdict_frame(judged)
+    assert list(frame["A"]) == [f"this build {r['build'].format()}" for r in (far, near, one)]
+    assert frame["verdict"][0] == "differs (p < 0.001), lower" and frame["verdict"][1].startswith("consistent (p = 0.9")
+    assert frame["rule"][2] == "reference sd 0.50, df 6"  # one seed a side: the reference runs' sd stands in
+    assert landing.verdicts([other], "full") == []

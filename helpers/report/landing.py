@@ -11,6 +11,7 @@ from ..project import project_commit
 from ..reference import REFERENCE_DIR
 from ..reference.folder import shown
 from ..runs import load_run
+from ..stats import Verdict, verdict_frame
 from .experiments import FULL_SCALE, experiment_rows, format_spread, older_reference_runs
 from .notebooks import IMAGE_TYPES, TEMPLATES, Executed, last_heading, now
 
@@ -44,20 +45,15 @@ def key_figures(executed: list[Executed], pages: list[dict]) -> tuple[list[dict]
     return (tagged, True) if tagged else (last, False)
 
 
-def judge_rows(rows: list[dict], profile: str) -> list[dict]:
-    """Add to each row that compares with the report its verdict under the notebooks' rule (results.judge): this build
-    against the report's one run, the reference runs' spread standing in where a side has one seed."""
+def verdicts(rows: list[dict], profile: str) -> list[Verdict]:
+    """Return a verdict row per experiment that compares with the report: this build against the report's one run,
+    under the notebooks' rule (results.judge: the reference runs' spread stands in where a side has one seed)."""
     from ..results import judge, reference_sd
     compared = [r for r in rows if r.get("difference") is not None]
-    if not compared:
-        return rows
     ref = reference_sd(profile, dict.fromkeys((r["config"]["recipe"], float(r["config"]["lr"]),
-                                               bool(r["config"].get("mismatch"))) for r in compared))
-    for r in compared:
-        c = judge(r["build"], [r["measured"] - r["difference"]], ref)
-        r["verdict"] = (f"not judged ({c.n_text})" if not c.judged else
-                        f"{'differs' if c.resolved else 'consistent with'} ({c.p_text}; {c.n_text})")
-    return rows
+                                               bool(r["config"].get("mismatch"))) for r in compared)) if compared else None
+    return [Verdict(r["experiment"], "this build", "the report", judge(r["build"], [r["measured"] - r["difference"]], ref))
+            for r in compared]
 
 
 def environment(executed: list[Executed]) -> dict:
@@ -91,10 +87,13 @@ def write_landing(out: Path, profile: str, params: dict, data: str, executed: li
     figures, tagged = key_figures(executed, pages)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     env.filters["spread"] = format_spread
-    rows = judge_rows(experiment_rows(executed, pages, root=reference_root), profile)
+    rows = experiment_rows(executed, pages, root=reference_root)
+    judged = verdicts(rows, profile)
+    judged = verdict_frame(judged).to_html(index=False, border=0, classes="verdicts") if judged else ""
     html = env.get_template("landing.html.j2").render(
         css=(TEMPLATES / "report.css").read_text(), profile=profile, comparable=profile == "full", data=data,
-        params={k: v for k, v in params.items() if k != "profile"}, rows=rows, figures=figures, figures_tagged=tagged,
+        params={k: v for k, v in params.items() if k != "profile"}, rows=rows, verdicts=judged,
+        figures=figures, figures_tagged=tagged,
         notebooks=[p | {"seconds": e.seconds, "reused": e.reused} for e, p in zip(executed, pages)],
         env=environment(executed), tag=FIGURE_TAG, reference=reference_info(reference_root), protocol=REPORT_PROTOCOL)
     (out / "index.html").write_text(html, encoding="utf-8")

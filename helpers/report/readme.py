@@ -1,16 +1,19 @@
-"""README.md's results table, rendered from report/reference/ so that no figure in it is typed by hand:
-experiment | the report | full-scale reference | quick reference runs (CPU), each column labelled with its scale."""
+"""README.md's results table and verdicts, and docs/results.md's tables of every reference run, rendered from
+report/reference/ so that no figure in them is typed by hand."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from ..config import make_config
+from ..config import PROFILE_SEEDS, make_config
 from ..reference import ReferenceMissingError, reference_matches, replace_block
+from ..runs import atomic_write_bytes
+from ..stats import Verdict, spread, verdict_markdown
 from .experiments import evaluations, experiment_name, format_spread, report_figure
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+DETAIL_START, DETAIL_END = "<!-- reference-detail:start -->", "<!-- reference-detail:end -->"
 # The report's experiments, then the fast recipe: (recipe, lr or None for the profile's own, tested without Normalize)
 EXPERIMENTS = (("none", None, False), ("flip_rotate", None, False), ("crop", None, False),
                ("normalize", None, False), ("normalize", None, True), ("normalize", 0.5, False),
@@ -26,59 +29,50 @@ def matches(profile: str, recipe: str, lr, mismatch: bool, root=None) -> pd.Data
         return pd.DataFrame(columns=["score", "device", "epochs", "train_images"])
 
 
-def scale(runs: list[pd.DataFrame]) -> tuple[int, int] | None:
-    """Return the (training images, epochs) most of these runs share: the column's scale."""
-    both = pd.concat([r for r in runs if len(r)], ignore_index=True) if any(len(r) for r in runs) else None
-    if both is None:
-        return None
-    return tuple(both[["train_images", "epochs"]].astype(int).value_counts().index[0])
-
-
 def cell(runs: pd.DataFrame, column_scale, with_device: bool) -> str:
     """Return 'mean ± sd% (n=k, device)' for one experiment at one scale ('–' without runs)."""
-    from ..stats import spread
     s = spread(runs["score"])
     if s.n == 0:
         return "–"
     notes = [f"n={s.n}"] + ([", ".join(sorted(set(runs["device"].dropna())))] if with_device else [])
     own = sorted(set(zip(runs["train_images"].astype(int), runs["epochs"].astype(int))))
-    if column_scale and own != [column_scale]:
-        notes.append("; ".join(f"{e} epochs" for _, e in own))
+    notes += ["; ".join(f"{e} epochs" for _, e in own)] if column_scale and own != [column_scale] else []
     return f"{format_spread(s)} ({', '.join(notes)})"
 
 
 def results_table(root=None) -> str:
-    """Return the Markdown results table: experiment | report | full-scale reference | quick reference runs."""
-    from ..results import REPORT_PROTOCOL
+    """Return the Markdown results table (experiment | report | full-scale reference | quick reference runs), then
+    the full-scale reference's verdict against each of the report's figures."""
+    from ..results import REPORT_PROTOCOL, judge, reference_sd
     found = {(r, lr, m): {p: matches(p, r, lr, m, root) for p in COLUMNS} for r, lr, m in EXPERIMENTS}
-    scales = {p: scale([f[p] for f in found.values()]) for p in COLUMNS}
+    scales = {}
+    for p in COLUMNS:  # the (training images, epochs) most runs of a column share: its scale
+        runs = pd.concat([f[p] for f in found.values()])[["train_images", "epochs"]].dropna().astype(int)
+        scales[p] = tuple(runs.value_counts().index[0]) if len(runs) else None
     header = [f"the report (one run, {REPORT_PROTOCOL['train_images']:,} training images, "
               f"{REPORT_PROTOCOL['epochs']} epochs)"]
-    for p, label in COLUMNS.items():
-        size = f"{scales[p][0]:,} training images, {scales[p][1]} epochs" if scales[p] else "no runs recorded yet"
-        header.append(f"{label} ({size}; mean ± sd, n{', device' if p == 'full' else ''})")
-    lines = ["| experiment | " + " | ".join(header) + " |", "|---" * (1 + len(header)) + "|"]
+    sizes = {p: f"{s[0]:,} training images, {s[1]} epochs" if s else "no runs recorded yet" for p, s in scales.items()}
+    header += [f"{label} ({sizes[p]}; mean ± sd, n{', device' if p == 'full' else ''})" for p, label in COLUMNS.items()]
+    lines, verdicts = ["| experiment | " + " | ".join(header) + " |", "|---" * (1 + len(header)) + "|"], []
+    ref = reference_sd("full", [(r, lr or REPORT_PROTOCOL["lr"], m) for r, lr, m in EXPERIMENTS])
     for (recipe, lr, mismatch), runs in found.items():
         config = {**make_config("full", recipe=recipe, data_dir="synthetic",
                                 **({"lr": lr} if lr else {})).to_dict(), "mismatch": mismatch}
-        figure = report_figure(config)
-        cells = [cell(runs[p], scales[p], p == "full") for p in COLUMNS]
-        if figure is None and all(c == "–" for c in cells):
-            continue
-        lines.append(f"| {experiment_name(config)} | {figure[1] if figure else '–'} | " + " | ".join(cells) + " |")
-    lines += ["", "Test accuracy after the last epoch; n is the number of seeds. Rendered by "
-              "`python -m helpers.reference readme` from `report/reference/full/` and `report/reference/quick/` "
-              "(their README.md gives each run's command, device, commit and date); see docs/reference.md. "
-              f"`make report` trains {seeds_phrase('quick')} per experiment in the quick profile and "
-              f"{seeds_phrase('full')} in the full profile (`SEEDS=N` changes it)."]
-    return "\n".join(lines)
-
-
-def seeds_phrase(profile: str) -> str:
-    """Return how many seeds `make report` trains per experiment in a profile, in words ('one seed', '3 seeds')."""
-    from ..config import PROFILE_SEEDS
-    n = PROFILE_SEEDS[profile]
-    return "one seed" if n == 1 else f"{n} seeds"
+        name, figure, cells = experiment_name(config), report_figure(config), [cell(runs[p], scales[p], p == "full")
+                                                                                for p in COLUMNS]
+        if figure or any(c != "–" for c in cells):
+            lines.append(f"| {name} | {figure[1] if figure else '–'} | " + " | ".join(cells) + " |")
+        if figure and len(runs["full"]):
+            verdicts.append(Verdict(name, "full-scale reference", "the report",
+                                    judge(runs["full"]["score"], [figure[0]], ref)))
+    seeds = {p: "one seed" if PROFILE_SEEDS[p] == 1 else f"{PROFILE_SEEDS[p]} seeds" for p in ("quick", "full")}
+    return "\n".join(lines + [
+        "", "Test accuracy after the last epoch; n is the number of seeds. Rendered by `python -m helpers.reference "
+        "readme` from `report/reference/full/` and `report/reference/quick/` (their README.md gives each run's command, "
+        f"device, commit and date); see docs/reference.md. `make report` trains {seeds['quick']} per experiment in the "
+        f"quick profile and {seeds['full']} in the full profile (`SEEDS=N` changes it). Each of the report's figures "
+        "against the full-scale reference, under the notebooks' rule ([seeds and spread](docs/seeds-and-spread.md)):",
+        "", verdict_markdown(verdicts)])
 
 
 def update_readme(path: Path, root=None) -> bool:
@@ -86,16 +80,10 @@ def update_readme(path: Path, root=None) -> bool:
     return update_block(path, START, END, results_table(root), "results table")
 
 
-# ---- docs/results.md: every reference run, per profile, with each seed --------------------------------------
-
-DETAIL_START, DETAIL_END = "<!-- reference-detail:start -->", "<!-- reference-detail:end -->"
-
-
 def detail_table(profile: str, root=None) -> str:
     """Return one profile's reference runs as a Markdown table: an experiment per row, each seed in its cell."""
     from ..reference import CURRENT, experiment_key, profile_dir, reference_runs
     from ..runs import read_json
-    from ..stats import spread
     runs = reference_runs(profile, root)
     groups: dict = {}
     for name in runs.loc[runs["status"] == CURRENT, "folder"]:
@@ -121,21 +109,25 @@ def detail_table(profile: str, root=None) -> str:
 def detail_block(root=None) -> str:
     """Return docs/results.md's rendered block: a detail table per reference profile."""
     from ..reference import profiles
-    parts = []
-    for profile in profiles(root):
-        parts += [f"### `report/reference/{profile}/`", "", detail_table(profile, root), ""]
-    parts.append("Rendered by `python -m helpers.reference readme` from the runs whose provenance is current; "
-                 "each folder's README.md gives every run's command, device, commit and date.")
-    return "\n".join(parts)
+    parts = [line for p in profiles(root) for line in (f"### `report/reference/{p}/`", "", detail_table(p, root), "")]
+    return "\n".join(parts + ["Rendered by `python -m helpers.reference readme` from the runs whose provenance is "
+                              "current; each folder's README.md gives every run's command, device, commit and date."])
 
 
-def update_block(path: Path, start: str, end: str, block: str, what: str) -> bool:
-    """Rewrite the block between two markers of the page `path`; return whether it changed."""
+def rewrite(path, render) -> bool:
+    """Rewrite the page `path` as render(its text); return whether it changed."""
     path = Path(path)
     text = path.read_text()
-    if start not in text or end not in text:
-        raise ValueError(f"{path.name} has no {what} markers {start} ... {end}; add them where the table goes")
-    new = replace_block(text, start, end, block)
+    new = render(text)
     if new != text:
-        path.write_text(new)
+        atomic_write_bytes(path, new.encode())
     return new != text
+
+
+def update_block(path, start: str, end: str, block: str, what: str) -> bool:
+    """Rewrite the block between two markers of the page `path`; return whether it changed."""
+    def render(text: str) -> str:
+        if start not in text or end not in text:
+            raise ValueError(f"{Path(path).name} has no {what} markers {start} ... {end}; add them where the table goes")
+        return replace_block(text, start, end, block)
+    return rewrite(path, render)

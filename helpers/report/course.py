@@ -12,13 +12,13 @@ import pandas as pd
 
 from ..config import make_config
 from ..data import CLASSES
-from ..reference import ReferenceMissingError, profile_dir, reference_matches, replace_block
+from ..reference import profile_dir, replace_block
 from ..results import (REPORT_CAM, REPORT_NORMALIZE, REPORT_NORMALIZE_LOG_EPOCHS, REPORT_PROTOCOL,
                        REPORT_SHORT_TRAINING, REPORT_STEPS_PER_EPOCH, REPORT_TEST_ACC, reference_sd)
 from ..runs import read_json
 from ..stats import Spread, spread
 from .experiments import RECIPE_LABELS, format_spread
-from .readme import rewrite
+from .readme import matches as runs, rewrite
 
 FULL, QUICK = "full", "quick"
 AUGMENTATION = ("none", "flip_rotate", "crop")
@@ -28,14 +28,6 @@ LR_RECIPES = ("none", "flip_rotate", "crop", "normalize")  # the 60-epoch lr-0.1
 def marker(name: str) -> tuple[str, str]:
     """Return the start and end markers of one rendered block of the page."""
     return f"<!-- course:{name}:start -->", f"<!-- course:{name}:end -->"
-
-
-def runs(profile: str, recipe: str, lr=None, raw: bool = False, root=None) -> pd.DataFrame:
-    """Return one reference experiment's runs with their `score` (raw: tested without Normalize); none without them."""
-    try:
-        return reference_matches(profile, recipe=recipe, lr=lr, mismatch=raw, root=root)
-    except ReferenceMissingError:
-        return pd.DataFrame(columns=["folder", "score", "best_test_acc"])
 
 
 def histories(recipe: str, root=None) -> list[pd.DataFrame]:

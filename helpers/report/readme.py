@@ -21,12 +21,13 @@ EXPERIMENTS = (("none", None, False), ("flip_rotate", None, False), ("crop", Non
 COLUMNS = {"full": "full-scale reference", "quick": "quick reference runs, CPU"}
 
 
-def matches(profile: str, recipe: str, lr, mismatch: bool, root=None) -> pd.DataFrame:
-    """Return a reference profile's runs of one experiment (none when the profile has no folder)."""
+def matches(profile: str, recipe: str, lr=None, raw: bool = False, root=None) -> pd.DataFrame:
+    """Return a reference profile's runs of one experiment with their `score` (raw: tested without Normalize), lr None
+    for the profile's own; none when the profile has no folder."""
     try:
-        return reference_matches(profile, recipe=recipe, lr=lr, mismatch=mismatch, root=root)
+        return reference_matches(profile, recipe=recipe, lr=lr, mismatch=raw, root=root)
     except ReferenceMissingError:
-        return pd.DataFrame(columns=["score", "device", "epochs", "train_images"])
+        return pd.DataFrame(columns=["folder", "score", "best_test_acc", "device", "epochs", "train_images"])
 
 
 def cell(runs: pd.DataFrame, column_scale, with_device: bool) -> str:

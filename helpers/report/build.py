@@ -10,6 +10,7 @@ the runs it used are unchanged (--rerun executes them again).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -32,18 +33,6 @@ def find_notebooks(folder) -> list[Path]:
     if not found:
         raise ReportError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
     return found
-
-
-def declared_parameters(notebook: Path) -> dict:
-    """Return {name: inferred type name} for the notebook's `parameters` cell (papermill's view)."""
-    import papermill as pm
-    pm_log = logging.getLogger("papermill")
-    level = pm_log.level
-    pm_log.setLevel(logging.WARNING)  # not "Input Notebook: ..." per inspection; keep its parse warnings
-    try:
-        return {name: p["inferred_type_name"] for name, p in pm.inspect_notebook(str(notebook)).items()}
-    finally:
-        pm_log.setLevel(level)
 
 
 def load_params_file(path) -> dict:
@@ -69,46 +58,40 @@ def parse_sets(pairs) -> dict:
     return out
 
 
-def _yaml_value(text: str, kind: type | None = None):
-    """Return text read as YAML (a number written 1e-3 included); ValueError when it is not of `kind`."""
-    import yaml
-    value = yaml.safe_load(text)
-    if isinstance(value, str) and kind is None:
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    if kind is not None and not isinstance(value, kind):
-        raise ValueError(text)
-    return value
-
-
-def _int_list(text: str) -> list[int]:
-    """Return '2,3,4' (or '[2, 3, 4]') as a list of ints."""
-    return [int(x) for x in text.strip("[]()").split(",") if x.strip()]
-
-
-CASTS = {"tuple": _int_list, "list": _int_list, "bool": lambda text: _yaml_value(text, bool), "int": int,
-         "float": float, "str": str}  # the first of these names that the declared type holds decides
-
-
 def coerce(name: str, value, type_name: str):
     """Return a command-line value typed as the notebook declares it (YAML values pass unchanged)."""
+    import yaml
     t = (type_name or "none").lower()
     if not isinstance(value, str):
         return value
     if value.lower() in ("none", "null", "~") and ("optional" in t or "none" in t):
         return None
-    cast = next((f for kind, f in CASTS.items() if kind in t), _yaml_value)
     try:
-        return cast(value)
+        if "list" in t or "tuple" in t:
+            return [int(v) for v in value.strip("[]()").split(",") if v.strip()]
+        kind = next((k for k in (bool, int, float, str) if k.__name__ in t), None)
+        if kind in (int, float, str):
+            return kind(value)
+        parsed = yaml.safe_load(value)  # a bool, or an undeclared type: YAML, then a number (1e-3 included)
+        if kind is bool and not isinstance(parsed, bool):
+            raise ValueError(value)
+        with contextlib.suppress(ValueError):
+            return float(parsed) if kind is None and isinstance(parsed, str) else parsed
+        return parsed
     except ValueError:
         raise ReportError(f"parameter {name!r} = {value!r} is invalid; valid: a value of type {type_name}") from None
 
 
 def plan_parameters(notebooks: list[Path], params: dict, profile: str) -> dict:
     """Return {notebook: the parameters it declares, typed}; raise ReportError on an undeclared one."""
-    declared = {nb: declared_parameters(nb) for nb in notebooks}
+    import papermill as pm
+    pm_log = logging.getLogger("papermill")
+    level = pm_log.level
+    pm_log.setLevel(logging.WARNING)  # not "Input Notebook: ..." per inspection; keep its parse warnings
+    try:  # {notebook: {name: type name}} of each `parameters` cell, as papermill reads it
+        declared = {nb: {k: p["inferred_type_name"] for k, p in pm.inspect_notebook(str(nb)).items()} for nb in notebooks}
+    finally:
+        pm_log.setLevel(level)
     known = sorted({name for d in declared.values() for name in d})
     unknown = sorted(set(params) - set(known) - {"profile"})
     if unknown:

@@ -2,16 +2,15 @@
 
 Notebooks import this one module (`import helpers as h`) and call the names below.
 """
-from .config import (PROFILES, PROFILE_SEEDS, Config, ConfigError, make_config, resolve_profile, scaled_report_epochs,
-                     seed_list, with_seeds)
+from .config import (PROFILES, PROFILE_SEEDS, Config, ConfigError, experiment_name, make_config, resolve_profile,
+                     scaled_report_epochs, seed_list, with_seeds)
 from .data import CLASSES, Cifar10, DataError, channel_stats, check_data, load_cifar10
 from .models import build_model, stage_shapes
 from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, get_recipe
-from .runs import CorruptRunError, Run, load_run, runs_root, runs_summary
+from .runs import CorruptRunError, Run, load_run, records, runs_root
 from .train import evaluate, resolve_device, train_run
 from .sweep import SweepError, train_many
 from .stats import Comparison, Spread, Verdict, compare, pooled_sd, spread, verdict_frame, verdict_markdown
-from .reference import REFERENCE_DIR, ReferenceMissingError, provenance, reference_runs, reference_spread
 from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, image_grid, lr_drops,
                     plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
                     plot_runs, plot_stage_shapes, sample_grid, sample_images)
@@ -22,8 +21,7 @@ from .baseline import accuracy_table, baseline_verdicts, checkpoints_table, per_
 from .augmentations import recipe_forms, recipe_table, recipe_verdicts
 from .normalization import (FullScale, NormalizationStudy, channel_stats_note, channel_stats_table, evaluation_table,
                             full_scale_table, full_scale_verdicts, input_ranges, normalization_table,
-                            normalization_verdicts,
-                            other_eval_history, scored, scored_spread)
+                            normalization_verdicts, raw_history, scored, scored_spread)
 from .normalization import experiments as normalization_experiments
 from .faster import REPORT_BEST, default_validation, plot_speed, speed_table, speed_verdicts
 

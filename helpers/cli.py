@@ -180,8 +180,8 @@ def main(argv=None) -> int:
     sub.add_parser("summary", help="print one line per finished run in the store")
     args = ap.parse_args(argv)
     if args.cmd == "summary":
-        from .runs import runs_summary
-        print(runs_summary().to_string(index=False))
+        from .runs import records
+        print(records().to_string(index=False))
         return 0
     return _train(args)
 

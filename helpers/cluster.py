@@ -359,7 +359,7 @@ def study_configs(profile: str = "auto", seeds: int | None = None, **base) -> li
     from .results import variant
     first = make_config(profile=profile, **base)
     experiments = [first] + [variant(first, recipe=r) for r in ("flip_rotate", "crop", "crop_flip", "normalize")]
-    experiments.append(variant(first, recipe="normalize", mismatch=True, lr=0.5))  # notebook 03's fix_lr default
+    experiments.append(variant(first, recipe="normalize", lr=0.5))  # notebook 03's fix_lr default
     hold = default_validation(first.train_size)
     experiments.append(make_config(profile=profile, recipe="fast", validation=hold, **base))
     configs = [variant(e, seed=s) for s in seed_list(first.seed, seeds, first.profile) for e in experiments]

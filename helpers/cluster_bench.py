@@ -24,7 +24,7 @@ def reference_seconds_per_epoch(folder=None) -> tuple[float, int]:
     folder = Path(folder or Path(REFERENCE_DIR) / "full")
     per_epoch = []
     for history in sorted(folder.glob("*/history.csv")):
-        config = store.read_json(history.parent / "config.json")
+        config = store.read_json(history.parent / store.RECORD)["config"]
         if config["epochs"] == 60 and not config.get("validation") and config.get("train_size") is None:
             per_epoch.append(pd.read_csv(history)["seconds"].sum() / config["epochs"])
     if not per_epoch:

@@ -66,7 +66,6 @@ class Config:
     snapshot_epochs: Optional[tuple] = None  # epochs whose weights are kept (report: 30, 50, 60)
     device: str = "auto"             # auto | cpu | cuda
     stem: str = "imagenet"           # imagenet: torchvision's 7x7/2 + max-pool; cifar: 3x3/1, no pool
-    mismatch: bool = False           # evaluate WITHOUT the recipe's normalization (the report's suspected bug)
     # Extras beyond the report: they enter the run id only when changed from these defaults.
     schedule: str = field(default="step", metadata={"extra": True})        # step | onecycle | cosine
     label_smoothing: float = field(default=0.0, metadata={"extra": True})  # cross-entropy smoothing
@@ -102,7 +101,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 _TYPES = {"profile": str, "recipe": str, "epochs": int, "lr": float, "momentum": float,
           "weight_decay": float, "step_size": int, "gamma": float, "batch_size": int,
           "seed": int, "data_dir": str, "train_size": int, "test_size": int,
-          "snapshot_epochs": tuple, "device": str, "stem": str, "mismatch": bool,
+          "snapshot_epochs": tuple, "device": str, "stem": str,
           "schedule": str, "label_smoothing": float, "nesterov": bool, "precision": str,
           "channels_last": bool, "validation": int}
 
@@ -160,9 +159,6 @@ def _validate(c: Config):
                 _fail("snapshot_epochs", c.snapshot_epochs, "positive integer epochs")
             if c.epochs is not None and e > c.epochs:
                 _fail("snapshot_epochs", c.snapshot_epochs, f"epochs between 1 and epochs={c.epochs}")
-    if c.mismatch and not RECIPES[c.recipe].normalize:
-        normalizing = [k for k, r in RECIPES.items() if r.normalize]
-        _fail("mismatch", c.mismatch, f"False, or True only with a normalizing recipe ({' | '.join(normalizing)})")
 
 
 def resolve_profile(profile: str = "auto") -> str:
@@ -222,6 +218,18 @@ def seed_list(seed: int = 0, seeds: int | None = None, profile: str = "auto") ->
 def with_seeds(cfg: Config, seeds: int | None = None) -> list[Config]:
     """Return one config per seed of the experiment `cfg` (seeds cfg.seed, cfg.seed+1, ...)."""
     return [dataclasses.replace(cfg, seed=s) for s in seed_list(cfg.seed, seeds, cfg.profile)]
+
+
+# What a profile scales: left out of an experiment's name, so that one experiment has one name at every scale.
+SCALE_FIELDS = ("epochs", "step_size", "snapshot_epochs", "train_size", "test_size", "validation")
+NAMED_FIELDS = ("lr", "stem", "schedule", "label_smoothing", "nesterov", "momentum", "weight_decay", "gamma",
+                "batch_size", "precision", "channels_last")  # the rest of what changes training, in a name's order
+
+
+def experiment_name(cfg: Config) -> str:
+    """Return the experiment's name: the recipe, then what the run sets apart from its profile's defaults for it."""
+    own = make_config(cfg.profile, recipe=cfg.recipe, data_dir="synthetic")
+    return ", ".join([cfg.recipe] + [f"{k} {getattr(cfg, k)}" for k in NAMED_FIELDS if getattr(cfg, k) != getattr(own, k)])
 
 
 def scaled_report_epochs(cfg: Config) -> dict:

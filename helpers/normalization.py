@@ -1,7 +1,7 @@
 """Notebook 03's measurements, tables and verdicts: the normalization failure across seeds, and at full scale.
 
-Each normalizing run is scored with and without Normalize at test time (metrics["other_eval"]), so every
-setting of the study is read from the run store, one value per seed.
+Each normalizing run is scored with and without Normalize at test time (history's test_* and raw_test_* columns),
+so every setting of the study is read from the run store, one value per seed.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import dataclasses
 import pandas as pd
 from IPython.display import Markdown
 
-from .config import Config
+from .config import Config, experiment_name, make_config
 from .recipes import eval_batch, get_recipe
 from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_READING, REPORT_STD, REPORT_TEST_ACC,
                       Reference, _as_list, column_spread, final_spread, judge, md)
@@ -40,8 +40,8 @@ def input_ranges(x) -> pd.DataFrame:
     """Return mean, std, min and max of uint8 images as the network receives them, without and with Normalize."""
     rec = get_recipe("normalize")
     rows = []
-    for label, mismatch in (("ToTensor only (values 0–1)", True), ("ToTensor + Normalize", False)):
-        v = eval_batch(rec, x, mismatch=mismatch)
+    for label, normalize in (("ToTensor only (values 0–1)", False), ("ToTensor + Normalize", True)):
+        v = eval_batch(rec, x, normalize=normalize)
         rows.append({"test-time transform": label, "mean": v.mean().item(), "std": v.std().item(),
                      "min": v.min().item(), "max": v.max().item()})
     return pd.DataFrame(rows)
@@ -53,29 +53,23 @@ def evaluation_table(results: dict) -> pd.DataFrame:
                          for label, r in results.items()])
 
 
-def other_eval_history(run) -> pd.DataFrame:
-    """Return the run's history with test_loss/test_acc from its other test transform (with <-> without Normalize)."""
+def raw_history(run) -> pd.DataFrame:
+    """Return the run's history with test_loss/test_acc from its test images without Normalize (raw_test_*)."""
     h = run.history
-    if "other_test_acc" not in h:
-        raise ValueError(f"run {run.id} (recipe {run.config['recipe']!r}) has no evaluation under the other test "
-                         "transform: only normalizing recipes record one, and only runs trained since it was "
-                         "added; retrain it with force=True")
-    return h.assign(test_loss=h["other_test_loss"], test_acc=h["other_test_acc"])
+    if "raw_test_acc" not in h:
+        raise ValueError(f"run {run.id} (recipe {run.config['recipe']!r}) has no evaluation without Normalize: "
+                         "only normalizing recipes record one")
+    return h.assign(test_loss=h["raw_test_loss"], test_acc=h["raw_test_acc"])
 
 
-def scored(run, mismatch: bool) -> float:
-    """Return a normalizing run's final test accuracy with (mismatch=False) or without Normalize at test time."""
-    if bool(run.config.get("mismatch")) == mismatch:
-        return run.final_acc
-    other = run.metrics.get("other_eval")
-    if other is not None:
-        return float(other["final_test_acc"])
-    return float(other_eval_history(run)["test_acc"].iloc[-1])
+def scored(run, normalize: bool) -> float:
+    """Return a normalizing run's final test accuracy with (normalize=True) or without Normalize at test time."""
+    return run.final_acc if normalize else float(raw_history(run)["test_acc"].iloc[-1])
 
 
-def scored_spread(runs, mismatch: bool) -> Spread:
+def scored_spread(runs, normalize: bool) -> Spread:
     """Return the Spread over seeds of `scored`."""
-    return spread(scored(r, mismatch) for r in _as_list(runs))
+    return spread(scored(r, normalize) for r in _as_list(runs))
 
 
 @dataclasses.dataclass
@@ -100,12 +94,12 @@ class NormalizationStudy:
         against the training loop's own last score of that run.
         """
         correct, fixed = _as_list(correct), _as_list(fixed)
-        return cls(baseline=final_spread(baseline), matched=scored_spread(correct, False),
-                   mismatched=scored_spread(correct, True), train_loss=column_spread(correct, "train_loss"),
-                   fix_lr=float(fixed[0].config["lr"]), fix_mismatched=scored_spread(fixed, True),
-                   fix_matched=scored_spread(fixed, False), fix_train_loss=column_spread(fixed, "train_loss"),
+        return cls(baseline=final_spread(baseline), matched=scored_spread(correct, True),
+                   mismatched=scored_spread(correct, False), train_loss=column_spread(correct, "train_loss"),
+                   fix_lr=float(fixed[0].config["lr"]), fix_mismatched=scored_spread(fixed, False),
+                   fix_matched=scored_spread(fixed, True), fix_train_loss=column_spread(fixed, "train_loss"),
                    mismatch_eval_acc=None if mismatched_eval is None else float(mismatched_eval["acc"]),
-                   mismatch_curve_acc=float(other_eval_history(correct[0])["test_acc"].iloc[-1]))
+                   mismatch_curve_acc=scored(correct[0], False))
 
 
 def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
@@ -127,10 +121,10 @@ def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
     return df
 
 
-def experiments(lr: float, fix_lr: float) -> list[tuple]:
-    """Return the study's (recipe, lr, mismatch) experiments, whose reference spread judges single seeds."""
-    return [("none", lr, False), ("normalize", lr, False), ("normalize", lr, True),
-            ("normalize", fix_lr, True), ("normalize", fix_lr, False)]
+def experiments(lr: float, fix_lr: float, profile: str = "full") -> list[str]:
+    """Return the names of the study's experiments in a profile, whose reference spread judges single seeds."""
+    return [experiment_name(make_config(profile, recipe=r, lr=x, data_dir="synthetic"))
+            for r, x in (("none", lr), ("normalize", lr), ("normalize", fix_lr))]
 
 
 def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(())) -> list[Verdict]:
@@ -174,9 +168,9 @@ class FullScale:
     def load(cls, lr: float = 0.1, fix_lr: float = 0.5, profile: str = "full") -> "FullScale":
         """Return the study's settings as stored in the profile's reference folder (empty Spreads where missing)."""
         from .results import reference_sd, stored_spread
-        return cls(*(stored_spread(profile, "normalize", r, m) for r, m in
-                     ((lr, False), (lr, True), (fix_lr, False), (fix_lr, True))),
-                   ref=reference_sd(profile, experiments(lr, fix_lr)), lr=lr, fix_lr=fix_lr)
+        names = experiments(lr, fix_lr, profile)
+        return cls(*(stored_spread(profile, name, raw) for name in names[1:] for raw in (False, True)),
+                   ref=reference_sd(profile, names), lr=lr, fix_lr=fix_lr)
 
     def settings(self) -> dict:
         """Return {label: Spread} of the four settings."""

@@ -40,10 +40,10 @@ class Recipe:
             steps.append(T.Normalize(CIFAR10_MEAN, CIFAR10_STD))
         return T.Compose(steps)
 
-    def eval_transform(self, mismatch: bool = False) -> T.Compose:
-        """Return the test-time pipeline; `mismatch=True` drops the normalization (the report's bug)."""
+    def eval_transform(self, normalize: bool = True) -> T.Compose:
+        """Return the test-time pipeline; `normalize=False` drops the recipe's Normalize (the report's suspected bug)."""
         steps = [T.ToTensor()]
-        if self.normalize and not mismatch:
+        if self.normalize and normalize:
             steps.append(T.Normalize(CIFAR10_MEAN, CIFAR10_STD))
         return T.Compose(steps)
 
@@ -157,7 +157,7 @@ def augment_batch(recipe: Recipe, x: torch.Tensor, generator: torch.Generator | 
     return x
 
 
-def eval_batch(recipe: Recipe, x: torch.Tensor, mismatch: bool = False) -> torch.Tensor:
-    """Return a uint8 batch as the model sees it at test time (normalized unless `mismatch`)."""
+def eval_batch(recipe: Recipe, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Return a uint8 batch as the model sees it at test time (with the recipe's Normalize unless normalize=False)."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-    return normalize_batch(x) if recipe.normalize and not mismatch else x
+    return normalize_batch(x) if recipe.normalize and normalize else x

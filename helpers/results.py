@@ -15,7 +15,8 @@ from IPython.display import Markdown
 
 from .config import Config, ConfigError
 from .recipes import CIFAR10_MEAN, CIFAR10_STD
-from .reference import ReferenceMissingError, reference_spread
+from .project import project_root
+from .runs import records
 from .stats import RULE, RULE_REFERENCE, Comparison, Spread, compare, pooled_df, pooled_sd, spread
 
 # ---- the report's figures ---------------------------------------------------------------------
@@ -171,12 +172,10 @@ def reference_folder(profile: str) -> str:
     return f"report/reference/{profile}/"
 
 
-def stored_spread(profile: str, recipe: str, lr: float, mismatch: bool = False) -> Spread:
-    """Return the reference runs' Spread for one experiment (empty when the profile has no reference folder)."""
-    try:
-        return reference_spread(profile, recipe=recipe, lr=lr, mismatch=mismatch)
-    except ReferenceMissingError:
-        return Spread(())
+def stored_spread(profile: str, experiment: str, raw: bool = False) -> Spread:
+    """Return the reference runs' Spread of one experiment's final test accuracy, with Normalize or (raw) without."""
+    runs = records(project_root() / reference_folder(profile))
+    return spread(runs.loc[runs["experiment"] == experiment, "raw_final_test_acc" if raw else "final_test_acc"].dropna())
 
 
 # A profile whose reference has no experiment with two seeds borrows the spread measured at a smaller scale: the
@@ -221,9 +220,10 @@ class Reference:
 
 
 def reference_sd(profile: str, experiments) -> Reference:
-    """Return the pooled sd of the (recipe, lr, mismatch) experiments in the profile's reference runs, else borrowed."""
+    """Return the pooled sd of the named experiments in the profile's reference runs (both test transforms of a
+    normalizing one), else the sd borrowed from BORROWED_SPREAD's profile."""
     experiments = list(experiments)
-    spreads = [stored_spread(profile, r, lr, m) for r, lr, m in experiments]
+    spreads = [stored_spread(profile, name, raw) for name in experiments for raw in (False, True)]
     own = Reference(profile, pooled_sd(spreads), sum(1 for s in spreads if s.n >= 2), dof=pooled_df(spreads))
     if own.measured or profile not in BORROWED_SPREAD:
         return own

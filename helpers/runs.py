@@ -1,15 +1,17 @@
-"""The run store: runs/<id>/ holds a run's config, history, metrics, environment and checkpoints.
+"""The run store: runs/<id>/ holds a run's history, checkpoints and, once finished, its record.json.
 
-The id hashes the run's config and data identity, so the same experiment is found again instead
-of being retrained, from any notebook. Every write is atomic (a temporary file, then a rename); every
-checkpoint carries its SHA-256 in its own header, and one that does not match is reported, never used.
-One flock per run folder says which process trains it.
+The id hashes what changes training (the config's identity) and the data, so the same run is found again instead
+of being retrained, from any notebook. record.json is written last: it names the experiment and holds the results
+and the environment. Every write is atomic (a temporary file, then a rename); every checkpoint carries its SHA-256
+in its own header, and one that does not match is reported, never used. One flock per run folder says which
+process trains it.
 """
 from __future__ import annotations
 
 import collections
 import copy
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -25,7 +27,7 @@ import pandas as pd
 import torch
 
 from .data import project_root
-from .runlock import LOCK_WAIT_ENV, RunLock, RunLockedError, lock_wait_s, wait_unlocked  # noqa: F401 - the store's lock
+RECORD = "record.json"  # a finished run's one file of results, written last
 
 
 class CorruptRunError(RuntimeError):
@@ -70,6 +72,72 @@ def run_id(config_identity: dict, data_identity: dict) -> str:
     """Return the 12-hex-digit id of a run: a hash of its config and its data."""
     blob = json.dumps({"config": config_identity, "data": data_identity}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ---- the lock: which process trains a run ---------------------------------------------------------
+
+class RunLockedError(RuntimeError):
+    """Another live process is training this run."""
+
+
+LOCK_WAIT_ENV = "RUN_LOCK_WAIT"  # seconds train_run waits for a run another process holds (default 0: it fails)
+
+
+def lock_wait_s() -> float:
+    """Return $RUN_LOCK_WAIT as seconds (0 when unset): how long train_run waits for another process's run."""
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    try:
+        value = float(text or 0)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"parameter '{LOCK_WAIT_ENV}' (environment) = {text!r} is invalid; valid: seconds, >= 0")
+    return value
+
+
+class RunLock:
+    """Exclusive lock on a run folder: fcntl.flock on `<run>/lock`, waited for up to `timeout` seconds.
+
+    The kernel holds the lock for the process and drops it when the process ends, however it ends: there is no
+    stale lock to detect and no process id to check. The file itself stays (deleting it would let two processes
+    lock two different files); it names the holder's process id, for a person to read.
+    """
+
+    def __init__(self, path: Path, timeout: float = 0.0, poll_s: float = 0.1):
+        self.file = Path(path) / "lock"
+        self.timeout, self.poll_s = timeout, poll_s
+        self._fd: int | None = None
+
+    def __enter__(self):
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    waited = f" after waiting {self.timeout:g} s" if self.timeout else ""
+                    raise RunLockedError(f"{self.file.parent} is being trained by another process{waited}; "
+                                         f"wait for it, or stop it (set {LOCK_WAIT_ENV}=seconds to wait)") from None
+                time.sleep(min(self.poll_s, max(deadline - time.monotonic(), 0.0)))
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
+
+
+def wait_unlocked(path: Path, timeout: float):
+    """Return once no process holds run folder `path`'s lock; raise RunLockedError after `timeout` seconds."""
+    with RunLock(path, timeout=timeout, poll_s=1.0):
+        pass
 
 
 # ---- atomic files ---------------------------------------------------------------------------
@@ -168,7 +236,6 @@ def checkpoint_bytes(obj: dict) -> bytes:
 def save_checkpoint(obj: dict, path: Path):
     """Write `obj` (tensors and plain types) as a checkpoint file, its checksum inside, in one atomic rename."""
     atomic_write_bytes(path, checkpoint_bytes(obj), pause=True)
-    Path(f"{path}.sha256").unlink(missing_ok=True)  # an older format's sidecar, now stale
 
 
 def cpu_snapshot(obj):
@@ -252,26 +319,17 @@ class CheckpointWriter:
             raise err
 
 
-def _checked_payload(path: Path, data: bytes) -> bytes:
-    """Return torch.save's bytes of a checkpoint file after checking its SHA-256; raise CorruptRunError if it fails."""
-    if data.startswith(CHECKPOINT_MAGIC):
-        expected, payload, where = data[len(CHECKPOINT_MAGIC):_HEADER - 1].decode(errors="replace"), data[_HEADER:], \
-            "its header"
-    else:  # the older format: the SHA-256 in a `<name>.sha256` file beside it
-        sidecar = Path(f"{path}.sha256")
-        expected, payload, where = (sidecar.read_text().strip() if sidecar.exists() else None), data, sidecar.name
-    if expected != hashlib.sha256(payload).hexdigest():
-        raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match {where}); "
-                              "delete it, or rerun with force=True")
-    return payload
-
-
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     """Return a checkpoint (weights_only) after checking its SHA-256; raise CorruptRunError if it does not match."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = _checked_payload(path, path.read_bytes())
+    data = path.read_bytes()
+    payload = data[_HEADER:]
+    if data[:len(CHECKPOINT_MAGIC)] != CHECKPOINT_MAGIC or \
+            data[len(CHECKPOINT_MAGIC):_HEADER - 1].decode(errors="replace") != hashlib.sha256(payload).hexdigest():
+        raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match its header); "
+                              "delete it, or rerun with force=True")
     try:
         return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -279,27 +337,22 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
                               f"(torch.load weights_only: {str(e).splitlines()[0]}); rerun with force=True") from None
 
 
-# ---- runs -----------------------------------------------------------------------------------
+# ---- runs ----------------------------------------------------------------------------------
 
 @dataclass
 class Run:
-    """A finished run as stored: config, per-epoch history, metrics and environment."""
-    id: str
+    """A finished run as stored: its record (experiment, config, results, environment) and per-epoch history."""
     path: Path
-    config: dict
+    record: dict
     history: pd.DataFrame
-    metrics: dict
-    env: dict
 
-    @property
-    def final_acc(self) -> float:
-        """Return the last epoch's test accuracy (percent)."""
-        return float(self.metrics["final_test_acc"])
-
-    @property
-    def best_acc(self) -> float:
-        """Return the best epoch's test accuracy (percent)."""
-        return float(self.metrics["best_test_acc"])
+    id = property(lambda self: self.record["run_id"], doc="The run id (the folder's name in a run store).")
+    experiment = property(lambda self: self.record["experiment"], doc="The experiment's name (config.experiment_name).")
+    config = property(lambda self: self.record["config"], doc="The run's Config as a dict.")
+    metrics = property(lambda self: self.record["results"], doc="The results: final and best accuracy, per class, ...")
+    env = property(lambda self: self.record["env"], doc="Versions, device, threads, commit and finishing time.")
+    final_acc = property(lambda self: float(self.metrics["final_test_acc"]), doc="The last epoch's test accuracy (%).")
+    best_acc = property(lambda self: float(self.metrics["best_test_acc"]), doc="The best epoch's test accuracy (%).")
 
     def checkpoint_path(self, epoch: int | None = None) -> Path:
         """Return the path of the weights at `epoch` (a snapshot epoch; None: the last)."""
@@ -325,8 +378,8 @@ class Run:
 
 
 def is_complete(path: Path) -> bool:
-    """Return whether the run folder holds a finished run (metrics.json is written last)."""
-    return (Path(path) / "metrics.json").exists()
+    """Return whether the run folder holds a finished run (record.json is written last)."""
+    return (Path(path) / RECORD).exists()
 
 
 def load_run(path: Path) -> Run:
@@ -338,26 +391,25 @@ def load_run(path: Path) -> Run:
         history = pd.read_csv(path / "history.csv")
     except Exception as e:
         raise CorruptRunError(f"{path / 'history.csv'}: unreadable ({e}); rerun with force=True") from None
-    return Run(path.name, path, read_json(path / "config.json"), history,
-               read_json(path / "metrics.json"), read_json(path / "env.json"))
+    return Run(path, read_json(path / RECORD), history)
 
 
-def runs_summary(root=None) -> pd.DataFrame:
-    """Return one row per finished run in the store: its config and final/best test accuracy."""
+RECORD_COLUMNS = ["run_id", "recipe", "experiment", "profile", "lr", "seed", "epochs", "train_images", "eval_set",
+                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "data_source", "data", "device",
+                  "commit", "date", "folder"]
+
+
+def records(folder=None) -> pd.DataFrame:
+    """Return one row per finished run in a folder of runs (a run store, or report/reference/<profile>)."""
     rows = []
-    for p in sorted(runs_root(root).glob("*/metrics.json")):
-        try:
-            r = load_run(p.parent)
-        except (CorruptRunError, FileNotFoundError):
-            continue
-        c = r.config
-        rows.append({"run": r.id, "recipe": c["recipe"], "mismatch": c.get("mismatch", False),
-                     "stem": c["stem"], "epochs": c["epochs"], "lr": c["lr"],
-                     "train_size": c["train_size"], "source": r.metrics.get("data_source"),
-                     "final_test_acc": r.final_acc, "best_test_acc": r.best_acc,
-                     "final_train_acc": float(r.history["train_acc"].iloc[-1]),
-                     "minutes": r.history["seconds"].sum() / 60})
-    return pd.DataFrame(rows)
+    for path in sorted(runs_root(folder).glob(f"*/{RECORD}")):
+        r = read_json(path)
+        c, res, env = r["config"], r["results"], r["env"]
+        rows.append({**{k: c[k] for k in ("profile", "recipe", "lr", "seed", "epochs")}, **res, "run_id": r["run_id"],
+                     "experiment": r["experiment"], "data": r["data"].get("fingerprint", r["data"]["source"]),
+                     "device": env.get("device_name") or env.get("device"),
+                     "commit": env.get("git_commit"), "date": (env.get("finished") or "")[:10], "folder": path.parent.name})
+    return pd.DataFrame(rows, columns=RECORD_COLUMNS)
 
 
 def remove_run(path: Path):

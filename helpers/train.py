@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import runs as store
-from .config import Config, ConfigError, make_config
+from .config import Config, ConfigError, experiment_name, make_config
 from .data import CLASSES, Cifar10, balanced_subset, data_identity, load_cifar10
 from .project import portable_path, project_commit
 from .models import build_model
@@ -60,16 +60,17 @@ def _as_recipe(recipe) -> Recipe:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", mismatch: bool = False,
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", normalize: bool = True,
              batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> dict:
-    """Return {loss, acc (percent), preds} of the model on uint8 images under the recipe's eval transform."""
+    """Return {loss, acc (percent), preds} of the model on uint8 images under the recipe's eval transform
+    (normalize=False: a normalizing recipe's test images without its Normalize)."""
     recipe = _as_recipe(recipe)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     total_loss, correct, preds = 0.0, 0, []
     for i in range(0, len(x), batch_size):
-        xb = eval_batch(recipe, x[i:i + batch_size].to(device, non_blocking=True), mismatch)
+        xb = eval_batch(recipe, x[i:i + batch_size].to(device, non_blocking=True), normalize)
         yb = y[i:i + batch_size].to(device, non_blocking=True)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
@@ -216,8 +217,8 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
     recipe = get_recipe(cfg.recipe)
     if data is None:
         data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
-    store.atomic_write_json(path / "config.json", {**cfg.to_dict(), "data_dir": portable_path(cfg.data_dir),
-                                                   "run_id": rid, "data": ident})
+    config = {**cfg.to_dict(), "data_dir": portable_path(cfg.data_dir)}
+    store.atomic_write_json(path / "config.json", {**config, "run_id": rid, "data": ident})  # for a person to read
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     x, y = data.train_x, data.train_y
@@ -268,18 +269,17 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t1 = time.perf_counter()
-            ev = evaluate(model, tx, ty, recipe, cfg.mismatch, **ev_kw)
-            # A normalizing recipe is also scored under the other test transform (with <-> without
-            # Normalize): notebook 03's mismatch test needs both curves of the same weights, and a
-            # second evaluation costs a fraction of training the same weights again.
-            other = evaluate(model, tx, ty, recipe, not cfg.mismatch, **ev_kw) if recipe.normalize else None
+            ev = evaluate(model, tx, ty, recipe, **ev_kw)
+            # A normalizing recipe is also scored without its Normalize (raw_*): notebook 03 needs both curves of
+            # the same weights, and a second evaluation costs a fraction of training the same weights again.
+            raw = evaluate(model, tx, ty, recipe, normalize=False, **ev_kw) if recipe.normalize else None
             t2 = time.perf_counter()
             row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"],
                    "test_loss": ev["loss"], "test_acc": ev["acc"], "seconds": t2 - t0,
                    "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
                    "images_per_s": tr["images"] / (t1 - t0)}
-            if other is not None:
-                row.update(other_test_loss=other["loss"], other_test_acc=other["acc"])
+            if raw is not None:
+                row.update(raw_test_loss=raw["loss"], raw_test_acc=raw["acc"])
             history.append(row)
             # Snapshot to CPU now; serialise, hash and write in the background while the next epoch trains.
             ckpts = [({"model": model.state_dict(), "epoch": epoch}, path / f"epoch{epoch:03d}.pt")] if epoch in snapshots else []
@@ -295,23 +295,22 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
         raise
     finally:
         bar.close()
-    writer.drain()  # every checkpoint is on disk before metrics.json marks the run finished
+    writer.drain()  # every checkpoint is on disk before record.json marks the run finished
 
-    final = evaluate(model, tx, ty, recipe, cfg.mismatch, **ev_kw)
+    final = evaluate(model, tx, ty, recipe, **ev_kw)
     h = pd.DataFrame(history)
     best = h.loc[h["test_acc"].idxmax()]
-    metrics = {"final_test_acc": float(h["test_acc"].iloc[-1]), "best_test_acc": float(best["test_acc"]),
+    results = {"final_test_acc": float(h["test_acc"].iloc[-1]), "best_test_acc": float(best["test_acc"]),
                "best_epoch": int(best["epoch"]), "data_source": data.source,
                "eval_set": "validation" if cfg.validation else "test",
                "train_images": len(x), "test_images": len(tx),
                **class_metrics(final["preds"], ty.cpu(), data.classes)}
-    if "other_test_acc" in h:  # the same weights under the other test transform (see the epoch loop)
-        metrics["other_eval"] = {"mismatch": not cfg.mismatch, "final_test_acc": float(h["other_test_acc"].iloc[-1]),
-                                 "best_test_acc": float(h["other_test_acc"].max())}
+    if "raw_test_acc" in h:  # the same weights without Normalize (see the epoch loop)
+        results.update(raw_final_test_acc=float(h["raw_test_acc"].iloc[-1]), raw_best_test_acc=float(h["raw_test_acc"].max()))
     if cfg.validation:  # history's test_* columns hold validation figures; the test set is scored once
-        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, cfg.mismatch, **ev_kw)
-        metrics.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))
-    store.atomic_write_json(path / "env.json", {**environment(device, cfg),
-                                                "step": stepper.mode if stepper is not None else "eager"})
-    store.atomic_write_json(path / "metrics.json", metrics)  # written last: marks the run finished
+        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, **ev_kw)
+        results.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))
+    env = {**environment(device, cfg), "step": stepper.mode if stepper is not None else "eager"}
+    store.atomic_write_json(path / store.RECORD, {"run_id": rid, "experiment": experiment_name(cfg), "config": config,
+                                                  "data": ident, "results": results, "env": env})  # marks it finished
     return store.load_run(path)

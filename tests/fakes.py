@@ -7,8 +7,8 @@ import helpers as h
 from helpers.runs import Run
 
 
-def fake_run(final, best=None, train=None, recipe="none", epochs=4, lr=0.1, mismatch=False, path=Path("/x"),
-             train_loss=0.5, seed=0, other=None):
+def fake_run(final, best=None, train=None, recipe="none", epochs=4, lr=0.1, path=Path("/x"),
+             train_loss=0.5, seed=0, raw=None):
     """A Run as the store returns it, with a made-up history ending at the given accuracies."""
     best = final if best is None else best
     train = final + 10 if train is None else train
@@ -21,11 +21,13 @@ def fake_run(final, best=None, train=None, recipe="none", epochs=4, lr=0.1, mism
                "best_epoch": 1 if best > final else epochs,
                "per_class_acc": {c: 50.0 + i for i, c in enumerate(h.CLASSES)},
                "confusion": [[10 if i == j else 0 for j in range(10)] for i in range(10)]}
-    if other is not None:  # a normalizing run's score under the other test transform
-        metrics["other_eval"] = {"final_test_acc": other, "best_test_acc": other, "mismatch": not mismatch}
-        hist["other_test_loss"], hist["other_test_acc"] = 3.0, [other] * epochs
-    config = {"recipe": recipe, "lr": lr, "mismatch": mismatch, "epochs": epochs, "stem": "imagenet", "seed": seed}
-    return Run(f"run{seed}", path, config, hist, metrics, {"device": "cpu", "threads": 2, "finished": "now"})
+    if raw is not None:  # a normalizing run's score without Normalize at test time
+        metrics.update(raw_final_test_acc=raw, raw_best_test_acc=raw)
+        hist["raw_test_loss"], hist["raw_test_acc"] = 3.0, [raw] * epochs
+    config = {"recipe": recipe, "lr": lr, "epochs": epochs, "stem": "imagenet", "seed": seed}
+    return Run(path, {"run_id": f"run{seed}", "experiment": recipe if lr == 0.1 else f"{recipe}, lr {lr}",
+                      "config": config, "results": metrics, "env": {"device": "cpu", "threads": 2, "finished": "now"}},
+               hist)
 
 
 def seeds(values, **kw):

@@ -44,7 +44,7 @@ def test_write_error_in_the_thread_is_raised_in_the_training_thread(tmp_path, mo
     with pytest.raises(OSError, match="No space left on device: .*last.pt"):
         h.train_run(**TINY, epochs=2, snapshot_epochs=(2,), runs_dir=tmp_path, progress=False)
     run_dir = next(tmp_path.iterdir())
-    assert not (run_dir / "metrics.json").exists()  # never marked finished
+    assert not (run_dir / "record.json").exists()  # never marked finished
     assert not (run_dir / "history.csv").exists()  # history.csv is not written ahead of its checkpoint
 
 
@@ -69,21 +69,21 @@ def test_checkpoint_and_checksum_are_one_file_loaded_weights_only(tmp_path):
         store.save_checkpoint({"where": tmp_path}, tmp_path / "bad.pt")
 
 
-def _legacy(path: Path, obj):
-    """Write a checkpoint as the older format did: torch.save's bytes, and their SHA-256 in <path>.sha256."""
+def _header_over(path: Path, obj):
+    """Write a checkpoint file whose header holds the right SHA-256 of torch.save's bytes of any object."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    path.write_bytes(buf.getvalue())
-    Path(f"{path}.sha256").write_text(hashlib.sha256(buf.getvalue()).hexdigest())
+    path.write_bytes(store.CHECKPOINT_MAGIC + hashlib.sha256(buf.getvalue()).hexdigest().encode() + b"\n"
+                     + buf.getvalue())
 
 
-def test_older_checkpoints_with_a_sidecar_still_load_and_mismatches_are_named(tmp_path):
-    _legacy(tmp_path / "epoch002.pt", {"model": {"w": torch.ones(2)}, "epoch": 2})
-    assert store.load_checkpoint(tmp_path / "epoch002.pt")["epoch"] == 2
-    Path(f"{tmp_path / 'epoch002.pt'}.sha256").write_text("0" * 64)
-    with pytest.raises(store.CorruptRunError, match=r"epoch002.pt: checkpoint is corrupt .*epoch002.pt.sha256"):
+def test_a_file_without_its_checksum_header_is_corrupt_and_unplain_content_is_refused(tmp_path):
+    buf = io.BytesIO()
+    torch.save({"model": {"w": torch.ones(2)}, "epoch": 2}, buf)
+    (tmp_path / "epoch002.pt").write_bytes(buf.getvalue())  # torch.save's bytes alone: no header
+    with pytest.raises(store.CorruptRunError, match=r"epoch002.pt: checkpoint is corrupt .*does not match its header"):
         store.load_checkpoint(tmp_path / "epoch002.pt")
-    _legacy(tmp_path / "odd.pt", {"model": {"w": torch.ones(2)}, "where": Path("x")})  # not plain: refused, named
+    _header_over(tmp_path / "odd.pt", {"model": {"w": torch.ones(2)}, "where": Path("x")})  # not plain: refused
     with pytest.raises(store.CorruptRunError, match="odd.pt: holds more than tensors and plain types"):
         store.load_checkpoint(tmp_path / "odd.pt")
 

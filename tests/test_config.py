@@ -30,7 +30,6 @@ def test_changing_epochs_rescales_lr_drop_and_snapshots():
     (dict(stem="resnet"), "stem", "imagenet | cifar"),
     (dict(device="tpu"), "device", "auto | cpu | cuda"),
     (dict(profile="huge"), "profile", "auto | smoke | quick | full"),
-    (dict(recipe="crop", mismatch=True), "mismatch", "normalize"),
 ])
 def test_bad_values_name_parameter_value_and_choices(params, name, valid):
     with pytest.raises(ConfigError) as e:
@@ -96,3 +95,19 @@ def test_fast_recipe_brings_its_schedule_unless_overridden():
 def test_validation_must_leave_training_images():
     with pytest.raises(ConfigError, match="'validation' = 2000 .*smaller than train_size"):
         h.make_config(profile="smoke", validation=2000)
+
+
+def test_the_test_transform_is_no_parameter_of_a_run():
+    with pytest.raises(ConfigError, match="unknown parameter.*'mismatch'; valid: profile, recipe"):
+        h.make_config(profile="smoke", recipe="normalize", mismatch=True)
+    assert "mismatch" not in h.make_config(profile="smoke", recipe="normalize").identity()
+
+
+def test_experiment_name_is_the_recipe_and_what_departs_from_the_profiles_defaults():
+    name = lambda profile, **kw: h.experiment_name(h.make_config(profile, data_dir="synthetic", **kw))  # noqa: E731
+    assert name("quick", recipe="none") == name("full", recipe="none", seed=2, epochs=3, train_size=500) == "none"
+    assert name("quick", recipe="normalize", lr=0.5) == name("full", recipe="normalize", lr=0.5) == "normalize, lr 0.5"
+    assert name("quick", recipe="fast", validation=300) == name("full", recipe="fast") == "fast"  # each profile's lr
+    assert name("full", recipe="fast", lr=0.02) == "fast, lr 0.02"
+    assert (name("quick", recipe="none", lr=0.05, stem="cifar", schedule="onecycle", batch_size=32)
+            == "none, lr 0.05, stem cifar, schedule onecycle, batch_size 32")

@@ -85,17 +85,17 @@ def _set_history(root: Path, folder: str, epoch: int, **values):
 
 def _set_final(root: Path, folder: str, acc: float, other: float | None = None):
     import json
-    path = root / "full" / folder / "metrics.json"
-    metrics = json.loads(path.read_text())
-    metrics["final_test_acc"] = acc
+    path = root / "full" / folder / "record.json"
+    record = json.loads(path.read_text())
+    record["results"]["final_test_acc"] = acc
     if other is not None:
-        metrics["other_eval"]["final_test_acc"] = other
-    path.write_text(json.dumps(metrics))
+        record["results"]["raw_final_test_acc"] = other
+    path.write_text(json.dumps(record))
 
 
 def test_the_tables_read_the_reference_histories(tmp_path):
     root = _reference_copy(tmp_path)
-    _set_history(root, "normalize_seed0", 53, train_loss=0.5, other_test_acc=12.34)
+    _set_history(root, "normalize_seed0", 53, train_loss=0.5, raw_test_acc=12.34)
     log = course.normalize_log_block(root)
     assert "| 53 | 0.0154 | 0.5000 | 31.56% | 12.34% |" in log and "within 0.4846 of the report's" in log
     _set_history(root, "none_seed0", 30, test_acc=45.0)

@@ -97,7 +97,7 @@ def _on_disk(run_dir: Path | None) -> int:
     """Return the epoch the run would resume from (all of them once finished); the checkpoint must load."""
     if run_dir is None:
         return 0
-    if (run_dir / "metrics.json").exists():
+    if (run_dir / "record.json").exists():
         return EPOCHS
     last = run_dir / "last.pt"
     return int(store.load_checkpoint(last)["epoch"]) if last.exists() else 0

@@ -1,5 +1,6 @@
 """Notebook 03: the study across seeds, its verdict rows, and the same verdicts at the report's scale."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,13 +101,14 @@ def test_one_seed_a_side_is_judged_only_with_a_reference_spread():
 
 
 def test_study_from_runs_reads_every_setting_per_seed():
-    correct = seeds([71.0, 73.0], train_loss=0.02, recipe="normalize", other=14.0)
-    fixed = seeds([30.0, 32.0], lr=0.5, train_loss=0.3, recipe="normalize", mismatch=True, other=60.0)
+    correct = seeds([71.0, 73.0], train_loss=0.02, recipe="normalize", raw=14.0)
+    fixed = seeds([60.0, 62.0], lr=0.5, train_loss=0.3, recipe="normalize", raw=30.0)  # one run per seed, both ways
     s = h.NormalizationStudy.from_runs(seeds([70.0, 72.0]), correct, fixed, {"acc": 14.5})
     assert (s.baseline.mean, s.matched.mean, s.mismatched.values) == (71.0, 72.0, (14.0, 14.0))
-    assert (s.fix_mismatched.mean, s.fix_matched.values, s.fix_lr) == (31.0, (60.0, 60.0), 0.5)
+    assert (s.fix_mismatched.values, s.fix_matched.mean, s.fix_lr) == ((30.0, 30.0), 61.0, 0.5)
     assert (s.mismatch_eval_acc, s.mismatch_curve_acc, s.train_loss.mean) == (14.5, 14.0, 0.02)
-    with pytest.raises(ValueError, match="no evaluation under the other test transform"):
+    assert h.scored(correct[1], normalize=True) == 73.0 and h.scored(correct[1], normalize=False) == 14.0
+    with pytest.raises(ValueError, match="no evaluation without Normalize"):
         h.NormalizationStudy.from_runs(seeds([70.0]), seeds([71.0], recipe="normalize"), fixed)
 
 
@@ -167,3 +169,9 @@ def test_the_full_scale_verdicts_of_the_committed_reference_render_its_figures()
     assert len(out) == 7
     for label, s in fs.settings().items():
         assert f"{label} {s.format()}" in set(out["A"]) | set(out["B"])
+    assert h.normalization_experiments(0.1, 0.5) == ["none", "normalize", "normalize, lr 0.5"]
+    runs = h.records(Path(__file__).resolve().parents[1] / "report" / "reference" / "full").set_index("experiment")
+    assert (fs.matched.values, fs.mismatched.values) == ((runs.loc["normalize", "final_test_acc"],),
+                                                         (runs.loc["normalize", "raw_final_test_acc"],))
+    assert (fs.fix_matched.values, fs.fix_mismatched.values) == ((runs.loc["normalize, lr 0.5", "final_test_acc"],),
+                                                                 (runs.loc["normalize, lr 0.5", "raw_final_test_acc"],))

@@ -92,11 +92,11 @@ def test_baseline_notebook_on_real_images_renders_the_runs_accuracy(tmp_path, mo
     pm.execute_notebook(str(NOTEBOOKS / "01_baseline.ipynb"), str(out), parameters=params,
                         cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3")
     nb = nbformat.read(out, as_version=4)
-    summary = h.runs_summary(tmp_path / "runs")
-    assert len(summary) == 1 and summary.loc[0, "source"] == "folder" and summary.loc[0, "epochs"] == 2
+    summary = h.records(tmp_path / "runs")
+    assert len(summary) == 1 and summary.loc[0, "data_source"] == "folder" and summary.loc[0, "epochs"] == 2
     final, best = summary.loc[0, "final_test_acc"], summary.loc[0, "best_test_acc"]
     assert final > 25, summary.loc[0]  # it learns: chance is 10%
-    assert h.load_run(tmp_path / "runs" / summary.loc[0, "run"]).metrics["test_images"] == 2000
+    assert h.load_run(tmp_path / "runs" / summary.loc[0, "run_id"]).metrics["test_images"] == 2000
     text = outputs(nb, "text/markdown")
     assert f"**{final:.2f}% (n=1)** test accuracy after its last epoch (2)" in text
     assert f"**{best:.2f}% (n=1)** at its best epoch" in text and "**79.44%**" in text

@@ -53,7 +53,7 @@ def test_same_images_at_two_paths_are_one_run(tiny_folder, tmp_path):
 def test_run_files_hold_no_absolute_path(tiny_folder, tmp_path):
     run = h.train_run(profile="smoke", data_dir=str(tiny_folder), train_size=10, test_size=10, epochs=1,
                       runs_dir=tmp_path / "runs", progress=False)
-    for name in ("config.json", "env.json", "metrics.json"):
+    for name in ("config.json", "record.json"):
         text = (run.path / name).read_text()
         assert str(tmp_path) not in text, name
     assert not os.path.isabs(run.config["data_dir"])
@@ -98,7 +98,7 @@ def test_cli_corrupt_run_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     args = ["train", "--profile", "smoke", "--epochs", "2", "--train-size", "200", "--test-size", "50"]
     assert cli.main(args) == 0
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
-    (run_dir / "metrics.json").unlink()                     # as if interrupted ...
+    (run_dir / "record.json").unlink()                      # as if interrupted ...
     last = run_dir / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])              # ... while last.pt was damaged
     capsys.readouterr()

@@ -82,12 +82,12 @@ def test_torchvision_reference_pipeline_uses_the_same_steps():
     assert RECIPES["flip_rotate"].train_transform().transforms[1].degrees == [-30.0, 30.0]
 
 
-def test_normalize_matches_torchvision_and_mismatch_drops_it():
+def test_normalize_matches_torchvision_and_normalize_false_drops_it():
     x = _images(4)
     ref = torch.stack([RECIPES["normalize"].train_transform().transforms[1](xi.float() / 255) for xi in x])
     assert torch.allclose(augment_batch(RECIPES["normalize"], x), ref, atol=1e-6)
     assert torch.allclose(eval_batch(RECIPES["normalize"], x), ref, atol=1e-6)
-    assert torch.equal(eval_batch(RECIPES["normalize"], x, mismatch=True), x.float() / 255)
+    assert torch.equal(eval_batch(RECIPES["normalize"], x, normalize=False), x.float() / 255)
     assert torch.equal(eval_batch(RECIPES["crop"], x), x.float() / 255)
 
 

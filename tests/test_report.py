@@ -216,12 +216,12 @@ def test_the_summary_has_one_row_per_experiment_the_notebooks_used(built):
                           "full-scale reference mean ± sd (n seeds), report/reference/full",
                           "this build mean ± sd (n seeds), smoke profile"]
     for row, run in zip(rows, used):
-        metrics = json.loads((Path(run) / "metrics.json").read_text())
+        metrics = json.loads((Path(run) / "record.json").read_text())["results"]
         cells = [td.get_text(" ", strip=True) for td in row.find_all("td")]
         assert cells[4] == f"{metrics['final_test_acc']:.2f}% (n=1)"  # this build: one seed
     alpha = [td.get_text(" ", strip=True) for td in rows[0].find_all("td")]
     assert alpha[2] == "79.44%"  # recipe none, lr 0.1
-    reference = h.reference_spread("full", recipe="none")  # alpha's experiment at full scale, from report/reference
+    reference = h.results.stored_spread("full", "none")  # alpha's experiment at full scale, from report/reference
     assert alpha[3].startswith(f"{reference.format()}") and "NVIDIA H200" in alpha[3]
     beta = [td.get_text(" ", strip=True) for td in rows[1].find_all("td")]
     assert beta[3] == "—"  # crop at lr 0.05: no full-scale reference run
@@ -282,7 +282,7 @@ def test_a_run_another_process_is_training_is_waited_for(notebooks, tmp_path, mo
     finally:
         other.kill()
     assert "RUN_LOCK_WAIT" not in os.environ  # the builder's setting does not outlive the build
-    assert (folder / "metrics.json").exists() and (tmp_path / "out" / "index.html").exists()
+    assert (folder / "record.json").exists() and (tmp_path / "out" / "index.html").exists()
     # trained after the other process let go, never beside it
     assert released.stat().st_mtime_ns <= (folder / "config.json").stat().st_mtime_ns
 
@@ -424,18 +424,17 @@ def test_the_smoke_report_of_the_notebooks_reads_in_a_browser(tmp_path):
     soup = BeautifulSoup((out / "index.html").read_text(), "html.parser")
     used = {run for record in (out / "executed").glob("*.json") for run in json.loads(record.read_text())["runs"]}
     # one row per run, two for a normalizing run (scored with and without Normalize at test time)
-    per_run = {u: 2 if "other_eval" in json.loads((Path(u) / "metrics.json").read_text()) else 1 for u in used}
+    records = {u: json.loads((Path(u) / "record.json").read_text()) for u in used}
+    per_run = {u: 2 if "raw_final_test_acc" in r["results"] else 1 for u, r in records.items()}
     rows = soup.select("table.summary tbody tr")
     listed = sorted(run for r in rows for run in r["data-runs"].split())
     assert listed == sorted(Path(u).name for u, n in per_run.items() for _ in range(n))  # 03's normalize: twice
     # one row per experiment (runs that differ only in their seed) and test transform
     experiments = set()
-    for u in used:
-        config, metrics = (json.loads((Path(u) / f).read_text()) for f in ("config.json", "metrics.json"))
-        same = json.dumps({k: v for k, v in config.items() if k not in ("seed", "run_id", "data", "mismatch")}, sort_keys=True)
-        experiments.add((same, config["mismatch"]))
-        if "other_eval" in metrics:
-            experiments.add((same, metrics["other_eval"]["mismatch"]))
+    for r in records.values():
+        experiments.add((r["experiment"], False))
+        if "raw_final_test_acc" in r["results"]:
+            experiments.add((r["experiment"], True))
     assert len(rows) == len(experiments) > 0
     assert all(r.find_all("td")[4].get_text(" ", strip=True).endswith(f"(n={len(r['data-runs'].split())})")
                for r in rows)
@@ -467,25 +466,26 @@ def test_make_report_passes_profile_parameters_and_files_through():
 
 def test_seeds_of_one_experiment_share_a_row_and_a_normalizing_one_gives_two(tmp_path):
     executed = []
-    for name, seed, final, other in (("abc", 0, 48.1, 17.6), ("abd", 1, 50.1, 19.6)):
+    for name, seed, final, raw in (("abc", 0, 48.1, 17.6), ("abd", 1, 50.1, 19.6)):
         run = tmp_path / "runs" / name
         run.mkdir(parents=True)
-        config = make_config("quick", recipe="normalize", epochs=4, seed=seed, data_dir="/f").to_dict()
-        (run / "config.json").write_text(json.dumps(config))
-        (run / "metrics.json").write_text(json.dumps({
-            "final_test_acc": final, "best_test_acc": final + 0.3, "train_images": 3000, "data_source": "folder",
-            "other_eval": {"mismatch": True, "final_test_acc": other, "best_test_acc": other + 1}}))
+        cfg = make_config("quick", recipe="normalize", epochs=4, seed=seed, data_dir="/f")
+        (run / "record.json").write_text(json.dumps({
+            "run_id": name, "experiment": h.experiment_name(cfg), "config": cfg.to_dict(), "data": {}, "env": {},
+            "results": {"final_test_acc": final, "best_test_acc": final + 0.3, "train_images": 3000,
+                        "data_source": "folder", "raw_final_test_acc": raw, "raw_best_test_acc": raw + 1}}))
         executed.append(rp.Executed(Path("03_x.ipynb"), tmp_path / "03_x.ipynb", {}, [str(run)]))
     rows = rp.experiment_rows(executed, [{"title": "03", "href": "03_x.html"}] * 2)
     assert [(r["experiment"], r["runs"], r["build"].values) for r in rows] == [
         ("normalization, lr 0.1", ["abc", "abd"], (48.1, 50.1)),
         ("normalization, lr 0.1, tested without normalization", ["abc", "abd"], (17.6, 19.6))]
     assert rows[0]["measured"] == pytest.approx(49.1) and rows[0]["build"].sd == pytest.approx(2 ** 0.5)
-    assert rows[0]["best"] == pytest.approx(49.4)
+    assert rows[0]["best"] == pytest.approx(49.4) and rows[1]["best"] == pytest.approx(19.6)
     assert rows[1]["report"] == "≈30%" and rows[0]["report"] is None  # the report never tested with Normalize
-    fix = {**make_config("full", recipe="normalize", lr=0.5, data_dir="/f").to_dict()}
-    assert rp.report_figure(fix) == rp.report_figure({**fix, "mismatch": True}) == (
+    assert [r["reference"]["folders"] for r in rows] == [["normalize_seed0"]] * 2  # the same name at full scale
+    assert rp.report_figure("normalize, lr 0.5", 0.5) == rp.report_figure("normalize, lr 0.5", 0.5, raw=True) == (
         76.37, "76.37% (test transform not stated)")
+    assert rp.report_figure("none, stem cifar", 0.1) is None and rp.report_figure("crop", 0.1)[0] == 83.98
 
 
 def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_path, monkeypatch):
@@ -505,14 +505,12 @@ def test_the_landing_page_judges_a_comparable_row_by_the_notebooks_rule(monkeypa
     from helpers.report import landing
     from helpers.stats import spread, verdict_frame
     monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
-    conf = {"recipe": "none", "lr": 0.1, "mismatch": False}
-
     def row(values, report=79.44):
         s = spread(values)
-        return {"experiment": "no augmentation, lr 0.1", "config": conf, "build": s, "measured": s.mean,
+        return {"experiment": "no augmentation, lr 0.1", "name": "none", "build": s, "measured": s.mean,
                 "difference": s.mean - report}
     far, near, one = row([70.0, 70.5, 71.0]), row([79.0, 80.0, 79.5]), row([80.0])
-    other = {"config": conf, "build": spread([50.0]), "measured": 50.0, "difference": None}
+    other = {"name": "none", "build": spread([50.0]), "measured": 50.0, "difference": None}
     judged = landing.verdicts([far, near, one, other], "full")  # `other` does not compare with the report
     ref = results.Reference("full", 0.5, 3, dof=6)
     assert [v.comparison for v in judged] == [results.judge(r["build"], [79.44], ref) for r in (far, near, one)]

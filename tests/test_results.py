@@ -1,5 +1,6 @@
 """Tables, notes and verdict rows carry the measured values and set them beside the report's figures."""
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -108,52 +109,62 @@ def test_runs_are_grouped_by_experiment_and_tabled_per_seed():
 
 @pytest.fixture
 def reference_module(monkeypatch):
-    """Reference runs as {(profile, recipe, lr, mismatch): values}, in place of report/reference/."""
+    """Reference runs as {(profile, experiment, raw): final accuracies}, in place of report/reference/'s records."""
     store = {}
 
-    def reference_spread(profile, *, recipe, lr, mismatch=False):
-        if profile not in {k[0] for k in store}:
-            raise h.ReferenceMissingError(f"no reference runs for profile {profile!r}")
-        return h.spread(store.get((profile, recipe, lr, mismatch), ()))
+    def records(folder):
+        rows = [{"experiment": e, "raw_final_test_acc" if raw else "final_test_acc": v}
+                for (profile, e, raw), values in store.items() if profile == Path(folder).name for v in values]
+        return pd.DataFrame(rows, columns=["experiment", "final_test_acc", "raw_final_test_acc"])
 
-    monkeypatch.setattr(R, "reference_spread", reference_spread)
+    monkeypatch.setattr(R, "records", records)
     return store
 
 
 def test_reference_sd_pools_the_profiles_experiments_and_skips_missing_ones(reference_module):
-    reference_module.update({("full", "none", 0.1, False): [78.0, 79.0, 80.0],
-                             ("full", "crop", 0.1, False): [81.0, 83.0, 82.0], ("full", "fast", 0.2, False): [82.0]})
-    ref = h.reference_sd("full", [("none", 0.1, False), ("crop", 0.1, False), ("fast", 0.2, False),
-                                  ("flip_rotate", 0.1, False)])
+    reference_module.update({("full", "none", False): [78.0, 79.0, 80.0], ("full", "crop", False): [81.0, 83.0, 82.0],
+                             ("full", "fast", False): [82.0]})
+    ref = h.reference_sd("full", ["none", "crop", "fast", "flip_rotate"])
     assert ref.sd == pytest.approx(1.0) and ref.experiments == 2 and ref.folder == "report/reference/full/"
-    assert not h.reference_sd("quick", [("none", 0.1, False)]).measured  # no such profile: not measured
-    assert R.stored_spread("full", "none", 0.1).n == 3 and R.stored_spread("full", "crop", 0.5).n == 0
+    assert not h.reference_sd("quick", ["none"]).measured  # no such profile: not measured
+    assert R.stored_spread("full", "none").n == 3 and R.stored_spread("full", "crop, lr 0.5").n == 0
 
 
-def test_the_committed_full_scale_reference_is_read_with_its_folder():
-    ref = h.reference_sd("full", [("none", 0.1, False), ("crop", 0.1, False)])
+def test_a_normalizing_experiment_gives_a_spread_with_and_one_without_normalize(reference_module):
+    reference_module.update({("quick", "normalize", False): [48.0, 50.0], ("quick", "normalize", True): [10.0, 14.0]})
+    assert R.stored_spread("quick", "normalize").values == (48.0, 50.0)
+    assert R.stored_spread("quick", "normalize", raw=True).values == (10.0, 14.0)
+    ref = h.reference_sd("quick", ["normalize"])
+    assert ref.experiments == 2 and ref.dof == 2 and ref.sd == pytest.approx(math.sqrt((2.0 + 8.0) / 2))
+
+
+def test_the_committed_reference_is_read_with_its_folder():
+    ref = h.reference_sd("full", ["none", "crop"])
     assert ref.folder == "report/reference/full/"
-    spreads = [R.stored_spread("full", r, 0.1) for r in ("none", "crop")]
+    spreads = [R.stored_spread("full", r) for r in ("none", "crop")]
     assert all(s.n >= 1 for s in spreads)
     own = any(s.n >= 2 for s in spreads)  # measured in its own folder only once a second seed is there
     assert (ref.measured and not ref.borrowed) == own
-    assert ref.borrowed == (not own and h.reference_sd("quick", [("none", 0.1, False), ("crop", 0.1, False)]).measured)
+    assert ref.borrowed == (not own and h.reference_sd("quick", ["none", "crop"]).measured)
+    quick = h.records(Path(__file__).resolve().parents[1] / "report" / "reference" / "quick")
+    lr5 = quick[quick["experiment"] == "normalize, lr 0.5"]
+    assert R.stored_spread("quick", "normalize, lr 0.5", raw=True).values == tuple(lr5["raw_final_test_acc"])
 
 
 def test_reference_sd_of_full_borrows_the_quick_spread_only_when_its_own_is_unmeasured(reference_module):
-    reference_module.update({("full", "none", 0.1, False): [78.0], ("full", "crop", 0.1, False): [81.0],
-                             ("quick", "none", 0.1, False): [47.0, 49.0], ("quick", "crop", 0.1, False): [52.0, 54.0]})
-    ref = h.reference_sd("full", [("none", 0.1, False), ("crop", 0.1, False)])
+    reference_module.update({("full", "none", False): [78.0], ("full", "crop", False): [81.0],
+                             ("quick", "none", False): [47.0, 49.0], ("quick", "crop", False): [52.0, 54.0]})
+    ref = h.reference_sd("full", ["none", "crop"])
     assert ref.borrowed and ref.measured_in == "quick" and ref.sd == pytest.approx(math.sqrt(2.0))
     assert ref.folder == "report/reference/full/" and ref.sd_folder == "report/reference/quick/"
-    own = h.reference_sd("quick", [("none", 0.1, False)])
+    own = h.reference_sd("quick", ["none"])
     assert not own.borrowed and own.sd_folder == "report/reference/quick/"
-    reference_module[("full", "none", 0.1, False)] = [78.0, 78.5]  # a second full seed: its own spread wins
-    ref = h.reference_sd("full", [("none", 0.1, False), ("crop", 0.1, False)])
+    reference_module[("full", "none", False)] = [78.0, 78.5]  # a second full seed: its own spread wins
+    ref = h.reference_sd("full", ["none", "crop"])
     assert not ref.borrowed and ref.sd == pytest.approx(math.sqrt(0.125))
     reference_module.clear()
-    reference_module[("full", "none", 0.1, False)] = [78.0]  # no quick folder: nothing to borrow
-    assert not h.reference_sd("full", [("none", 0.1, False)]).measured
+    reference_module[("full", "none", False)] = [78.0]  # no quick folder: nothing to borrow
+    assert not h.reference_sd("full", ["none"]).measured
 
 
 def test_verdict_note_states_welch_and_names_the_reference_folder_when_it_is_used():

@@ -137,7 +137,7 @@ def test_static_step_run_resumes_to_the_same_history(tmp_path):
 def test_step_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAIN_STEP", "graph")
     run = h.train_run(**dict(SMALL, epochs=1, snapshot_epochs=(1,)), runs_dir=tmp_path, progress=False)
-    assert json.loads((run.path / "env.json").read_text())["step"] == "static eager"
+    assert json.loads((run.path / "record.json").read_text())["env"]["step"] == "static eager"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")

@@ -111,7 +111,7 @@ def test_a_run_held_by_another_process_is_waited_for_then_loaded(sequential, tmp
     def other_process_finishes(path, timeout):
         """Stands in for the wait: the holder finishes the run and lets go of it meanwhile."""
         waited.append((path, timeout))
-        for name in ("config.json", "history.csv", "env.json", "metrics.json"):
+        for name in ("config.json", "history.csv", "record.json"):
             shutil.copy(finished.path / name, folder / name)
         holder.kill()
         holder.wait()
@@ -189,9 +189,9 @@ def test_a_run_that_finishes_corrupt_is_reported_and_the_others_finish(tmp_path,
     corrupt, good = _cfg(seed=5), _cfg(seed=6, epochs=1)
     rid = _rid(corrupt)
     script = (f"case \"$5\" in *'\"seed\": 5'*)\n"
-              f"  mkdir -p \"$4/{rid}\"; echo '{{not json' > \"$4/{rid}/metrics.json\"; exit 0;;\n"
+              f"  mkdir -p \"$4/{rid}\"; echo '{{not json' > \"$4/{rid}/record.json\"; exit 0;;\n"
               f"esac\nexec {sys.executable} \"$@\"")
-    _fake_worker(tmp_path, monkeypatch, script)  # the corrupt one "finishes" with a broken metrics.json
+    _fake_worker(tmp_path, monkeypatch, script)  # the corrupt one "finishes" with a broken record.json
     err = _sweep_in_thread([corrupt, good], tmp_path / "runs", timeout=240)
     assert isinstance(err, SweepError), err
     assert str(err).startswith("1 of 2 run(s) failed; the others finished"), str(err)

@@ -18,7 +18,8 @@ def test_short_run_learns_far_above_chance(tmp_path):
     assert run.final_acc > 60, run.history  # chance is 10%
     m = run.metrics
     assert len(m["per_class_acc"]) == 10 and sum(map(sum, m["confusion"])) == 500
-    assert {"config.json", "history.csv", "metrics.json", "env.json", "last.pt"} <= {p.name for p in run.path.iterdir()}
+    assert {"history.csv", "record.json", "last.pt"} <= {p.name for p in run.path.iterdir()}
+    assert (run.experiment, run.record["run_id"], run.env["step"]) == ("none", run.path.name, "eager")
     assert {f"epoch{e:03d}.pt" for e in (2, 3, 4)} <= {p.name for p in run.path.iterdir()}
     assert list(run.history.columns[:6]) == COMPARE
     assert (run.history["images_per_s"] > 0).all()
@@ -90,8 +91,9 @@ def test_snapshots_load_as_models_and_summary_lists_runs(tmp_path):
     assert final["acc"] == pytest.approx(run.final_acc)
     with pytest.raises(ValueError, match=r"'epoch' = 7 .*valid: \[1, 2, 3\]|'epoch' = 7 .*valid: \[2, 3\]"):
         run.load_model(7)
-    s = h.runs_summary(tmp_path)
-    assert len(s) == 1 and s.loc[0, "final_test_acc"] == run.final_acc
+    s = h.records(tmp_path)
+    assert len(s) == 1 and s.loc[0, "final_test_acc"] == run.final_acc and s.loc[0, "run_id"] == run.id
+    assert s.loc[0, "experiment"] == "none" and s.loc[0, "folder"] == run.id and pd.isna(s.loc[0, "raw_final_test_acc"])
 
 
 def test_gpu_path_functions_run_on_cpu(tmp_path):
@@ -121,15 +123,16 @@ def test_normalize_run_is_scored_both_ways_each_epoch(tmp_path):
     run = h.train_run(**SMALL, recipe="normalize", runs_dir=tmp_path, progress=False)
     data = h.load_cifar10("synthetic", SMALL["train_size"], SMALL["test_size"], 0)
     model = run.load_model()
-    plain = h.evaluate(model, data.test_x, data.test_y, recipe="normalize", mismatch=True)
-    matched = h.evaluate(model, data.test_x, data.test_y, recipe="normalize", mismatch=False)
-    assert run.history["other_test_acc"].iloc[-1] == pytest.approx(plain["acc"])  # same weights, no Normalize
+    plain = h.evaluate(model, data.test_x, data.test_y, recipe="normalize", normalize=False)
+    matched = h.evaluate(model, data.test_x, data.test_y, recipe="normalize")
+    assert run.history["raw_test_acc"].iloc[-1] == pytest.approx(plain["acc"])  # same weights, no Normalize
     assert run.history["test_acc"].iloc[-1] == pytest.approx(matched["acc"])
-    assert run.metrics["other_eval"] == {"mismatch": True, "final_test_acc": pytest.approx(plain["acc"]),
-                                         "best_test_acc": pytest.approx(run.history["other_test_acc"].max())}
-    flipped = h.other_eval_history(run)
-    assert flipped["test_acc"].tolist() == run.history["other_test_acc"].tolist()
-    plain_run = h.train_run(**SMALL, runs_dir=tmp_path, progress=False)  # recipe none: nothing to flip
-    assert "other_test_acc" not in plain_run.history and "other_eval" not in plain_run.metrics
-    with pytest.raises(ValueError, match="other test transform"):
-        h.other_eval_history(plain_run)
+    assert run.metrics["raw_final_test_acc"] == pytest.approx(plain["acc"])
+    assert run.metrics["raw_best_test_acc"] == pytest.approx(run.history["raw_test_acc"].max())
+    assert h.records(tmp_path).loc[0, "raw_final_test_acc"] == pytest.approx(plain["acc"])
+    raw = h.raw_history(run)
+    assert raw["test_acc"].tolist() == run.history["raw_test_acc"].tolist()
+    plain_run = h.train_run(**SMALL, runs_dir=tmp_path, progress=False)  # recipe none: no raw evaluation
+    assert "raw_test_acc" not in plain_run.history and "raw_final_test_acc" not in plain_run.metrics
+    with pytest.raises(ValueError, match="no evaluation without Normalize"):
+        h.raw_history(plain_run)

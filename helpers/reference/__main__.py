@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..config import ConfigError
 from ..project import project_root
-from . import ReferenceMissingError, reference_runs, write_reference
-from .folder import shown
+from ..runs import records
+from . import ReferenceMissingError, profile_dir, shown, write_reference
 
 
 def main(argv=None) -> int:
@@ -20,8 +20,6 @@ def main(argv=None) -> int:
     wr.add_argument("profile", help="smoke | quick | full")
     wr.add_argument("--runs", help="run store folder (default: $RUNS_DIR, else runs/)")
     wr.add_argument("--add", action="store_true", help="keep the runs already in the folder")
-    wr.add_argument("--rehash", action="store_true",
-                    help="give runs of an older version today's run id (only when the id's definition changed)")
     rd = sub.add_parser("readme", help="render README.md's results table, docs/results.md's tables and "
                                        "docs/course-report.md's figures from report/reference/")
     rd.add_argument("--readme", default=str(project_root() / "README.md"), help="the README to update")
@@ -29,14 +27,14 @@ def main(argv=None) -> int:
                     help="the page of per-profile reference tables to update")
     rd.add_argument("--course", default=str(project_root() / "docs" / "course-report.md"),
                     help="the page of the course report's claims to update")
-    sh = sub.add_parser("show", help="list a profile's reference runs with their provenance")
+    sh = sub.add_parser("show", help="list a profile's reference runs: experiment, seed, scores, device, commit")
     sh.add_argument("profile")
     for p in (wr, rd, sh):
         p.add_argument("--root", help="reference folder (default report/reference)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "write":
-            folder = write_reference(args.profile, args.runs, root=args.root, add=args.add, rehash=args.rehash)
+            folder = write_reference(args.profile, args.runs, root=args.root, add=args.add)
             print(f"wrote {shown(folder)}/ ({sum(1 for p in folder.iterdir() if p.is_dir())} runs)")
         elif args.cmd == "readme":
             from ..report import readme  # the tables need the report's figures: a top-level job
@@ -49,8 +47,7 @@ def main(argv=None) -> int:
             changed = course.update_page(Path(args.course), root=args.root)
             print(f"{shown(args.course)}: rendered figures {'updated' if changed else 'already up to date'}")
         else:
-            runs = reference_runs(args.profile, root=args.root).drop(columns=["experiment", "settings"])
-            print(runs.to_string(index=False))
+            print(records(profile_dir(args.profile, args.root)).to_string(index=False))
     except (ReferenceMissingError, ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,10 +15,10 @@ from ..data import CLASSES
 from ..reference import profile_dir, replace_block
 from ..results import (REPORT_CAM, REPORT_NORMALIZE, REPORT_NORMALIZE_LOG_EPOCHS, REPORT_PROTOCOL,
                        REPORT_SHORT_TRAINING, REPORT_STEPS_PER_EPOCH, REPORT_TEST_ACC, reference_sd)
-from ..runs import read_json
+from ..runs import RECORD, read_json
 from ..stats import Spread, spread
 from .experiments import RECIPE_LABELS, format_spread
-from .readme import matches as runs, rewrite
+from .readme import matches as runs, rewrite, table
 
 FULL, QUICK = "full", "quick"
 AUGMENTATION = ("none", "flip_rotate", "crop")
@@ -44,12 +44,6 @@ def at_epoch(hist: list[pd.DataFrame], column: str, epoch: int) -> Spread:
 def value(s: Spread, digits: int = 2, unit: str = "%") -> str:
     """Return a Spread as its value (one run) or 'mean ± sd (n=k)'; '–' when empty."""
     return f"{s.mean:.{digits}f}{unit}" if s.n == 1 else s.format(digits, unit)
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    """Return a Markdown table."""
-    lines = ["| " + " | ".join(map(str, r)) + " |" for r in [header, *rows]]
-    return "\n".join([lines[0], "|---" * len(header) + "|", *lines[1:]])
 
 
 def batch_sizes_for(steps: int, images: int, drop_last: bool = False) -> list[int]:
@@ -79,7 +73,7 @@ def protocol_block() -> str:
 def augmentation_rows(root=None) -> list[dict]:
     """Return, per augmentation experiment, the report's figure and the full and quick reference scores."""
     return [{"recipe": r, "label": RECIPE_LABELS[r], "report": REPORT_TEST_ACC[r], "full": spread(full["score"]),
-             "full_best": spread(full["best_test_acc"]), "quick": spread(runs(QUICK, r, root=root)["score"])}
+             "full_best": spread(full["best"]), "quick": spread(runs(QUICK, r, root=root)["score"])}
             for r, full in ((r, runs(FULL, r, root=root)) for r in AUGMENTATION)]
 
 
@@ -106,9 +100,9 @@ def normalize_log_block(root=None) -> str:
     acc = dict(zip(REPORT_NORMALIZE_LOG_EPOCHS["log_test_acc"], REPORT_NORMALIZE["log_test_acc"]))
     loss = dict(zip(REPORT_NORMALIZE_LOG_EPOCHS["log_train_loss"], REPORT_NORMALIZE["log_train_loss"]))
     hist, window = histories("normalize", root), sorted(set(acc) | set(loss))
-    ref = {c: [at_epoch(hist, c, e) for e in window] for c in ("train_loss", "other_test_acc", "test_acc")}
+    ref = {c: [at_epoch(hist, c, e) for e in window] for c in ("train_loss", "raw_test_acc", "test_acc")}
     rows = [[e, f"{loss[e]:.4f}" if e in loss else "–", value(ref["train_loss"][i], 4, ""),
-             f"{acc[e]:.2f}%" if e in acc else "–", value(ref["other_test_acc"][i]), value(ref["test_acc"][i])]
+             f"{acc[e]:.2f}%" if e in acc else "–", value(ref["raw_test_acc"][i]), value(ref["test_acc"][i])]
             for i, e in enumerate(window)]
     text = [table(["epoch", "the report: training loss", "reference: training loss", "the report: test accuracy",
                    "reference: test accuracy, test images without Normalize",
@@ -119,7 +113,7 @@ def normalize_log_block(root=None) -> str:
         gap = max(abs(s.mean - loss[e]) for e, s in zip(window, ref["train_loss"]) if e in loss)
         span = {c: f"{min(s.mean for s in v):.2f}–{max(s.mean for s in v):.2f}%" for c, v in ref.items()}
         text.append(f"At epochs {min(loss)}–{max(loss)} the reference's training loss is within {gap:.4f} of the "
-                    f"report's. At epochs {window[0]}–{window[-1]} its test accuracy is {span['other_test_acc']} on "
+                    f"report's. At epochs {window[0]}–{window[-1]} its test accuracy is {span['raw_test_acc']} on "
                     f"test images without Normalize (the report, epochs {min(acc)}–{max(acc)}: "
                     f"{min(acc.values()):.2f}–{max(acc.values()):.2f}%) and {span['test_acc']} with it.")
     return "\n\n".join(text)
@@ -166,8 +160,8 @@ def gap_block(root=None) -> str:
         return "No full-scale reference runs: the gap is not measured."
     last, best = ([r["report"] - r[k].mean for r in rows] for k in ("full", "full_best"))
     n = sorted({r["full"].n for r in rows})
-    quick = reference_sd(QUICK, [(r["recipe"], 0.1, False) for r in rows])
-    data = sorted({read_json(profile_dir(FULL, root) / name / "config.json").get("data_dir", "?")
+    quick = reference_sd(QUICK, [r["recipe"] for r in rows])
+    data = sorted({read_json(profile_dir(FULL, root) / name / RECORD)["config"].get("data_dir", "?")
                    for r in rows for name in runs(FULL, r["recipe"], root=root)["folder"]})
     sd = (f"a pooled seed-to-seed sd of {quick.sd:.2f} points at the quick scale ({quick.experiments} experiments "
           f"of `{quick.folder}`)" if quick.measured else "no measured seed-to-seed spread")

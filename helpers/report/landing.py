@@ -8,11 +8,10 @@ import platform
 from pathlib import Path
 
 from ..project import project_commit
-from ..reference import REFERENCE_DIR
-from ..reference.folder import shown
+from ..reference import REFERENCE_DIR, shown
 from ..runs import load_run
 from ..stats import Verdict, verdict_frame
-from .experiments import FULL_SCALE, experiment_rows, format_spread, older_reference_runs
+from .experiments import FULL_SCALE, experiment_rows, format_spread
 from .notebooks import IMAGE_TYPES, TEMPLATES, Executed, last_heading, now
 
 FIGURE_TAG = "report-figure"  # a cell whose first image goes onto the landing page
@@ -50,8 +49,7 @@ def verdicts(rows: list[dict], profile: str) -> list[Verdict]:
     under the notebooks' rule (results.judge: the reference runs' spread stands in where a side has one seed)."""
     from ..results import judge, reference_sd
     compared = [r for r in rows if r.get("difference") is not None]
-    ref = reference_sd(profile, dict.fromkeys((r["config"]["recipe"], float(r["config"]["lr"]),
-                                               bool(r["config"].get("mismatch"))) for r in compared)) if compared else None
+    ref = reference_sd(profile, dict.fromkeys(r["name"] for r in compared)) if compared else None
     return [Verdict(r["experiment"], "this build", "the report", judge(r["build"], [r["measured"] - r["difference"]], ref))
             for r in compared]
 
@@ -74,9 +72,9 @@ def environment(executed: list[Executed]) -> dict:
 
 
 def reference_info(root=None) -> dict:
-    """Return how the landing page names the full-scale reference: its folder, README, and older runs left out."""
+    """Return how the landing page names the full-scale reference: its folder and whether it exists."""
     folder = Path(root or REFERENCE_DIR) / FULL_SCALE
-    return {"folder": shown(folder), "exists": folder.is_dir(), "older": older_reference_runs(FULL_SCALE, root)}
+    return {"folder": shown(folder), "exists": folder.is_dir()}
 
 
 def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed],

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import PROFILE_SEEDS, make_config
-from ..reference import ReferenceMissingError, reference_matches, replace_block
-from ..runs import atomic_write_bytes
+from ..config import PROFILE_SEEDS, Config, experiment_name, make_config
+from ..reference import profile_dir, reference_matches, replace_block
+from ..runs import atomic_write_bytes, records
 from ..stats import Verdict, spread, verdict_markdown
-from .experiments import evaluations, experiment_name, format_spread, report_figure
+from .experiments import format_spread, report_figure, row_label
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 DETAIL_START, DETAIL_END = "<!-- reference-detail:start -->", "<!-- reference-detail:end -->"
@@ -21,13 +21,22 @@ EXPERIMENTS = (("none", None, False), ("flip_rotate", None, False), ("crop", Non
 COLUMNS = {"full": "full-scale reference", "quick": "quick reference runs, CPU"}
 
 
+def config_for(recipe: str, lr=None) -> Config:
+    """Return the full profile's config of `recipe` at `lr` (None: the profile's own lr for it)."""
+    return make_config("full", recipe=recipe, data_dir="synthetic", **({"lr": lr} if lr else {}))
+
+
 def matches(profile: str, recipe: str, lr=None, raw: bool = False, root=None) -> pd.DataFrame:
-    """Return a reference profile's runs of one experiment with their `score` (raw: tested without Normalize), lr None
-    for the profile's own; none when the profile has no folder."""
-    try:
-        return reference_matches(profile, recipe=recipe, lr=lr, mismatch=raw, root=root)
-    except ReferenceMissingError:
-        return pd.DataFrame(columns=["folder", "score", "best_test_acc", "device", "epochs", "train_images"])
+    """Return a reference profile's runs of the experiment `recipe` at `lr` scored on the test set, with their `score`
+    and `best` (raw: tested without Normalize); none when the profile has no folder."""
+    runs = reference_matches(profile, experiment_name(config_for(recipe, lr)), raw, root)
+    return runs[runs["eval_set"] == "test"]
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """Return a Markdown table."""
+    lines = ["| " + " | ".join(map(str, r)) + " |" for r in [header, *rows]]
+    return "\n".join([lines[0], "|---" * len(header) + "|", *lines[1:]])
 
 
 def cell(runs: pd.DataFrame, column_scale, with_device: bool) -> str:
@@ -45,29 +54,28 @@ def results_table(root=None) -> str:
     """Return the Markdown results table (experiment | report | full-scale reference | quick reference runs), then
     the full-scale reference's verdict against each of the report's figures."""
     from ..results import REPORT_PROTOCOL, judge, reference_sd
-    found = {(r, lr, m): {p: matches(p, r, lr, m, root) for p in COLUMNS} for r, lr, m in EXPERIMENTS}
+    configs = {(r, lr, raw): config_for(r, lr) for r, lr, raw in EXPERIMENTS}
+    found = {(experiment_name(c), c.lr, raw): {p: matches(p, r, lr, raw, root) for p in COLUMNS}
+             for (r, lr, raw), c in configs.items()}
     scales = {}
     for p in COLUMNS:  # the (training images, epochs) most runs of a column share: its scale
         runs = pd.concat([f[p] for f in found.values()])[["train_images", "epochs"]].dropna().astype(int)
         scales[p] = tuple(runs.value_counts().index[0]) if len(runs) else None
+    sizes = {p: f"{s[0]:,} training images, {s[1]} epochs" if s else "no runs recorded yet" for p, s in scales.items()}
     header = [f"the report (one run, {REPORT_PROTOCOL['train_images']:,} training images, "
               f"{REPORT_PROTOCOL['epochs']} epochs)"]
-    sizes = {p: f"{s[0]:,} training images, {s[1]} epochs" if s else "no runs recorded yet" for p, s in scales.items()}
     header += [f"{label} ({sizes[p]}; mean ± sd, n{', device' if p == 'full' else ''})" for p, label in COLUMNS.items()]
-    lines, verdicts = ["| experiment | " + " | ".join(header) + " |", "|---" * (1 + len(header)) + "|"], []
-    ref = reference_sd("full", [(r, lr or REPORT_PROTOCOL["lr"], m) for r, lr, m in EXPERIMENTS])
-    for (recipe, lr, mismatch), runs in found.items():
-        config = {**make_config("full", recipe=recipe, data_dir="synthetic",
-                                **({"lr": lr} if lr else {})).to_dict(), "mismatch": mismatch}
-        name, figure, cells = experiment_name(config), report_figure(config), [cell(runs[p], scales[p], p == "full")
-                                                                                for p in COLUMNS]
+    rows, verdicts, ref = [], [], reference_sd("full", list(dict.fromkeys(name for name, _, _ in found)))
+    for (name, lr, raw), runs in found.items():
+        label, figure = row_label(name, lr, raw), report_figure(name, lr, raw)
+        cells = [cell(runs[p], scales[p], p == "full") for p in COLUMNS]
         if figure or any(c != "–" for c in cells):
-            lines.append(f"| {name} | {figure[1] if figure else '–'} | " + " | ".join(cells) + " |")
+            rows.append([label, figure[1] if figure else "–", *cells])
         if figure and len(runs["full"]):
-            verdicts.append(Verdict(name, "full-scale reference", "the report",
+            verdicts.append(Verdict(label, "full-scale reference", "the report",
                                     judge(runs["full"]["score"], [figure[0]], ref)))
     seeds = {p: "one seed" if PROFILE_SEEDS[p] == 1 else f"{PROFILE_SEEDS[p]} seeds" for p in ("quick", "full")}
-    return "\n".join(lines + [
+    return "\n".join([table(["experiment", *header], rows),
         "", "Test accuracy after the last epoch; n is the number of seeds. Rendered by `python -m helpers.reference "
         "readme` from `report/reference/full/` and `report/reference/quick/` (their README.md gives each run's command, "
         f"device, commit and date); see docs/reference.md. `make report` trains {seeds['quick']} per experiment in the "
@@ -83,36 +91,30 @@ def update_readme(path: Path, root=None) -> bool:
 
 def detail_table(profile: str, root=None) -> str:
     """Return one profile's reference runs as a Markdown table: an experiment per row, each seed in its cell."""
-    from ..reference import CURRENT, experiment_key, profile_dir, reference_runs
-    from ..runs import read_json
-    runs = reference_runs(profile, root)
-    groups: dict = {}
-    for name in runs.loc[runs["status"] == CURRENT, "folder"]:
-        folder = profile_dir(profile, root) / name
-        config, metrics = read_json(folder / "config.json"), read_json(folder / "metrics.json")
-        train = float(pd.read_csv(folder / "history.csv")["train_acc"].iloc[-1])
-        for conf, scores in evaluations(config, metrics):
-            g = groups.setdefault((experiment_key(conf), bool(conf.get("mismatch"))), {"config": conf, "seeds": {}})
-            g["seeds"][conf["seed"]] = (float(scores["final_test_acc"]), float(scores["best_test_acc"]), train)
-    lines = ["| experiment | epochs | report | last epoch (mean ± sd, n) | each seed, last epoch | best epoch (mean) "
-             "| train acc, last epoch (mean) |", "|---" * 7 + "|"]
-    order = lambda g: (-len(g["seeds"]), experiment_name(g["config"]), g["config"]["epochs"])  # noqa: E731
-    for g in sorted(groups.values(), key=order):
-        name, epochs, seeds = experiment_name(g["config"]), g["config"]["epochs"], dict(sorted(g["seeds"].items()))
-        final, best, train = (spread(v[i] for v in seeds.values()) for i in range(3))
-        figure = report_figure(g["config"])
-        each = ", ".join(f"{s}: {v[0]:.2f}" for s, v in seeds.items())
-        lines.append(f"| {name} | {epochs} | {figure[1] if figure else '–'} | {format_spread(final)} (n={final.n}) "
-                     f"| {each} | {best.mean:.2f}% | {train.mean:.2f}% |")
-    return "\n".join(lines)
+    folder = profile_dir(profile, root)
+    runs = records(folder)
+    runs["train_acc"] = [float(pd.read_csv(folder / f / "history.csv")["train_acc"].iloc[-1]) for f in runs["folder"]]
+    raw = runs.assign(raw=True, final_test_acc=runs["raw_final_test_acc"], best_test_acc=runs["raw_best_test_acc"])
+    both = pd.concat([runs.assign(raw=False), raw]).dropna(subset=["final_test_acc"]).sort_values("seed", kind="stable")
+    rows = []
+    for (experiment, raw), g in both.groupby(["experiment", "raw"]):
+        final, best, train = (spread(g[c]) for c in ("final_test_acc", "best_test_acc", "train_acc"))
+        figure = report_figure(experiment, g["lr"].iloc[0], raw)
+        rows.append([row_label(experiment, g["lr"].iloc[0], raw), g["epochs"].iloc[0], figure[1] if figure else "–",
+                     f"{format_spread(final)} (n={final.n})", ", ".join(f"{s}: {v:.2f}" for s, v in
+                                                                        zip(g["seed"], g["final_test_acc"])),
+                     f"{best.mean:.2f}%", f"{train.mean:.2f}%", -final.n])
+    rows.sort(key=lambda r: (r[-1], r[0], r[1]))  # the experiments with most seeds first
+    return table(["experiment", "epochs", "report", "last epoch (mean ± sd, n)", "each seed, last epoch",
+                  "best epoch (mean)", "train acc, last epoch (mean)"], [r[:-1] for r in rows])
 
 
 def detail_block(root=None) -> str:
     """Return docs/results.md's rendered block: a detail table per reference profile."""
     from ..reference import profiles
     parts = [line for p in profiles(root) for line in (f"### `report/reference/{p}/`", "", detail_table(p, root), "")]
-    return "\n".join(parts + ["Rendered by `python -m helpers.reference readme` from the runs whose provenance is "
-                              "current; each folder's README.md gives every run's command, device, commit and date."])
+    return "\n".join(parts + ["Rendered by `python -m helpers.reference readme` from each run's record.json; each "
+                              "folder's README.md gives every run's command, device, commit and date."])
 
 
 def rewrite(path, render) -> bool:

@@ -98,12 +98,8 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-_TYPES = {"profile": str, "recipe": str, "epochs": int, "lr": float, "momentum": float,
-          "weight_decay": float, "step_size": int, "gamma": float, "batch_size": int,
-          "seed": int, "data_dir": str, "train_size": int, "test_size": int,
-          "snapshot_epochs": tuple, "device": str, "stem": str,
-          "schedule": str, "label_smoothing": float, "nesterov": bool, "precision": str,
-          "channels_last": bool, "validation": int}
+_TYPES = {name: {"str": str, "int": int, "float": float, "bool": bool, "tuple": tuple}[
+    f.type.removeprefix("Optional[").rstrip("]")] for name, f in FIELDS.items()}  # from the annotations
 
 
 def _fail(name, value, valid):
@@ -112,13 +108,8 @@ def _fail(name, value, valid):
 
 def _check_type(name, value):
     want = _TYPES[name]
-    if value is None:
-        return
-    ok = (isinstance(value, bool) if want is bool else
-          isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else
-          isinstance(value, int) and not isinstance(value, bool) if want is int else
-          isinstance(value, want))
-    if not ok:
+    if value is not None and not (isinstance(value, (int, float) if want is float else want)
+                                  and (want is bool or not isinstance(value, bool))):
         _fail(name, value, f"a value of type {want.__name__}")
 
 
@@ -128,12 +119,8 @@ def _validate(c: Config):
             _fail(name, None, "a value; build configs with make_config(profile=...), which fills it in")
     for name in _TYPES:
         _check_type(name, getattr(c, name))
-    if c.profile not in PROFILES:
-        _fail("profile", c.profile, " | ".join(PROFILES))
-    if c.recipe not in RECIPES:
-        _fail("recipe", c.recipe, " | ".join(RECIPES))
-    for name in ("stem", "device", "schedule", "precision"):
-        choices = {"stem": STEMS, "device": DEVICES, "schedule": SCHEDULES, "precision": PRECISIONS}[name]
+    for name, choices in (("profile", PROFILES), ("recipe", tuple(RECIPES)), ("stem", STEMS), ("device", DEVICES),
+                          ("schedule", SCHEDULES), ("precision", PRECISIONS)):
         if getattr(c, name) not in choices:
             _fail(name, getattr(c, name), " | ".join(choices))
     if c.validation < 0 or (c.train_size is not None and c.validation >= c.train_size):
@@ -142,17 +129,16 @@ def _validate(c: Config):
         v = getattr(c, name)
         if v is not None and v <= 0:
             _fail(name, v, "a positive integer")
-    for name in ("lr",):
-        if getattr(c, name) <= 0:
-            _fail(name, getattr(c, name), "a positive number")
-    for name in ("momentum", "weight_decay", "gamma", "label_smoothing"):
-        v = getattr(c, name)
-        if v < 0 or (name != "weight_decay" and v > 1):
-            _fail(name, v, "a number in [0, 1]" if name != "weight_decay" else "a number >= 0")
-    if c.train_size is not None and c.train_size < 10:
-        _fail("train_size", c.train_size, "at least 10 (one image per class)")
-    if c.test_size is not None and c.test_size < 10:
-        _fail("test_size", c.test_size, "at least 10 (one image per class)")
+    if c.lr <= 0:
+        _fail("lr", c.lr, "a positive number")
+    if c.weight_decay < 0:
+        _fail("weight_decay", c.weight_decay, "a number >= 0")
+    for name in ("momentum", "gamma", "label_smoothing"):
+        if not 0 <= getattr(c, name) <= 1:
+            _fail(name, getattr(c, name), "a number in [0, 1]")
+    for name in ("train_size", "test_size"):
+        if getattr(c, name) is not None and getattr(c, name) < 10:
+            _fail(name, getattr(c, name), "at least 10 (one image per class)")
     if c.snapshot_epochs is not None:
         for e in c.snapshot_epochs:
             if not isinstance(e, int) or isinstance(e, bool) or e <= 0:
@@ -229,7 +215,8 @@ NAMED_FIELDS = ("lr", "stem", "schedule", "label_smoothing", "nesterov", "moment
 def experiment_name(cfg: Config) -> str:
     """Return the experiment's name: the recipe, then what the run sets apart from its profile's defaults for it."""
     own = make_config(cfg.profile, recipe=cfg.recipe, data_dir="synthetic")
-    return ", ".join([cfg.recipe] + [f"{k} {getattr(cfg, k)}" for k in NAMED_FIELDS if getattr(cfg, k) != getattr(own, k)])
+    return ", ".join([cfg.recipe] + [f"{k} {getattr(cfg, k)}" for k in NAMED_FIELDS
+                                     if getattr(cfg, k) != getattr(own, k)])
 
 
 def scaled_report_epochs(cfg: Config) -> dict:

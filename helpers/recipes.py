@@ -41,7 +41,7 @@ class Recipe:
         return T.Compose(steps)
 
     def eval_transform(self, normalize: bool = True) -> T.Compose:
-        """Return the test-time pipeline; `normalize=False` drops the recipe's Normalize (the report's suspected bug)."""
+        """Return the test-time pipeline; normalize=False drops the recipe's Normalize (the report's suspected bug)."""
         steps = [T.ToTensor()]
         if self.normalize and normalize:
             steps.append(T.Normalize(CIFAR10_MEAN, CIFAR10_STD))

@@ -1,14 +1,15 @@
 """The run store: runs/<id>/ holds a run's history, checkpoints and, once finished, its record.json.
 
-The id hashes what changes training (the config's identity) and the data, so the same run is found again instead
-of being retrained, from any notebook. record.json is written last: it names the experiment and holds the results
-and the environment. Every write is atomic (a temporary file, then a rename); every checkpoint carries its SHA-256
-in its own header, and one that does not match is reported, never used. One flock per run folder says which
-process trains it.
+The id hashes what changes training and the data, so the same run is found again instead of being retrained.
+record.json, written last, names the experiment and holds the results and the environment. Every write is atomic;
+every checkpoint carries its SHA-256 in its header and is never used when it does not match. One flock per run
+folder says which process trains it.
 """
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import contextlib
 import copy
 import errno
 import fcntl
@@ -18,7 +19,6 @@ import json
 import os
 import pickle
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from .data import project_root
+
 RECORD = "record.json"  # a finished run's one file of results, written last
 
 
@@ -38,19 +39,11 @@ class StoreFullError(RuntimeError):
     """The disk that holds the run store is full: the run stopped, and resumes once space is freed."""
 
 
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def full_error(run_folder: Path, err: OSError) -> StoreFullError:
     """Return the one error a full disk gives: the run store, its free space, and how to go on."""
     root = Path(run_folder).parent
     try:
-        free = _size(shutil.disk_usage(root).free) + " free"
+        free = f"{shutil.disk_usage(root).free / 1e9:.2f} GB free"
     except OSError:
         free = "free space unknown"
     return StoreFullError(f"the run store {root} is full ({free} on its disk): run {Path(run_folder).name} stopped "
@@ -95,48 +88,38 @@ def lock_wait_s() -> float:
     return value
 
 
-class RunLock:
-    """Exclusive lock on a run folder: fcntl.flock on `<run>/lock`, waited for up to `timeout` seconds.
+@contextlib.contextmanager
+def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
+    """Hold the exclusive lock on a run folder (fcntl.flock on `<run>/lock`), waited for up to `timeout` seconds.
 
-    The kernel holds the lock for the process and drops it when the process ends, however it ends: there is no
-    stale lock to detect and no process id to check. The file itself stays (deleting it would let two processes
-    lock two different files); it names the holder's process id, for a person to read.
+    The kernel drops the lock when the holding process ends, however it ends: there is no stale lock to detect.
+    The file stays (deleting it would let two processes lock two different files); it names the holder's pid.
     """
-
-    def __init__(self, path: Path, timeout: float = 0.0, poll_s: float = 0.1):
-        self.file = Path(path) / "lock"
-        self.timeout, self.poll_s = timeout, poll_s
-        self._fd: int | None = None
-
-    def __enter__(self):
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.timeout
+    file = Path(path) / "lock"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    try:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    os.close(fd)
-                    waited = f" after waiting {self.timeout:g} s" if self.timeout else ""
-                    raise RunLockedError(f"{self.file.parent} is being trained by another process{waited}; "
+                    waited = f" after waiting {timeout:g} s" if timeout else ""
+                    raise RunLockedError(f"{file.parent} is being trained by another process{waited}; "
                                          f"wait for it, or stop it (set {LOCK_WAIT_ENV}=seconds to wait)") from None
-                time.sleep(min(self.poll_s, max(deadline - time.monotonic(), 0.0)))
+                time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc):
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)  # closing the only descriptor releases the flock
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the flock
 
 
 def wait_unlocked(path: Path, timeout: float):
     """Return once no process holds run folder `path`'s lock; raise RunLockedError after `timeout` seconds."""
-    with RunLock(path, timeout=timeout, poll_s=1.0):
+    with run_lock(path, timeout=timeout, poll_s=1.0):
         pass
 
 
@@ -206,29 +189,34 @@ CHECKPOINT_MAGIC = b"RUNCKPT1 sha256="
 _HEADER = len(CHECKPOINT_MAGIC) + 65
 
 
-def plain_state(obj):
-    """Return `obj` with numpy scalars and arrays, tuples and other containers made tensors and plain types."""
-    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
+def map_state(obj, leaf):
+    """Return `obj` rebuilt with `leaf` applied to all but its dicts, lists and tuples (state_dict versions kept)."""
     if isinstance(obj, dict):
         out = (type(obj) if type(obj) in (dict, collections.OrderedDict) else dict)(
-            (k, plain_state(v)) for k, v in obj.items())
+            (k, map_state(v, leaf)) for k, v in obj.items())
         if hasattr(obj, "_metadata"):  # a module state_dict's versions, used by load_state_dict
-            out._metadata = obj._metadata
+            out._metadata = copy.deepcopy(obj._metadata)
         return out
     if isinstance(obj, (list, tuple)):
-        return type(obj)(plain_state(v) for v in obj) if type(obj) in (list, tuple) else [plain_state(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "shape", None) == ():  # a numpy scalar
-        return obj.item()
-    if hasattr(obj, "__array__"):
-        return torch.as_tensor(obj)
-    raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(obj).__name__}")
+        return (type(obj) if type(obj) in (list, tuple) else list)(map_state(v, leaf) for v in obj)
+    return leaf(obj)
+
+
+def _plain(x):
+    """Return a leaf as a tensor or a plain type (numpy scalars and arrays converted), or raise TypeError."""
+    if x is None or isinstance(x, (torch.Tensor, bool, int, float, str)):
+        return x
+    if hasattr(x, "item") and getattr(x, "shape", None) == ():  # a numpy scalar
+        return x.item()
+    if hasattr(x, "__array__"):
+        return torch.as_tensor(x)
+    raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(x).__name__}")
 
 
 def checkpoint_bytes(obj: dict) -> bytes:
     """Return the bytes of a checkpoint file: the header with the SHA-256 of torch.save's bytes, then those bytes."""
     buf = io.BytesIO()
-    torch.save(plain_state(obj), buf)
+    torch.save(map_state(obj, _plain), buf)
     data = buf.getvalue()
     return CHECKPOINT_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data
 
@@ -239,34 +227,20 @@ def save_checkpoint(obj: dict, path: Path):
 
 
 def cpu_snapshot(obj):
-    """Return a deep copy of `obj` whose tensors are CPU copies, safe to save while training goes on.
+    """Return a deep copy of `obj` whose tensors are CPU copies (CUDA ones via pinned memory, synchronised once),
+    safe to save while training goes on."""
+    cuda = set()
 
-    CUDA tensors are copied into pinned memory without blocking, then synchronised once.
-    """
-    cuda = []
+    def copy_leaf(x):
+        if not isinstance(x, torch.Tensor):
+            return copy.deepcopy(x)
+        if x.device.type != "cuda":
+            return x.detach().clone()
+        cuda.add(x.device)
+        return torch.empty(x.shape, dtype=x.dtype, pin_memory=True).copy_(x.detach(), non_blocking=True)
 
-    def copy_tensor(t: torch.Tensor) -> torch.Tensor:
-        t = t.detach()
-        if t.device.type == "cuda":
-            out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
-            cuda.append(t.device)
-            return out
-        return t.clone()
-
-    def walk(o):
-        if isinstance(o, torch.Tensor):
-            return copy_tensor(o)
-        if isinstance(o, dict):
-            out = type(o)((k, walk(v)) for k, v in o.items())
-            if hasattr(o, "_metadata"):  # a module state_dict's versions, used by load_state_dict
-                out._metadata = copy.deepcopy(o._metadata)
-            return out
-        if isinstance(o, (list, tuple)):
-            return type(o)(walk(v) for v in o)
-        return copy.deepcopy(o)
-
-    out = walk(obj)
-    for device in set(cuda):
+    out = map_state(obj, copy_leaf)
+    for device in cuda:
         torch.cuda.synchronize(device)
     return out
 
@@ -274,33 +248,21 @@ def cpu_snapshot(obj):
 class CheckpointWriter:
     """Writes checkpoints on a background thread, one epoch's files at a time, in order.
 
-    `submit` snapshots the state to CPU tensors (the only part the training thread waits for, besides
-    the previous epoch's write), then serialises, hashes and writes atomically in the background.
-    The previous write is drained first, so on disk there is always the last or the next-to-last
-    finished epoch: a kill -9 loses at most one epoch. A write error is raised in the training
-    thread at the next `submit` or `drain`, never lost.
+    `submit` snapshots the state to CPU tensors (the only part the training thread waits for, besides the previous
+    epoch's write), then serialises, hashes and writes atomically in the background. The previous write is drained
+    first, so on disk there is always the last or the next-to-last finished epoch: a kill -9 loses at most one
+    epoch. A write error is raised in the training thread at the next `submit` or `drain`, never lost.
     """
 
-    def __init__(self, background: bool = True):
-        self.background = background
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+    def __init__(self):
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-writer")
+        self._pending: concurrent.futures.Future | None = None
 
     def submit(self, checkpoints: list, files: list = ()):
         """Write [(state, path)] checkpoints, then [(path, bytes)] files, after draining the last write."""
         self.drain()
-        jobs = [(cpu_snapshot(obj), Path(path)) for obj, path in checkpoints]
-        if not self.background:
-            return self._write(jobs, files)
-        self._thread = threading.Thread(target=self._run, args=(jobs, list(files)), name="checkpoint-writer",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, jobs, files):
-        try:
-            self._write(jobs, files)
-        except BaseException as e:  # handed to the training thread by drain()
-            self._error = e
+        self._pending = self._pool.submit(self._write, [(cpu_snapshot(obj), Path(p)) for obj, p in checkpoints],
+                                          list(files))
 
     @staticmethod
     def _write(jobs, files):
@@ -311,12 +273,9 @@ class CheckpointWriter:
 
     def drain(self):
         """Wait for the pending write; raise its error, if any, here."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
@@ -395,8 +354,8 @@ def load_run(path: Path) -> Run:
 
 
 RECORD_COLUMNS = ["run_id", "recipe", "experiment", "profile", "lr", "seed", "epochs", "train_images", "eval_set",
-                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "data_source", "data", "device",
-                  "commit", "date", "folder"]
+                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "data_source", "data",
+                  "device", "commit", "date", "folder"]
 
 
 def records(folder=None) -> pd.DataFrame:
@@ -405,10 +364,10 @@ def records(folder=None) -> pd.DataFrame:
     for path in sorted(runs_root(folder).glob(f"*/{RECORD}")):
         r = read_json(path)
         c, res, env = r["config"], r["results"], r["env"]
-        rows.append({**{k: c[k] for k in ("profile", "recipe", "lr", "seed", "epochs")}, **res, "run_id": r["run_id"],
-                     "experiment": r["experiment"], "data": r["data"].get("fingerprint", r["data"]["source"]),
-                     "device": env.get("device_name") or env.get("device"),
-                     "commit": env.get("git_commit"), "date": (env.get("finished") or "")[:10], "folder": path.parent.name})
+        rows.append({**c, **res, "run_id": r["run_id"], "experiment": r["experiment"],
+                     "data": r["data"].get("fingerprint", r["data"]["source"]), "folder": path.parent.name,
+                     "device": env.get("device_name") or env.get("device"), "commit": env.get("git_commit"),
+                     "date": (env.get("finished") or "")[:10]})
     return pd.DataFrame(rows, columns=RECORD_COLUMNS)
 
 

@@ -201,7 +201,7 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
         store.remove_run(path)
     if store.is_complete(path):
         return store.load_run(path)
-    with store.RunLock(path, timeout=store.lock_wait_s()):
+    with store.run_lock(path, timeout=store.lock_wait_s()):
         if store.is_complete(path):  # another process finished it while this one waited for the lock
             return store.load_run(path)
         store.remove_leftovers(path)
@@ -282,7 +282,8 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
                 row.update(raw_test_loss=raw["loss"], raw_test_acc=raw["acc"])
             history.append(row)
             # Snapshot to CPU now; serialise, hash and write in the background while the next epoch trains.
-            ckpts = [({"model": model.state_dict(), "epoch": epoch}, path / f"epoch{epoch:03d}.pt")] if epoch in snapshots else []
+            ckpts = ([({"model": model.state_dict(), "epoch": epoch}, path / f"epoch{epoch:03d}.pt")]
+                     if epoch in snapshots else [])
             ckpts.append(({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                            "epoch": epoch, "history": history, "rng": torch.get_rng_state()}, path / "last.pt"))
             writer.submit(ckpts, [(path / "history.csv", pd.DataFrame(history).to_csv(index=False).encode())])
@@ -306,7 +307,8 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
                "train_images": len(x), "test_images": len(tx),
                **class_metrics(final["preds"], ty.cpu(), data.classes)}
     if "raw_test_acc" in h:  # the same weights without Normalize (see the epoch loop)
-        results.update(raw_final_test_acc=float(h["raw_test_acc"].iloc[-1]), raw_best_test_acc=float(h["raw_test_acc"].max()))
+        results.update(raw_final_test_acc=float(h["raw_test_acc"].iloc[-1]),
+                       raw_best_test_acc=float(h["raw_test_acc"].max()))
     if cfg.validation:  # history's test_* columns hold validation figures; the test set is scored once
         once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, **ev_kw)
         results.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))

@@ -19,7 +19,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from helpers import report as rp
-from helpers.config import ConfigError, make_config
+from helpers.config import ConfigError, experiment_name, make_config
 from helpers.data import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -471,7 +471,7 @@ def test_seeds_of_one_experiment_share_a_row_and_a_normalizing_one_gives_two(tmp
         run.mkdir(parents=True)
         cfg = make_config("quick", recipe="normalize", epochs=4, seed=seed, data_dir="/f")
         (run / "record.json").write_text(json.dumps({
-            "run_id": name, "experiment": h.experiment_name(cfg), "config": cfg.to_dict(), "data": {}, "env": {},
+            "run_id": name, "experiment": experiment_name(cfg), "config": cfg.to_dict(), "data": {}, "env": {},
             "results": {"final_test_acc": final, "best_test_acc": final + 0.3, "train_images": 3000,
                         "data_source": "folder", "raw_final_test_acc": raw, "raw_best_test_acc": raw + 1}}))
         executed.append(rp.Executed(Path("03_x.ipynb"), tmp_path / "03_x.ipynb", {}, [str(run)]))

@@ -80,7 +80,8 @@ def run_command(config: dict) -> str:
         text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() if isinstance(
             value, bool) else value
         args.append(f"--{name.replace('_', '-')} {text}")
-    return "python -m helpers.cli train " + " ".join(args + [f"--seed {config['seed']}"])
+    device = [f"--device {config['device']}"] if config.get("device") not in (None, "auto", "cpu") else []
+    return "python -m helpers.cli train " + " ".join(args + [f"--seed {config['seed']}"] + device)
 
 
 def folder_name(record: dict) -> str:

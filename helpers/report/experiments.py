@@ -49,7 +49,7 @@ def report_figure(experiment: str, lr: float, raw: bool = False) -> tuple[float,
 
 def config_of(config: dict) -> Config:
     """Return the Config of a record's config."""
-    return Config(**{**{k: config[k] for k in FIELDS if k in config}, "snapshot_epochs": tuple(config["snapshot_epochs"])})
+    return Config(**{k: tuple(v) if k == "snapshot_epochs" else v for k, v in config.items() if k in FIELDS})
 
 
 def reference_cell(experiment: str, raw: bool = False, profile: str = FULL_SCALE, root=None) -> dict | None:

@@ -89,7 +89,8 @@ def plan_parameters(notebooks: list[Path], params: dict, profile: str) -> dict:
     level = pm_log.level
     pm_log.setLevel(logging.WARNING)  # not "Input Notebook: ..." per inspection; keep its parse warnings
     try:  # {notebook: {name: type name}} of each `parameters` cell, as papermill reads it
-        declared = {nb: {k: p["inferred_type_name"] for k, p in pm.inspect_notebook(str(nb)).items()} for nb in notebooks}
+        declared = {nb: {k: p["inferred_type_name"] for k, p in pm.inspect_notebook(str(nb)).items()}
+                    for nb in notebooks}
     finally:
         pm_log.setLevel(level)
     known = sorted({name for d in declared.values() for name in d})

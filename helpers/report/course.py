@@ -83,8 +83,8 @@ def augmentation_block(root=None) -> str:
     body = [[r["label"], f"{r['report']:.2f}%", value(r["full"]), f"{r['report'] - r['full'].mean:+.2f} points"
              if r["full"].n else "–", value(r["full_best"]), r["quick"].format()] for r in rows]
     sides = {"the report": {r["label"]: r["report"] for r in rows}}
-    sides |= {name: {r["label"]: r[k].mean for r in rows} for k, name in (("full", "full-scale reference"),
-                                                                           ("quick", "quick build")) if all(r[k].n for r in rows)}
+    for k, name in (("full", "full-scale reference"), ("quick", "quick build")):
+        sides |= {name: {r["label"]: r[k].mean for r in rows}} if all(r[k].n for r in rows) else {}
     orders = {name: " < ".join(sorted(v, key=v.get)) for name, v in sides.items()}
     same, differ = ([n for n in list(orders)[1:] if (orders[n] == orders["the report"]) == want] for want in (1, 0))
     return (table(["experiment", "the report", "full-scale reference, last epoch", "report − reference",
@@ -121,7 +121,8 @@ def normalize_log_block(root=None) -> str:
 
 def short_training_block(root=None) -> str:
     """Return the lr-0.1 reference runs' test accuracy at the report's shorter lengths, against its 50-70% range."""
-    epochs, (lo, hi), last = REPORT_SHORT_TRAINING["epochs"], REPORT_SHORT_TRAINING["test_acc"], REPORT_PROTOCOL["epochs"]
+    epochs, (lo, hi) = REPORT_SHORT_TRAINING["epochs"], REPORT_SHORT_TRAINING["test_acc"]
+    last = REPORT_PROTOCOL["epochs"]
     found = {r: h for r in LR_RECIPES if (h := histories(r, root))}
     cells = {r: [at_epoch(h, "test_acc", e) for e in (*epochs, last)] for r, h in found.items()}
     rows = [[RECIPE_LABELS[r]] + [value(s) + ("" if lo <= s.mean <= hi else " (outside)") for s in c[:-1]]
@@ -145,7 +146,8 @@ def fix_block(root=None) -> str:
     s = {(lr, raw): spread(runs(FULL, "normalize", lr, raw, root)["score"]) for lr in (None, fix_lr) for raw in (0, 1)}
     if any(v.n == 0 for v in s.values()):
         return "The full-scale reference holds no lr-0.1 and lr-0.5 normalization runs to test the fix with."
-    better = [("with Normalize", "without Normalize")[raw] for raw in (0, 1) if s[(fix_lr, raw)].mean > s[(None, raw)].mean]
+    better = [("with Normalize", "without Normalize")[raw] for raw in (0, 1)
+              if s[(fix_lr, raw)].mean > s[(None, raw)].mean]
     return (("**Reproduced** " + " and ".join(better) if better else
              "**Not reproduced**, whether the test images get Normalize or not")
             + f": at full scale, lr {fix_lr:g} scores {format_spread(s[(fix_lr, 0)])} with Normalize (lr 0.1: "
@@ -167,8 +169,9 @@ def gap_block(root=None) -> str:
           f"of `{quick.folder}`)" if quick.measured else "no measured seed-to-seed spread")
     return (f"The report's figure is above the reference's in {sum(g > 0 for g in last)} of {len(last)} settings: "
             f"by {min(last):.2f} to {max(last):.2f} points at the last epoch, {min(best):.2f} to {max(best):.2f} "
-            f"at the reference's best epoch. The reference holds {' or '.join(map(str, n))} run{'s' if n != [1] else ''}"
-            f" per setting (data: {', '.join(f'`{d}`' for d in data)}); the only spread measured between seeds is {sd}.")
+            f"at the reference's best epoch. The reference holds {' or '.join(map(str, n))} "
+            f"run{'s' if n != [1] else ''} per setting (data: {', '.join(f'`{d}`' for d in data)}); the only spread "
+            f"measured between seeds is {sd}.")
 
 
 def cam_block(root=None) -> str:

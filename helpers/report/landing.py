@@ -50,8 +50,8 @@ def verdicts(rows: list[dict], profile: str) -> list[Verdict]:
     from ..results import judge, reference_sd
     compared = [r for r in rows if r.get("difference") is not None]
     ref = reference_sd(profile, dict.fromkeys(r["name"] for r in compared)) if compared else None
-    return [Verdict(r["experiment"], "this build", "the report", judge(r["build"], [r["measured"] - r["difference"]], ref))
-            for r in compared]
+    return [Verdict(r["experiment"], "this build", "the report",
+                    judge(r["build"], [r["measured"] - r["difference"]], ref)) for r in compared]
 
 
 def environment(executed: list[Executed]) -> dict:
@@ -71,12 +71,6 @@ def environment(executed: list[Executed]) -> dict:
             "commit": project_commit(mark_dirty=True)}
 
 
-def reference_info(root=None) -> dict:
-    """Return how the landing page names the full-scale reference: its folder and whether it exists."""
-    folder = Path(root or REFERENCE_DIR) / FULL_SCALE
-    return {"folder": shown(folder), "exists": folder.is_dir()}
-
-
 def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed],
                   pages: list[dict], reference_root=None) -> Path:
     """Render report/templates/landing.html.j2 into <out>/index.html; return its path."""
@@ -85,7 +79,7 @@ def write_landing(out: Path, profile: str, params: dict, data: str, executed: li
     figures, tagged = key_figures(executed, pages)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     env.filters["spread"] = format_spread
-    rows = experiment_rows(executed, pages, root=reference_root)
+    rows, reference = experiment_rows(executed, pages, root=reference_root), Path(reference_root or REFERENCE_DIR)
     judged = verdicts(rows, profile)
     judged = verdict_frame(judged).to_html(index=False, border=0, classes="verdicts") if judged else ""
     html = env.get_template("landing.html.j2").render(
@@ -93,6 +87,7 @@ def write_landing(out: Path, profile: str, params: dict, data: str, executed: li
         params={k: v for k, v in params.items() if k != "profile"}, rows=rows, verdicts=judged,
         figures=figures, figures_tagged=tagged,
         notebooks=[p | {"seconds": e.seconds, "reused": e.reused} for e, p in zip(executed, pages)],
-        env=environment(executed), tag=FIGURE_TAG, reference=reference_info(reference_root), protocol=REPORT_PROTOCOL)
+        env=environment(executed), tag=FIGURE_TAG, protocol=REPORT_PROTOCOL,
+        reference={"folder": shown(reference / FULL_SCALE), "exists": (reference / FULL_SCALE).is_dir()})
     (out / "index.html").write_text(html, encoding="utf-8")
     return out / "index.html"

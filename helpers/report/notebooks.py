@@ -136,53 +136,45 @@ def notebook_title(nb) -> str:
                  for line in c.source.splitlines() if line.startswith("#")), nb.metadata.get("title", "notebook"))
 
 
-def make_exporter(with_code: bool):
-    """Return nbconvert's HTML exporter with the reader template, a cleanup and the tag preprocessors."""
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import Preprocessor, TagRemovePreprocessor
-
-    class ReaderCleanup(Preprocessor):
-        """Clean the outputs, give each image an alt text, and drop widget state so no widget script loads."""
-
-        def preprocess(self, nb, resources):
-            nb.metadata.pop("widgets", None)
-            self.heading = notebook_title(nb)
-            return super().preprocess(nb, resources)
-
-        def preprocess_cell(self, cell, resources, index):
-            if cell.cell_type == "markdown":
-                self.heading = last_heading(cell.source, self.heading)
-            elif cell.cell_type == "code":
-                cell.outputs = clean_outputs(cell.outputs)
-            for out in cell.get("outputs", []):
-                if any(m in out.get("data", {}) for m in IMAGE_TYPES):  # the cell's caption, else the section
-                    out.setdefault("metadata", {}).setdefault(
-                        "alt", cell.metadata.get("report_caption") or f"Figure: {self.heading}")
-            return cell, resources
-
-    exporter = HTMLExporter(template_name="reader", extra_template_basedirs=[str(TEMPLATES)],
-                            exclude_input=not with_code, exclude_input_prompt=not with_code,
-                            exclude_output_prompt=True, embed_images=True)
-    exporter.register_preprocessor(ReaderCleanup(), enabled=True)
-    exporter.register_preprocessor(TagRemovePreprocessor(
-        remove_cell_tags={REMOVE_CELL_TAG}, remove_input_tags={REMOVE_INPUT_TAG},
-        remove_all_outputs_tags={REMOVE_OUTPUT_TAG}, enabled=True), enabled=True)
-    return exporter
+def reader_notebook(path: Path):
+    """Return an executed notebook as a reader gets it: outputs cleaned (clean_outputs), each image with an alt text
+    (its cell's caption, else the section heading), and no widget state, so that no widget script loads."""
+    import nbformat
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata.pop("widgets", None)
+    heading = notebook_title(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            heading = last_heading(cell.source, heading)
+        elif cell.cell_type == "code":
+            cell.outputs = clean_outputs(cell.outputs)
+            for out in cell.outputs:
+                if any(m in out.get("data", {}) for m in IMAGE_TYPES):
+                    out.setdefault("metadata", {}).setdefault("alt", cell.metadata.get("report_caption")
+                                                              or f"Figure: {heading}")
+    return nb
 
 
 def export_pages(executed: list[Executed], out: Path) -> list[dict]:
     """Write <out>/NN.html (code hidden) and <out>/code/NN.html (code shown) per notebook; return page info."""
-    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
     css = (TEMPLATES / "report.css").read_text()
-    notebooks = [nbformat.read(str(e.path), as_version=4) for e in executed]
+    notebooks = [reader_notebook(e.path) for e in executed]
     pages = [{"title": notebook_title(nb), "href": f"{e.source.stem}.html", "code_href": f"code/{e.source.stem}.html",
               "ipynb_href": f"executed/{e.path.name}", "folder": str(e.source.parent)}  # markdown images: from here
              for e, nb in zip(executed, notebooks)]
     (out / "code").mkdir(parents=True, exist_ok=True)
-    for with_code in (False, True):
-        exporter, up = make_exporter(with_code), "../" if with_code else ""
+    for with_code, up in ((False, ""), (True, "../")):
+        exporter = HTMLExporter(template_name="reader", extra_template_basedirs=[str(TEMPLATES)],
+                                exclude_input=not with_code, exclude_input_prompt=not with_code,
+                                exclude_output_prompt=True, embed_images=True)
+        exporter.register_preprocessor(TagRemovePreprocessor(
+            remove_cell_tags={REMOVE_CELL_TAG}, remove_input_tags={REMOVE_INPUT_TAG},
+            remove_all_outputs_tags={REMOVE_OUTPUT_TAG}, enabled=True), enabled=True)
         for i, (page, nb) in enumerate(zip(pages, notebooks)):
-            has_math = any(c.cell_type == "markdown" and re.search(r"\$[^$\n]+\$|\\\(|\\\[", c.source) for c in nb.cells)
+            has_math = any(c.cell_type == "markdown" and re.search(r"\$[^$\n]+\$|\\\(|\\\[", c.source)
+                           for c in nb.cells)
             nav = {"css": css, "with_code": with_code, "title": page["title"], "index": f"{up}index.html",
                    "other": f"../{page['href']}" if with_code else page["code_href"],
                    "ipynb": f"{up}{page['ipynb_href']}", "has_math": has_math,

@@ -75,13 +75,13 @@ def results_table(root=None) -> str:
             verdicts.append(Verdict(label, "full-scale reference", "the report",
                                     judge(runs["full"]["score"], [figure[0]], ref)))
     seeds = {p: "one seed" if PROFILE_SEEDS[p] == 1 else f"{PROFILE_SEEDS[p]} seeds" for p in ("quick", "full")}
-    return "\n".join([table(["experiment", *header], rows),
-        "", "Test accuracy after the last epoch; n is the number of seeds. Rendered by `python -m helpers.reference "
-        "readme` from `report/reference/full/` and `report/reference/quick/` (their README.md gives each run's command, "
-        f"device, commit and date); see docs/reference.md. `make report` trains {seeds['quick']} per experiment in the "
-        f"quick profile and {seeds['full']} in the full profile (`SEEDS=N` changes it). Each of the report's figures "
-        "against the full-scale reference, under the notebooks' rule ([seeds and spread](docs/seeds-and-spread.md)):",
-        "", verdict_markdown(verdicts)])
+    note = ("Test accuracy after the last epoch; n is the number of seeds. Rendered by `python -m helpers.reference "
+            "readme` from `report/reference/full/` and `report/reference/quick/` (their README.md gives each run's "
+            f"command, device, commit and date); see docs/reference.md. `make report` trains {seeds['quick']} per "
+            f"experiment in the quick profile and {seeds['full']} in the full profile (`SEEDS=N` changes it). Each of "
+            "the report's figures against the full-scale reference, under the notebooks' rule "
+            "([seeds and spread](docs/seeds-and-spread.md)):")
+    return "\n\n".join([table(["experiment", *header], rows), note, verdict_markdown(verdicts)])
 
 
 def update_readme(path: Path, root=None) -> bool:
@@ -131,6 +131,6 @@ def update_block(path, start: str, end: str, block: str, what: str) -> bool:
     """Rewrite the block between two markers of the page `path`; return whether it changed."""
     def render(text: str) -> str:
         if start not in text or end not in text:
-            raise ValueError(f"{Path(path).name} has no {what} markers {start} ... {end}; add them where the table goes")
+            raise ValueError(f"{Path(path).name} has no {what} markers {start} ... {end}; add them where it goes")
         return replace_block(text, start, end, block)
     return rewrite(path, render)

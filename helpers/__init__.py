@@ -21,7 +21,8 @@ from .baseline import accuracy_table, baseline_verdicts, checkpoints_table, per_
 from .augmentations import recipe_forms, recipe_table, recipe_verdicts
 from .normalization import (FullScale, NormalizationStudy, channel_stats_note, channel_stats_table, evaluation_table,
                             full_scale_table, full_scale_verdicts, input_ranges, normalization_table,
-                            normalization_verdicts, raw_history, scored, scored_spread)
+                            normalization_verdicts,
+                            raw_history, scored, scored_spread)
 from .normalization import experiments as normalization_experiments
 from .faster import REPORT_BEST, default_validation, plot_speed, speed_table, speed_verdicts
 

@@ -5,7 +5,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from .recipes import get_recipe
-from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judge, md,
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judged, md,
                       seed_columns)
 from .stats import Verdict, spread
 
@@ -46,8 +46,9 @@ def recipe_verdicts(table: pd.DataFrame, ref: Reference = NO_REFERENCE) -> list[
     pairs = [(r, "none") for r in others] + [(a, b) for a, b in zip(report.index, report.index[1:]) if b != "none"]
 
     def claim(a, b):
+        """Return 'a beats b', with the report's difference where it has both."""
         said = f" (report: {report[a] - report[b]:+.2f} points)" if a in report and b in report else ""
         return f"{a} beats {b}{said}"
-    return ([Verdict(claim(a, b), a, b, judge(t.loc[a, FINAL], t.loc[b, FINAL], ref)) for a, b in pairs]
-            + [Verdict(f"{r} narrows the train–test gap", r, "none", judge(t.loc[r, GAP], t.loc["none", GAP], ref))
-               for r in others])
+
+    gaps = [(f"{r} narrows the train–test gap", r, t.loc[r, GAP], "none", t.loc["none", GAP]) for r in others]
+    return judged([(claim(a, b), a, t.loc[a, FINAL], b, t.loc[b, FINAL]) for a, b in pairs] + gaps, ref)

@@ -5,7 +5,8 @@ import pandas as pd
 from IPython.display import Markdown
 
 from .config import Config, scaled_report_epochs
-from .results import NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judge, md, pct
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, is_comparable,
+                      judged, md, report_side)
 from .stats import Verdict, spread
 
 
@@ -29,25 +30,27 @@ def stage_note(shapes_by_stem: dict) -> Markdown:
 
 
 def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
-    """Return final/best test and final train accuracy across seeds (mean ± sd, n); one row per seed if asked."""
+    """Return the report's test accuracy and the measured final/best test and final train accuracy across seeds
+    (mean ± sd, n); one row per seed if asked."""
     runs = _as_list(runs)
     groups = [("all seeds", runs)] + ([(f"seed {r.config.get('seed')}", [r]) for r in runs] if per_seed else [])
-    return pd.DataFrame([{"runs": label, "final test acc (%)": final_spread(rs),
+    return pd.DataFrame([{"runs": label, "report test acc (%)": REPORT_TEST_ACC["none"] if rs is runs else None,
+                          "final test acc (%)": final_spread(rs),
                           "best test acc (%)": spread(r.best_acc for r in rs),
                           "final train acc (%)": column_spread(rs, "train_acc")} for label, rs in groups])
 
 
-def baseline_verdicts(runs, ref: Reference = NO_REFERENCE) -> list[Verdict]:
-    """Return notebook 01's verdicts: the final test accuracy against the report's, against the best epoch's, and
-    against the training accuracy (overfitting)."""
+def baseline_verdicts(runs, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return notebook 01's verdicts: the final test accuracy against the best epoch's, against the training accuracy
+    (overfitting), and against the report's where the profile compares with it."""
     runs = _as_list(runs)
     final = final_spread(runs)
-    return [Verdict("the baseline's test accuracy matches the report's", "measured", "the report",
-                    judge(final, [REPORT_TEST_ACC["none"]], ref)),
-            Verdict("the last epoch is as good as the best one", "last epoch", "best epoch",
-                    judge(final, spread(r.best_acc for r in runs), ref)),
-            Verdict("training accuracy exceeds test accuracy (overfitting)", "train", "test",
-                    judge(column_spread(runs, "train_acc"), final, ref))]
+    return judged([("the last epoch is as good as the best one", "last epoch", final, "best epoch",
+                    spread(r.best_acc for r in runs)),
+                   ("training accuracy exceeds test accuracy (overfitting)", "train", column_spread(runs, "train_acc"),
+                    "test", final),
+                   ("the baseline's test accuracy matches the report's", "measured", final, "the report",
+                    report_side(REPORT_TEST_ACC["none"], is_comparable(cfg)))], ref)
 
 
 def per_class_note(metrics: dict) -> Markdown:
@@ -55,23 +58,21 @@ def per_class_note(metrics: dict) -> Markdown:
     acc, cm = metrics["per_class_acc"], metrics["confusion"]
     classes, ranked = list(acc), sorted(acc, key=acc.get)
     n, i, j = max((cm[i][j], i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j)
-    return md(f"Best class: **{ranked[-1]}** ({pct(acc[ranked[-1]])}); worst: **{ranked[0]}** "
-              f"({pct(acc[ranked[0]])}); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
+    return md(f"Best class: **{ranked[-1]}** ({acc[ranked[-1]]:.2f}%); worst: **{ranked[0]}** "
+              f"({acc[ranked[0]]:.2f}%); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
               f"The most frequent mistake is a true **{classes[i]}** predicted as **{classes[j]}** "
               f"({n} of {sum(cm[i])} test images of that class).")
 
 
 def checkpoints_table(run, cfg: Config) -> pd.DataFrame:
     """Return the report's CAM epochs, this profile's stand-in epochs and whether their weights are stored."""
-    rows = []
+    acc, rows = run.history.set_index("epoch")["test_acc"], []
     for report_epoch, epoch in scaled_report_epochs(cfg).items():
         try:
-            path = run.checkpoint_path(epoch)
-            stored, where = True, path.name
+            file = run.checkpoint_path(epoch).name
         except ValueError:
-            stored, where = False, ""
-        acc = run.history.loc[run.history["epoch"] == epoch, "test_acc"]
+            file = ""
         rows.append({"report's epoch": report_epoch, "this profile's epoch": epoch,
-                     "test acc at that epoch (%)": float(acc.iloc[0]) if len(acc) else float("nan"),
-                     "weights stored": stored, "file": where})
+                     "test acc at that epoch (%)": float(acc.get(epoch, float("nan"))), "weights stored": bool(file),
+                     "file": file})
     return pd.DataFrame(rows)

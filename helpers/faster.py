@@ -1,18 +1,17 @@
 """The `fast` recipe against the report's protocol: accuracy per epoch and per minute, and the verdicts.
 
-The fast run holds out a validation split of the training set: its per-epoch curve is measured on
-that split, so nothing about the schedule was chosen by looking at the test set, which the run
-scores exactly once, at the end. Both experiments run over the same seeds; tables show mean ± sd (n).
+The fast run's per-epoch curve is on a validation split of the training set, so nothing about its schedule was chosen
+on the test set, which it scores once, at the end. Both experiments run over the same seeds.
 """
 from __future__ import annotations
 
-
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from .plots import draw_mean_band
-from .results import NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, judge, seed_columns
+from .config import Config
+from .plots import draw_mean_band, stack_column
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, is_comparable, judged, report_side,
+                      seed_columns)
 from .stats import Verdict, spread
 
 REPORT_BEST = max(v for v in REPORT_TEST_ACC.values() if v is not None)  # the crop run, 83.98%
@@ -24,25 +23,9 @@ def default_validation(cfg_train_size: int | None) -> int:
     return max(100, (cfg_train_size or 50_000) // 10)
 
 
-def first_reaching(history: pd.DataFrame, target: float, column: str = "test_acc"):
-    """Return (epoch, minutes of training so far) of the first epoch at or above target, else (None, None)."""
-    hit = history[history[column] >= target]
-    if hit.empty:
-        return None, None
-    e = int(hit["epoch"].iloc[0])
-    return e, float(history.loc[history["epoch"] <= e, "seconds"].sum() / 60)
-
-
 def heldout_acc(run) -> float:
     """Return the run's test accuracy: its held-out test score when its curve is on a validation split."""
     return float(run.metrics["heldout_test_acc"]) if run.metrics.get("eval_set") == "validation" else run.final_acc
-
-
-def mean_history(runs) -> pd.DataFrame:
-    """Return the epoch-by-epoch mean of the runs' histories (epochs they all have)."""
-    hs = [r.history for r in _as_list(runs)]
-    n = min(len(h) for h in hs)
-    return sum(h.iloc[:n][["epoch", "test_acc", "seconds"]].reset_index(drop=True) for h in hs) / len(hs)
 
 
 LABELS = ("report protocol (crop, StepLR)", "fast (crop+flip, OneCycle)")
@@ -56,7 +39,10 @@ def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = F
         runs = _as_list(runs)
         c = runs[0].config
         validation = runs[0].metrics.get("eval_set") == "validation"
-        epoch, minutes = first_reaching(mean_history(runs), target)
+        mean = pd.concat(r.history for r in runs).groupby("epoch")[["test_acc", "seconds"]].mean()
+        hits = mean.index[mean["test_acc"] >= target]
+        epoch = int(hits[0]) if len(hits) else None
+        minutes = None if epoch is None else float(mean.loc[:epoch, "seconds"].sum() / 60)
         rows.append({"run": label, "schedule": c.get("schedule", "step"), "epochs": len(runs[0].history),
                      "minutes": spread(r.history["seconds"].sum() / 60 for r in runs),
                      "per-epoch curve on": "validation split" if validation else "test set",
@@ -78,12 +64,11 @@ def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
     fig = axes[0].figure
     curves = (("report protocol (test)", reference, "tab:green"), ("fast (validation)", fast, "tab:red"))
     for label, runs, color in curves:
-        runs = _as_list(runs)
-        n = min(len(r.history) for r in runs)
-        ys = np.array([r.history["test_acc"].to_numpy()[:n] for r in runs])
-        minutes = np.mean([r.history["seconds"].cumsum().to_numpy()[:n] / 60 for r in runs], axis=0)
-        name = label if len(runs) == 1 else f"{label}, mean of {len(runs)}"
-        draw_mean_band(axes[0], runs[0].history["epoch"].to_numpy()[:n], ys, color, name, marker=".")
+        histories = [r.history for r in _as_list(runs)]
+        epochs, ys = stack_column(histories, "test_acc")
+        minutes = stack_column(histories, "seconds")[1].cumsum(axis=1).mean(axis=0) / 60
+        name = label if len(histories) == 1 else f"{label}, mean of {len(histories)}"
+        draw_mean_band(axes[0], epochs, ys, color, name, marker=".")
         draw_mean_band(axes[1], minutes, ys, color, name, marker=".")
     for ax, xlabel in zip(axes, ("epoch", "minutes of training (this machine)")):
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"report's best, {target:.2f}%")
@@ -96,9 +81,11 @@ def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
     return fig
 
 
-def speed_verdicts(table: pd.DataFrame, ref: Reference = NO_REFERENCE, target: float = REPORT_BEST) -> list[Verdict]:
-    """Return notebook 05's verdicts: the fast recipe's test accuracy against the protocol's and the report's best."""
+def speed_verdicts(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERENCE,
+                   target: float = REPORT_BEST) -> list[Verdict]:
+    """Return notebook 05's verdicts: the fast recipe's test accuracy against the protocol's, and against the report's
+    best figure where the profile (`cfg`, the protocol's config) compares with the report."""
     protocol, fast = table.iloc[0][TEST], table.iloc[1][TEST]
-    return [Verdict("the fast recipe is as accurate as the report's protocol", "fast", "protocol",
-                    judge(fast, protocol, ref)),
-            Verdict("the fast recipe reaches the report's best figure", "fast", "the report", judge(fast, [target], ref))]
+    return judged([("the fast recipe is as accurate as the report's protocol", "fast", fast, "protocol", protocol),
+                   ("the fast recipe reaches the report's best figure", "fast", fast, "the report",
+                    report_side(target, is_comparable(cfg)))], ref)

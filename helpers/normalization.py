@@ -13,18 +13,16 @@ from IPython.display import Markdown
 from .config import Config, experiment_name, make_config
 from .recipes import eval_batch, get_recipe
 from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_READING, REPORT_STD, REPORT_TEST_ACC,
-                      Reference, _as_list, column_spread, final_spread, judge, md)
+                      Reference, _as_list, column_spread, final_spread, is_comparable, judged, md, report_side)
 from .stats import Spread, Verdict, spread
 
 
 def channel_stats_table(mean, std) -> pd.DataFrame:
     """Return measured per-channel mean/std beside the report's constants, with the differences."""
-    rows = []
-    for k, ch in enumerate("RGB"):
-        rows.append({"channel": ch, "measured mean": mean[k], "report mean": REPORT_MEAN[k],
-                     "mean diff": mean[k] - REPORT_MEAN[k], "measured std": std[k],
-                     "report std": REPORT_STD[k], "std diff": std[k] - REPORT_STD[k]})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame({"channel": list("RGB"), "measured mean": mean, "report mean": REPORT_MEAN, "measured std": std,
+                       "report std": REPORT_STD})
+    return df.assign(**{"mean diff": df["measured mean"] - df["report mean"],
+                        "std diff": df["measured std"] - df["report std"]})
 
 
 def channel_stats_note(table: pd.DataFrame, n_images: int, source: str, tolerance: float = 0.01) -> Markdown:
@@ -127,14 +125,15 @@ def experiments(lr: float, fix_lr: float, profile: str = "full") -> list[str]:
             for r, x in (("none", lr), ("normalize", lr), ("normalize", fix_lr))]
 
 
-def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(())) -> list[Verdict]:
+def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(()), comparable: bool = True) -> list:
     """Return the verdicts on a study's four normalizing settings (a NormalizationStudy or FullScale) whose two sides
-    were both measured; the report's two figures are one-seed sides."""
+    were both measured; the report's two figures are one-run sides where the runs compare with the report."""
     fix_lr = study.fix_lr
     m, w, fm, fw = (f"lr {x}, tested {t} Normalize" for x in (lr, fix_lr) for t in ("with", "without"))
     report, report_fix = f"the report, lr {lr}", f"the report, lr {fix_lr}"
     sides = {"none": baseline, m: study.matched, w: study.mismatched, fm: study.fix_matched, fw: study.fix_mismatched,
-             report: spread([REPORT_NORMALIZE["test_acc"]]), report_fix: spread([REPORT_NORMALIZE["fix_test_acc"]])}
+             report: report_side(REPORT_NORMALIZE["test_acc"], comparable),
+             report_fix: report_side(REPORT_NORMALIZE["fix_test_acc"], comparable)}
     claims = [("dropping Normalize at test time lowers accuracy (the mismatch)", w, m),
               ("normalizing, done right, is as good as no normalization", m, "none"),
               ("the mismatch gives the report's collapse", w, report),
@@ -143,12 +142,13 @@ def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(())) -
               (f"lr {fix_lr} is better in itself (correct pipeline)", fm, m),
               (f"lr {fix_lr}, still mismatched, gives the report's fixed figure", fw, report_fix),
               (f"hypothesis: the report tested its lr {fix_lr} run with Normalize", fm, report_fix)]
-    return [Verdict(c, a, b, judge(sides[a], sides[b], ref)) for c, a, b in claims if sides[a].n and sides[b].n]
+    return judged([(c, a, sides[a], b, sides[b]) for c, a, b in claims], ref)
 
 
 def normalization_verdicts(s: NormalizationStudy, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
-    """Return notebook 03's verdicts: the mismatch, normalization done right, the report's fix and its figures."""
-    return _verdicts(s, cfg.lr, ref, s.baseline)
+    """Return notebook 03's verdicts: the mismatch, normalization done right, the report's fix, and the report's figures
+    where the profile compares with the report."""
+    return _verdicts(s, cfg.lr, ref, s.baseline, is_comparable(cfg))
 
 
 # ---- at the report's scale: the full-scale reference runs ------------------------------------------
@@ -190,9 +190,7 @@ def full_scale_table(fs: FullScale) -> pd.DataFrame:
     fix = (REPORT_NORMALIZE["fix_test_acc"], REPORT_READING["fix"])
     report = {f"lr {fs.lr}, tested without Normalize": (REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
               f"lr {fs.fix_lr}, tested without Normalize": fix, f"lr {fs.fix_lr}, tested with Normalize": fix}
-    rows = []
-    for setting, measured in fs.settings().items():
-        figure, reading = report.get(setting, (float("nan"), ""))
-        rows.append({"setting (recipe normalize)": setting, f"reference runs, {fs.ref.folder} (%)": measured,
-                     "report (%)": figure, "report's test transform": reading})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([(setting, measured, *report.get(setting, (float("nan"), "")))
+                         for setting, measured in fs.settings().items()],
+                        columns=["setting (recipe normalize)", f"reference runs, {fs.ref.folder} (%)", "report (%)",
+                                 "report's test transform"])

@@ -1,10 +1,6 @@
-"""The report's figures as data, and what every notebook's tables and verdicts share.
-
-Every number a notebook shows is rendered from measured values or from the report's figures below. This module holds
-the report's figures, the profile and run notes, runs grouped by experiment with their spread across seeds, the
-reference spread that judges single-seed differences, the note under each verdict table, and table styling. Each
-notebook's own tables and verdicts live beside the rest of its logic (baseline, augmentations, normalization, faster).
-"""
+"""What every notebook shares: the report's figures, profile and run notes, runs grouped by experiment with their spread
+across seeds, the reference spread that judges single-seed differences, the note under each verdict table, and table
+styling. Every number a notebook shows is rendered from measured values or from the report's figures below."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +13,7 @@ from .config import Config, ConfigError
 from .recipes import CIFAR10_MEAN, CIFAR10_STD
 from .project import project_root
 from .runs import records
-from .stats import RULE, RULE_REFERENCE, Comparison, Spread, compare, pooled_df, pooled_sd, spread
+from .stats import RULE, RULE_REFERENCE, Comparison, Spread, Verdict, compare, pooled_df, pooled_sd, spread
 
 # ---- the report's figures ---------------------------------------------------------------------
 
@@ -45,13 +41,6 @@ REPORT_NORMALIZE_LOG_EPOCHS = {"log_test_acc": (51, 52, 53), "log_train_loss": (
 REPORT_SHORT_TRAINING = {"epochs": (30, 50), "test_acc": (50.0, 70.0)}
 # Its CAM code: test_dataset.data[23], ClassifierOutputTarget(0), target_layers=[layer4]; its text names a cat.
 REPORT_CAM = {"image_index": 23, "target_class": 0, "layer": "layer4", "text_class": "cat"}
-
-
-def pct(x) -> str:
-    """Return an accuracy as text with two decimals and a % sign ("n/a" for a missing value)."""
-    if isinstance(x, Spread):
-        return x.format()
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}%"
 
 
 def md(text: str) -> Markdown:
@@ -94,10 +83,7 @@ def profile_note(cfg: Config, seeds: int | None = None) -> Markdown:
             f"{cfg.epochs} epochs, LR ×{cfg.gamma} after epoch {cfg.step_size}")
     from .train import resolve_device
     device = f"device `{cfg.device}` ({resolve_device(cfg.device).type})"
-    runs = ""
-    if seeds is not None:
-        runs = (f"; {seeds} run{'s' if seeds != 1 else ''} per experiment (seed"
-                f"{'s' if seeds != 1 else ''} {', '.join(map(str, range(cfg.seed, cfg.seed + seeds)))})")
+    runs = "" if seeds is None else f"; {seeds} run(s) per experiment, seeds {cfg.seed} to {cfg.seed + seeds - 1}"
     return md(f"Profile **`{cfg.profile}`**: {data}; {size}, {device}{runs}.  \n{comparability(cfg)}")
 
 
@@ -121,11 +107,11 @@ def runs_table(runs: dict) -> pd.DataFrame:
                          for label, rs in runs.items() for r in _as_list(rs)])
 
 
-def group_runs(runs, key: str = "recipe") -> dict:
-    """Return {config[key]: [runs in the given order]}: the seeds of each experiment together."""
+def group_runs(runs) -> dict:
+    """Return {recipe: [runs in the given order]}: the seeds of each experiment together."""
     out: dict = {}
     for r in runs:
-        out.setdefault(r.config[key], []).append(r)
+        out.setdefault(r.config["recipe"], []).append(r)
     return out
 
 
@@ -134,35 +120,26 @@ def final_spread(runs) -> Spread:
     return spread(r.final_acc for r in _as_list(runs))
 
 
-def column_spread(runs, column: str, at: int = -1) -> Spread:
-    """Return the Spread across runs of one history column at one row (default: the last epoch)."""
-    return spread(float(r.history[column].iloc[at]) for r in _as_list(runs))
+def column_spread(runs, column: str) -> Spread:
+    """Return the Spread across runs of one history column at the last epoch."""
+    return spread(float(r.history[column].iloc[-1]) for r in _as_list(runs))
 
 
 def seed_columns(table: pd.DataFrame, runs: dict, label: str, value=lambda r: r.final_acc,
                  name: str = "seed {seed} (%)") -> pd.DataFrame:
     """Return the table with one column per seed holding each seed's value, rows matched on `label`."""
-    seeds = sorted({r.config.get("seed") for rs in runs.values() for r in _as_list(rs)})
-    out = table.copy()
-    for s in seeds:
-        out[name.format(seed=s)] = [next((value(r) for r in _as_list(runs.get(k, [])) if r.config.get("seed") == s),
-                                         math.nan) for k in out[label]]
-    return out
-
-
-def _cell(x, precision: int) -> str:
-    if isinstance(x, Spread):
-        return x.format(precision, unit="")
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.{precision}f}"
-    return str(x)
+    values = pd.DataFrame([(k, r.config.get("seed"), value(r)) for k, rs in runs.items() for r in _as_list(rs)],
+                          columns=[label, "seed", "value"]).pivot(index=label, columns="seed", values="value")
+    return table.join(values.rename(columns=lambda s: name.format(seed=s)), on=label)
 
 
 def style_table(df: pd.DataFrame, precision: int = 2):
     """Return the table styled for display: fixed decimals, spreads as 'mean ± sd (n=k)', missing values as —."""
-    return df.style.format(lambda x: _cell(x, precision)).hide(axis="index")
+    def cell(x):
+        """Return one cell as text."""
+        return (x.format(precision, unit="") if isinstance(x, Spread) else f"{x:.{precision}f}" if isinstance(x, float)
+                else str(x))
+    return df.style.format(cell, na_rep="—").hide(axis="index")
 
 
 # ---- the reference runs' spread, which judges single-seed differences ---------------------------
@@ -180,7 +157,7 @@ def stored_spread(profile: str, experiment: str, raw: bool = False) -> Spread:
 
 # A profile whose reference has no experiment with two seeds borrows the spread measured at a smaller scale: the
 # quick profile trains on 3,000 images and is assumed to vary at least as much from seed to seed as the full one,
-# so the borrowed spread is the stricter one. Stated wherever it is used (rule_note).
+# so the borrowed spread is the stricter one. Stated wherever it is used (verdict_note).
 BORROWED_SPREAD = {"full": "quick"}
 
 
@@ -239,8 +216,18 @@ def judge(a, b, ref: Reference = NO_REFERENCE) -> Comparison:
     return compare(a, b, ref.sd if ref.measured else None, ref.df)
 
 
+def judged(claims, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return a Verdict per (claim, A's label, A's Spread, B's label, B's Spread) whose two sides both hold a value."""
+    return [Verdict(claim, a, b, judge(x, y, ref)) for claim, a, x, b, y in claims if x.n and y.n]
+
+
+def report_side(figure: float, comparable: bool = True) -> Spread:
+    """Return one of the report's figures as a one-run side; empty (so left out) where the runs are at another scale."""
+    return spread([figure] if comparable else [])
+
+
 def verdict_note(verdicts, ref: Reference = NO_REFERENCE, cfg: Config | None = None) -> Markdown:
-    """Return the sentences under a verdict table: the rule, the reference runs it used, whether the profile compares."""
+    """Return the sentences under a verdict table: the rule, the reference runs it used, whether the runs compare."""
     text = f"*Rule*: {RULE}."
     if any(v.comparison.basis != "welch" for v in verdicts):
         text += (f" With one seed a side, {RULE_REFERENCE}: `{ref.sd_folder}`, pooled over {ref.experiments} "

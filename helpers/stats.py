@@ -1,14 +1,12 @@
-"""Spread across seeds, and the one rule that says whether two experiments differ.
+"""Spread across seeds, the one rule that says whether two experiments differ, and the verdict table built on it.
 
-Rule (rendered under every verdict table from `RULE`): A differs from B when Welch's t-test rejects equal means at the 5%
-level: t = (mean_A - mean_B) / sqrt(sd_A²/n_A + sd_B²/n_B), with the Welch–Satterthwaite degrees of freedom, two-sided
-p < 0.05; it needs at least two seeds on each side. With one seed on a side, a seed-to-seed sd measured elsewhere (the
-reference runs, pooled) stands in for both sides' sd, with that sd's degrees of freedom: an assumption, stated where it
-is used. Without one, the difference is not judged. The Student-t distribution is scipy's.
+The rule (`RULE`, stated under every verdict table): Welch's t-test at the 5% level, two seeds a side; with one seed on
+a side, the reference runs' pooled sd stands in for both sides' (`RULE_REFERENCE`), else the difference is not judged.
 """
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 import pandas as pd
@@ -51,33 +49,19 @@ class Spread:
     @property
     def mean(self) -> float:
         """Return the mean (nan when empty)."""
-        return sum(self.values) / self.n if self.n else math.nan
+        return statistics.fmean(self.values) if self.n else math.nan
 
     @property
     def sd(self) -> float:
         """Return the sample standard deviation (n-1; nan with fewer than two values)."""
-        if self.n < 2:
-            return math.nan
-        m = self.mean
-        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (self.n - 1))
-
-    @property
-    def lo(self) -> float:
-        """Return the smallest value."""
-        return min(self.values) if self.n else math.nan
-
-    @property
-    def hi(self) -> float:
-        """Return the largest value."""
-        return max(self.values) if self.n else math.nan
+        return statistics.stdev(self.values) if self.n >= 2 else math.nan
 
     def format(self, digits: int = 2, unit: str = "%") -> str:
         """Return 'mean ± sd (n=k)', or 'value (n=1)' for one seed."""
         if self.n == 0:
             return "–"
-        if self.n == 1:
-            return f"{self.mean:.{digits}f}{unit} (n=1)"
-        return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f}{unit} (n={self.n})"
+        sd = f" ± {self.sd:.{digits}f}" if self.n > 1 else ""
+        return f"{self.mean:.{digits}f}{sd}{unit} (n={self.n})"
 
     def __str__(self):
         return self.format()
@@ -118,13 +102,6 @@ class Comparison:
         return self.judged and self.p < ALPHA
 
     @property
-    def verdict(self) -> str:
-        """Return 'higher', 'lower' (A differs from B, in that direction) or 'not resolved'."""
-        if not self.resolved:
-            return "not resolved"
-        return "higher" if self.diff > 0 else "lower"
-
-    @property
     def p_text(self) -> str:
         """Return 'p = 0.012' (or 'p < 0.001')."""
         return "p < 0.001" if self.p < 0.001 else f"p = {self.p:.3f}"
@@ -138,7 +115,7 @@ class Comparison:
 def compare(a, b, reference_sd: float | None = None, reference_df: float | None = None) -> Comparison:
     """Return the Comparison of A and B (Spreads or lists of values) under the module's rule.
 
-    With one seed on a side, `reference_sd` (with `reference_df` degrees of freedom; default 1) stands in for both sides.
+    With one seed on a side, `reference_sd` (with `reference_df` degrees of freedom; default 1) stands in for both.
     """
     a, b = (x if isinstance(x, Spread) else spread(x) for x in (a, b))
     if a.n == 0 or b.n == 0:
@@ -186,9 +163,10 @@ class Verdict:
             spread_text = f"se {c.se:.{digits}f}"
             rule = (f"Welch t, df {c.df:.1f}" if c.basis == "welch" else
                     f"reference sd {c.se / math.sqrt(1 / c.a.n + 1 / c.b.n):.{digits}f}, df {c.df:g}")
-            said = (f"differs ({c.p_text}), {c.verdict}" if c.resolved else f"consistent ({c.p_text})")
-        return dict(zip(VERDICT_COLUMNS, (self.claim, f"{self.a} {c.a.format(digits)}", f"{self.b} {c.b.format(digits)}",
-                                          f"{c.diff:+.{digits}f} points", spread_text, rule, said)))
+            direction = "higher" if c.diff > 0 else "lower"
+            said = f"differs ({c.p_text}), {direction}" if c.resolved else f"consistent ({c.p_text})"
+        sides = f"{self.a} {c.a.format(digits)}", f"{self.b} {c.b.format(digits)}"
+        return dict(zip(VERDICT_COLUMNS, (self.claim, *sides, f"{c.diff:+.{digits}f} points", spread_text, rule, said)))
 
 
 def verdict_frame(verdicts, digits: int = 2) -> pd.DataFrame:

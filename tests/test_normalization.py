@@ -67,7 +67,7 @@ HYPOTHESIS = "hypothesis: the report tested its lr 0.5 run with Normalize"
 
 
 def test_verdicts_judge_the_mismatch_the_fix_and_the_reports_figures():
-    out = rows(h.normalization_verdicts(study(), CFG))
+    out = rows(h.normalization_verdicts(study(), FULL))
     assert list(out) == [MISMATCH, "normalizing, done right, is as good as no normalization",
                          "the mismatch gives the report's collapse", "lr 0.5 improves the mismatched evaluation", REPAIR,
                          "lr 0.5 is better in itself (correct pipeline)",
@@ -82,6 +82,8 @@ def test_verdicts_judge_the_mismatch_the_fix_and_the_reports_figures():
     assert out["lr 0.5 is better in itself (correct pipeline)"]["verdict"].endswith(", lower")
     report = out["lr 0.5, still mismatched, gives the report's fixed figure"]
     assert report["B"] == "the report, lr 0.5 76.37% (n=1)" and report["verdict"] == "not judged"
+    quick = rows(h.normalization_verdicts(study(), CFG))  # at another scale the report's figures are left out
+    assert list(quick) == [k for k in out if "the report" not in k] and len(quick) == 5
 
 
 def test_a_mismatch_within_the_spread_is_consistent_and_a_working_fix_is_consistent_with_the_correct_pipeline():
@@ -93,7 +95,7 @@ def test_one_seed_a_side_is_judged_only_with_a_reference_spread():
     one = study(baseline=S([70.0]), matched=S([71.0]), mismatched=S([15.0]), fix_mismatched=S([20.0]),
                 fix_matched=S([66.0]))
     assert {r["verdict"] for r in rows(h.normalization_verdicts(one, CFG)).values()} == {"not judged"}
-    judged = rows(h.normalization_verdicts(one, CFG, ref=R.Reference("quick", 1.0, 5)))
+    judged = rows(h.normalization_verdicts(one, FULL, ref=R.Reference("full", 1.0, 5)))
     assert judged[MISMATCH]["verdict"] == "differs (p < 0.001), lower"
     assert judged[MISMATCH]["rule"] == "reference sd 1.00, df 5"
     fix = judged["lr 0.5, still mismatched, gives the report's fixed figure"]
@@ -165,13 +167,13 @@ def test_full_scale_table_sets_the_reference_beside_the_report():
 def test_the_full_scale_verdicts_of_the_committed_reference_render_its_figures():
     fs = h.FullScale.load()
     assert min(s.n for s in fs.settings().values()) >= 1
-    out = h.verdict_frame(h.full_scale_verdicts(fs))
-    assert len(out) == 7
-    for label, s in fs.settings().items():
-        assert f"{label} {s.format()}" in set(out["A"]) | set(out["B"])
     assert h.normalization_experiments(0.1, 0.5) == ["none", "normalize", "normalize, lr 0.5"]
     runs = h.records(Path(__file__).resolve().parents[1] / "report" / "reference" / "full").set_index("experiment")
     assert (fs.matched.values, fs.mismatched.values) == ((runs.loc["normalize", "final_test_acc"],),
                                                          (runs.loc["normalize", "raw_final_test_acc"],))
     assert (fs.fix_matched.values, fs.fix_mismatched.values) == ((runs.loc["normalize, lr 0.5", "final_test_acc"],),
                                                                  (runs.loc["normalize, lr 0.5", "raw_final_test_acc"],))
+    out = h.verdict_frame(h.full_scale_verdicts(fs))
+    assert len(out) == 7
+    for label, s in fs.settings().items():
+        assert f"{label} {s.format()}" in set(out["A"]) | set(out["B"])

@@ -13,10 +13,6 @@ FULL = h.make_config("full", data_dir="/f")
 QUICK = h.make_config("quick", data_dir="/f")
 
 
-def test_pct_formats_and_marks_missing_values():
-    assert R.pct(79.444) == "79.44%" and R.pct(None) == "n/a" and R.pct(math.nan) == "n/a"
-
-
 def test_report_figures_are_the_reports():
     assert h.REPORT_TEST_ACC == {"none": 79.44, "flip_rotate": 81.94, "crop": 83.98, "crop_flip": None}
     assert h.REPORT_NORMALIZE["fix_test_acc"] == 76.37 and h.REPORT_NORMALIZE["fix_lr"] == 0.5
@@ -191,8 +187,9 @@ def test_accuracy_table_shows_the_spread_and_each_seed_when_asked():
     runs = seeds([70.0, 72.0], train=99.0)
     t = h.accuracy_table(runs)
     assert len(t) == 1 and t.loc[0, "final test acc (%)"].format() == "71.00 ± 1.41% (n=2)"
+    assert t.loc[0, "report test acc (%)"] == 79.44
     t = h.accuracy_table(runs, per_seed=True)
-    assert t["runs"].tolist() == ["all seeds", "seed 0", "seed 1"]
+    assert t["runs"].tolist() == ["all seeds", "seed 0", "seed 1"] and t["report test acc (%)"].isna().tolist()[1:] == [True] * 2
     assert t.loc[2, "final test acc (%)"].values == (72.0,) and t.loc[1, "final train acc (%)"].mean == 99.0
 
 
@@ -201,29 +198,34 @@ def rows(verdicts):
     return {v.claim: v.row() for v in verdicts}
 
 
-def test_baseline_verdicts_judge_the_report_the_best_epoch_and_overfitting():
-    out = rows(h.baseline_verdicts(seeds([70.0, 71.0], best=72.25, train=99.0, epochs=12)))
-    report = out["the baseline's test accuracy matches the report's"]
-    assert (report["A"], report["B"], report["difference"]) == ("measured 70.50 ± 0.71% (n=2)", "the report 79.44% (n=1)",
-                                                                "-8.94 points")
-    assert report["verdict"] == "not judged"  # one value on the report's side and no reference spread
+REPORT = "the baseline's test accuracy matches the report's"
+
+
+def test_baseline_verdicts_judge_the_best_epoch_and_overfitting_and_leave_the_report_out_at_another_scale():
+    out = rows(h.baseline_verdicts(seeds([70.0, 71.0], best=72.25, train=99.0, epochs=12), QUICK))
+    assert list(out) == ["the last epoch is as good as the best one",
+                         "training accuracy exceeds test accuracy (overfitting)"]  # quick is not the report's scale
     best = out["the last epoch is as good as the best one"]
-    assert best["B"] == "best epoch 72.25 ± 0.00% (n=2)" and best["verdict"].startswith("consistent (p = 0.1")
+    assert (best["A"], best["B"]) == ("last epoch 70.50 ± 0.71% (n=2)", "best epoch 72.25 ± 0.00% (n=2)")
+    assert best["difference"] == "-1.75 points" and best["verdict"].startswith("consistent (p = 0.1")
     overfit = out["training accuracy exceeds test accuracy (overfitting)"]
     assert overfit["difference"] == "+28.50 points" and overfit["verdict"].startswith("differs (p = 0.01")
     assert overfit["verdict"].endswith(", higher") and overfit["rule"] == "Welch t, df 1.0"
 
 
-def test_baseline_verdict_is_consistent_with_the_report_within_the_reference_spread():
+def test_baseline_verdict_in_the_full_profile_is_consistent_with_the_report_within_the_reference_spread():
     ref = R.Reference("full", 0.5, 1)  # se 0.5 * sqrt(1/3 + 1) = 0.577, one degree of freedom
-    report = h.baseline_verdicts(seeds([79.0, 80.0, 79.5], epochs=60), ref)[0].row()
+    report = rows(h.baseline_verdicts(seeds([79.0, 80.0, 79.5], epochs=60), FULL, ref))[REPORT]
+    assert (report["A"], report["B"]) == ("measured 79.50 ± 0.50% (n=3)", "the report 79.44% (n=1)")
     assert report["verdict"] == "consistent (p = 0.934)" and report["rule"] == "reference sd 0.50, df 1"
     assert report["difference"] == "+0.06 points" and report["spread"] == "se 0.58"
+    unjudged = rows(h.baseline_verdicts(seeds([79.0, 80.0, 79.5], epochs=60), FULL))[REPORT]
+    assert unjudged["verdict"] == "not judged"  # one value on the report's side and no reference spread
 
 
 @pytest.mark.parametrize("final", [[70.0, 70.5, 71.0], [88.0, 88.5, 87.5]])
 def test_baseline_verdict_names_a_difference_from_the_report_with_its_direction(final):
-    report = h.baseline_verdicts(seeds(final, epochs=60), R.Reference("full", 0.5, 1))[0].row()
+    report = rows(h.baseline_verdicts(seeds(final, epochs=60), FULL, R.Reference("full", 0.5, 1)))[REPORT]
     assert report["verdict"].startswith("differs (p = 0.0")
     assert report["verdict"].endswith(", lower" if final[0] < 79.44 else ", higher")
 

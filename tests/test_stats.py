@@ -10,7 +10,7 @@ from helpers.stats import (Verdict, compare, pooled_df, pooled_sd, spread, t_two
 
 def test_spread_mean_sd_min_max_and_format():
     s = spread([80.0, 82.0, 84.0])
-    assert (s.n, s.mean, s.sd, s.lo, s.hi) == (3, 82.0, 2.0, 80.0, 84.0)
+    assert (s.n, s.mean, s.sd) == (3, 82.0, 2.0)
     assert s.format() == "82.00 ± 2.00% (n=3)"
     one = spread([81.5])
     assert one.n == 1 and math.isnan(one.sd) and one.format() == "81.50% (n=1)"
@@ -39,11 +39,11 @@ def test_welch_finds_a_clear_difference_and_not_a_small_one():
     se = math.sqrt(0.04 / 3 + 0.09 / 3)
     df = (0.04 / 3 + 0.09 / 3) ** 2 / ((0.04 / 3) ** 2 / 2 + (0.09 / 3) ** 2 / 2)
     assert c.basis == "welch" and c.se == pytest.approx(se) and c.df == pytest.approx(df)
-    assert c.p == pytest.approx(t_two_sided_p(3.0 / se, df)) and c.resolved and c.verdict == "higher"
+    assert c.p == pytest.approx(t_two_sided_p(3.0 / se, df)) and c.resolved and c.diff > 0
     assert c.diff / c.se == pytest.approx(14.41, abs=0.01) and c.p_text == "p < 0.001" and c.n_text == "n = 3 and 3"
-    assert compare(b, a).verdict == "lower"
+    assert compare(b, a).resolved and compare(b, a).diff < 0
     close = compare([81.0, 82.0, 83.0], [81.5, 82.5, 80.5])
-    assert close.basis == "welch" and not close.resolved and close.verdict == "not resolved" and close.p > 0.5
+    assert close.basis == "welch" and not close.resolved and close.p > 0.5
 
 
 def test_two_seeds_a_side_at_two_standard_errors_is_not_a_difference():
@@ -56,13 +56,13 @@ def test_two_seeds_a_side_at_two_standard_errors_is_not_a_difference():
 
 def test_one_seed_is_not_judged_without_a_measured_spread():
     c = compare([84.0], [79.0])
-    assert c.basis == "too few seeds" and c.se is None and c.p is None and c.verdict == "not resolved"
+    assert c.basis == "too few seeds" and c.se is None and c.p is None and not c.judged and not c.resolved
     assert Verdict("x", "a", "b", c).row()["verdict"] == "not judged"
 
 
 def test_one_seed_is_judged_against_the_reference_spread_with_its_degrees_of_freedom():
     big = compare([84.0], [79.0], reference_sd=0.5, reference_df=6)  # t = 5 / (0.5 * sqrt 2) = 7.07
-    assert big.basis == "reference" and big.df == 6 and big.resolved and big.verdict == "higher"
+    assert big.basis == "reference" and big.df == 6 and big.resolved and big.diff > 0
     assert big.p == pytest.approx(t_two_sided_p(5 / (0.5 * math.sqrt(2)), 6))
     assert Verdict("x", "a", "b", big).row()["rule"] == "reference sd 0.50, df 6"
     small = compare([80.0], [79.0], reference_sd=0.6, reference_df=6)

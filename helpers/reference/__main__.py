@@ -37,15 +37,13 @@ def main(argv=None) -> int:
             folder = write_reference(args.profile, args.runs, root=args.root, add=args.add)
             print(f"wrote {shown(folder)}/ ({sum(1 for p in folder.iterdir() if p.is_dir())} runs)")
         elif args.cmd == "readme":
-            from ..report import readme  # the tables need the report's figures: a top-level job
-            changed = readme.update_readme(Path(args.readme), root=args.root)
-            print(f"{shown(args.readme)}: results table {'updated' if changed else 'already up to date'}")
-            changed = readme.update_block(Path(args.results), readme.DETAIL_START, readme.DETAIL_END,
-                                          readme.detail_block(args.root), "reference tables")
-            print(f"{shown(args.results)}: reference tables {'updated' if changed else 'already up to date'}")
-            from ..report import course
-            changed = course.update_page(Path(args.course), root=args.root)
-            print(f"{shown(args.course)}: rendered figures {'updated' if changed else 'already up to date'}")
+            from ..report import course, readme  # the tables need the report's figures: a top-level job
+            for page, what, update in (
+                    (args.readme, "results table", lambda p: readme.update_readme(p, root=args.root)),
+                    (args.results, "reference tables", lambda p: readme.update_block(
+                        p, readme.DETAIL_START, readme.DETAIL_END, readme.detail_block(args.root), "reference tables")),
+                    (args.course, "rendered figures", lambda p: course.update_page(p, root=args.root))):
+                print(f"{shown(page)}: {what} {'updated' if update(Path(page)) else 'already up to date'}")
         else:
             print(records(profile_dir(args.profile, args.root)).to_string(index=False))
     except (ReferenceMissingError, ConfigError, ValueError) as e:

@@ -13,7 +13,7 @@ from pathlib import Path
 from unittest import mock
 
 from ..project import project_root
-from ..runs import LOCK_WAIT_ENV, is_complete, runs_root
+from ..runs import LOCK_WAIT_ENV, RECORD, is_complete, runs_root
 from ..sweep import LOCK_WAIT_S
 
 REMOVE_CELL_TAG, REMOVE_INPUT_TAG, REMOVE_OUTPUT_TAG = "remove-cell", "remove-input", "remove-output"
@@ -59,9 +59,8 @@ def used_runs(notebook: Path) -> list[str]:
 
 
 def runs_state(runs) -> dict:
-    """Return {run folder: hash of its history, or None when it is no longer a finished run}."""
-    return {p: hashlib.sha256((Path(p) / "history.csv").read_bytes()).hexdigest() if is_complete(p) else None
-            for p in runs}
+    """Return {run folder: hash of its record, or None when it is no longer a finished run}."""
+    return {p: hashlib.sha256((Path(p) / RECORD).read_bytes()).hexdigest() if is_complete(p) else None for p in runs}
 
 
 def execute(source: Path, dest_dir: Path, params: dict, data: str, rerun: bool = False) -> Executed:

@@ -93,7 +93,8 @@ def test_snapshots_load_as_models_and_summary_lists_runs(tmp_path):
         run.load_model(7)
     s = h.records(tmp_path)
     assert len(s) == 1 and s.loc[0, "final_test_acc"] == run.final_acc and s.loc[0, "run_id"] == run.id
-    assert s.loc[0, "experiment"] == "none" and s.loc[0, "folder"] == run.id and pd.isna(s.loc[0, "raw_final_test_acc"])
+    assert s.loc[0, "experiment"] == "none, batch_size 64" and s.loc[0, "folder"] == run.id  # 64: not the default
+    assert pd.isna(s.loc[0, "raw_final_test_acc"])
 
 
 def test_gpu_path_functions_run_on_cpu(tmp_path):

@@ -519,3 +519,23 @@ def test_the_landing_page_judges_a_comparable_row_by_the_notebooks_rule(monkeypa
     assert frame["verdict"][0] == "differs (p < 0.001), lower" and frame["verdict"][1].startswith("consistent (p = 0.9")
     assert frame["rule"][2] == "reference sd 0.50, df 6"  # one seed a side: the reference runs' sd stands in
     assert landing.verdicts([other], "full") == []
+
+
+def test_the_landing_page_shows_the_verdict_table_of_the_rows_that_compare(tmp_path, monkeypatch):
+    from helpers import results
+    from helpers.report import landing
+    from helpers.stats import spread, verdict_frame
+    monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
+    s = spread([70.0, 70.5, 71.0])
+    row = {"experiment": "no augmentation, lr 0.1", "name": "none", "runs": ["abc", "abd", "abe"], "notebook": "01",
+           "href": "01.html", "epochs": 60, "train_images": 50000, "source": "folder", "report": "79.44%",
+           "reference": None, "build": s, "measured": s.mean, "best": 71.0, "seeds": [0, 1, 2], "config": {},
+           "difference": s.mean - 79.44}
+    monkeypatch.setattr(landing, "experiment_rows", lambda *args, **kwargs: [row])
+    soup = BeautifulSoup(landing.write_landing(tmp_path, "full", {}, "data", [], []).read_text(), "html.parser")
+    cells = [td.get_text() for td in soup.select("table.verdicts tbody td")]
+    assert cells == list(verdict_frame(landing.verdicts([row], "full")).iloc[0])
+    assert cells[0] == "no augmentation, lr 0.1" and cells[-1] == "differs (p < 0.001), lower"
+    monkeypatch.setattr(landing, "experiment_rows", lambda *args, **kwargs: [{**row, "difference": None}])
+    soup = BeautifulSoup(landing.write_landing(tmp_path, "quick", {}, "data", [], []).read_text(), "html.parser")
+    assert soup.select("table.summary tbody tr") and not soup.select("table.verdicts")  # nothing compares

@@ -130,6 +130,7 @@ def rewrite(path, render) -> bool:
 def update_block(path, start: str, end: str, block: str, what: str) -> bool:
     """Rewrite the block between two markers of the page `path`; return whether it changed."""
     def render(text: str) -> str:
+        """Return the page's text with the block replaced; ValueError naming the markers when they are missing."""
         if start not in text or end not in text:
             raise ValueError(f"{Path(path).name} has no {what} markers {start} ... {end}; add them where it goes")
         return replace_block(text, start, end, block)

@@ -103,7 +103,7 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
     own (default on CUDA: resolve_jobs; $RUN_JOBS overrides). `executor` ('slurm', 'local' or a submitit executor)
     sends one job per run; with it, `wait=False` returns None once they are submitted. Duplicate configs train
     once. A failing run is named in the progress; the others finish; then SweepError lists every one."""
-    from .train import _note_use, resolve_device
+    from .train import resolve_device
     configs = list(configs)
     for c in configs:
         if not isinstance(c, Config):
@@ -133,7 +133,7 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
         raise SweepError(failures, len(configs))
     if not wait:
         return None
-    return [_note_use(done[rid]) for rid in ids]
+    return [done[rid] for rid in ids]
 
 
 def plan(configs: list[Config], root, say, failures: list, check_device: bool = True):

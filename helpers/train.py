@@ -6,7 +6,6 @@ import datetime as _dt
 import os
 import platform
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -201,26 +200,17 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
     if force:
         store.remove_run(path)
     if store.is_complete(path):
-        return _note_use(store.load_run(path))
+        return store.load_run(path)
     with store.run_lock(path, timeout=store.lock_wait_s()):
         if store.is_complete(path):  # another process finished it while this one waited for the lock
-            return _note_use(store.load_run(path))
+            return store.load_run(path)
         store.remove_leftovers(path)
         try:
-            return _note_use(_train(cfg, rid, path, device, ident, data, progress, on_epoch, step))
+            return _train(cfg, rid, path, device, ident, data, progress, on_epoch, step)
         except OSError as e:
             if store.is_disk_full(e):
                 raise store.full_error(path, e) from e
             raise
-
-
-def _note_use(run: store.Run) -> store.Run:
-    """Return the run, after appending its folder to $RUNS_USED_LOG when set (how `make report` learns a notebook's runs)."""
-    log = os.environ.get("RUNS_USED_LOG")
-    if log:
-        with open(log, "a") as f:
-            f.write(f"{Path(run.path).resolve()}\n")
-    return run
 
 
 def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager") -> store.Run:

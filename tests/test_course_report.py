@@ -138,3 +138,22 @@ def test_the_reports_image_in_the_official_order_is_a_truck():
 def test_the_same_index_in_a_class_folder_copy_is_an_airplane():
     label, path = _list_folder(Path(FOLDER), None)["test"][REPORT_CAM["image_index"]]
     assert h.CLASSES[label] == "airplane" and path.parent.name == "airplane"
+
+
+def test_the_readme_verdicts_judge_the_full_scale_reference_against_each_of_the_reports_figures(tmp_path):
+    from helpers.report import readme
+
+    def verdicts(root) -> dict:
+        rows = readme.results_table(root).split("| claim |")[1].splitlines()[2:]
+        return {row.split(" | ")[0].lstrip("| "): row.split(" | ")[-1].rstrip(" |") for row in rows}
+    root = _reference_copy(tmp_path)
+    before = verdicts(root)
+    assert sorted(before) == sorted(["no augmentation, lr 0.1", "random flip + rotation, lr 0.1", "random crop, lr 0.1",
+                                     "normalization, lr 0.1, tested without normalization", "normalization, lr 0.5",
+                                     "normalization, lr 0.5, tested without normalization"])  # the report's figures
+    assert before["random crop, lr 0.1"].startswith("consistent (p = ")
+    _set_final(root, "crop_seed0", 60.0)  # far under the report's 83.98%
+    after = verdicts(root)
+    assert after["random crop, lr 0.1"].startswith("differs (p") and after["random crop, lr 0.1"].endswith(", lower")
+    assert {k: v for k, v in after.items() if k != "random crop, lr 0.1"} == {
+        k: v for k, v in before.items() if k != "random crop, lr 0.1"}

@@ -19,7 +19,6 @@ import pytest
 from bs4 import BeautifulSoup
 
 from helpers import report as rp
-from helpers.report import execution
 from helpers.config import ConfigError, experiment_name, make_config
 from helpers.data import DataError
 
@@ -206,8 +205,8 @@ def test_the_report_has_a_landing_page_and_two_pages_per_notebook(built):
 def test_the_summary_has_one_row_per_experiment_the_notebooks_used(built):
     import helpers as h
     used = []
-    for log in sorted((built / "executed").glob("*.runs")):
-        used += [line for line in log.read_text().splitlines() if line not in used]
+    for record in sorted((built / "executed").glob("*.json")):
+        used += [run for run in json.loads(record.read_text())["runs"] if run not in used]
     assert len(used) == 2  # alpha's run, and beta's crop run (beta's reuse of alpha's run is one row)
     soup = BeautifulSoup((built / "index.html").read_text(), "html.parser")
     rows = soup.select("table.summary tbody tr")
@@ -283,17 +282,23 @@ def test_a_run_another_process_is_training_is_waited_for(notebooks, tmp_path, mo
     finally:
         other.kill()
     assert "RUN_LOCK_WAIT" not in os.environ  # the builder's setting does not outlive the build
-    assert (folder / "metrics.json").exists() and (tmp_path / "out" / "index.html").exists()
+    assert (folder / "record.json").exists() and (tmp_path / "out" / "index.html").exists()
     # trained after the other process let go, never beside it
     assert released.stat().st_mtime_ns <= (folder / "config.json").stat().st_mtime_ns
 
 
-def test_train_run_names_the_runs_it_returns_in_RUNS_USED_LOG(tmp_path, monkeypatch):
+def test_the_runs_a_notebook_used_are_the_finished_runs_its_outputs_name(tmp_path, monkeypatch):
     import helpers as h
-    monkeypatch.setenv("RUNS_USED_LOG", str(tmp_path / "used"))
-    first = h.train_run(profile="smoke", epochs=1, train_size=100, test_size=50, progress=False)
-    h.train_run(profile="smoke", epochs=1, train_size=100, test_size=50, progress=False)  # loaded this time
-    assert (tmp_path / "used").read_text().splitlines() == [str(first.path.resolve())] * 2
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
+    run, other = (h.train_run(profile="smoke", epochs=1, train_size=100, test_size=50, seed=s, progress=False)
+                  for s in (0, 1))
+    (tmp_path / "runs" / "0123456789ab").mkdir()  # a run never finished
+    out = nbformat.v4.new_output
+    nb = _notebook([nbformat.v4.new_code_cell(outputs=[
+        out("execute_result", data={"text/html": f"<td>{other.id}</td><td>0123456789ab</td>", "text/plain": "x"}),
+        out("stream", name="stdout", text=f"{run!r}\n{other.id} again; deadbeef0000 was never trained\n")])])
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    assert rp.used_runs(tmp_path / "nb.ipynb") == [str(tmp_path / "runs" / r.id) for r in (other, run)]
 
 
 def test_command_line_reports_errors_without_a_traceback(notebooks, tmp_path, capsys):
@@ -417,7 +422,7 @@ def test_the_smoke_report_of_the_notebooks_reads_in_a_browser(tmp_path):
     pages = check_report_in_browser(out)
     assert len(pages) == 1 + 2 * len(notebooks)
     soup = BeautifulSoup((out / "index.html").read_text(), "html.parser")
-    used = {line for log in (out / "executed").glob("*.runs") for line in log.read_text().splitlines()}
+    used = {run for record in (out / "executed").glob("*.json") for run in json.loads(record.read_text())["runs"]}
     # one row per run, two for a normalizing run (scored with and without Normalize at test time)
     records = {u: json.loads((Path(u) / "record.json").read_text()) for u in used}
     per_run = {u: 2 if "raw_final_test_acc" in r["results"] else 1 for u, r in records.items()}
@@ -485,7 +490,7 @@ def test_seeds_of_one_experiment_share_a_row_and_a_normalizing_one_gives_two(tmp
 
 def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_path, monkeypatch):
     """Kernels run in notebooks/: a data folder given relative to the caller's folder is made absolute first."""
-    from helpers.report.plan import anchor_data_folder
+    anchor_data_folder = rp.anchor_data_folder
     (tmp_path / "data" / "cifar").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     env = {"CIFAR10_DIR": "data/cifar"}
@@ -498,16 +503,39 @@ def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_pa
 def test_the_landing_page_judges_a_comparable_row_by_the_notebooks_rule(monkeypatch):
     from helpers import results
     from helpers.report import landing
-    from helpers.stats import spread
+    from helpers.stats import spread, verdict_frame
     monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
     def row(values, report=79.44):
         s = spread(values)
-        return {"name": "none", "build": s, "measured": s.mean, "difference": s.mean - report}
+        return {"experiment": "no augmentation, lr 0.1", "name": "none", "build": s, "measured": s.mean,
+                "difference": s.mean - report}
     far, near, one = row([70.0, 70.5, 71.0]), row([79.0, 80.0, 79.5]), row([80.0])
     other = {"name": "none", "build": spread([50.0]), "measured": 50.0, "difference": None}
-    landing.judge_rows([far, near, one, other], "full")
+    judged = landing.verdicts([far, near, one, other], "full")  # `other` does not compare with the report
     ref = results.Reference("full", 0.5, 3, dof=6)
-    assert far["verdict"] == f"differs ({results.judge(far['build'], [79.44], ref).p_text}; n = 3 and 1)"
-    assert far["verdict"].startswith("differs (p < 0.001") and near["verdict"].startswith("consistent with (p = 0.9")
-    c = results.judge([80.0], [79.44], ref)
-    assert one["verdict"] == f"consistent with ({c.p_text}; n = 1 and 1)" and "verdict" not in other
+    assert [v.comparison for v in judged] == [results.judge(r["build"], [79.44], ref) for r in (far, near, one)]
+    frame = verdict_frame(judged)
+    assert list(frame["A"]) == [f"this build {r['build'].format()}" for r in (far, near, one)]
+    assert frame["verdict"][0] == "differs (p < 0.001), lower" and frame["verdict"][1].startswith("consistent (p = 0.9")
+    assert frame["rule"][2] == "reference sd 0.50, df 6"  # one seed a side: the reference runs' sd stands in
+    assert landing.verdicts([other], "full") == []
+
+
+def test_the_landing_page_shows_the_verdict_table_of_the_rows_that_compare(tmp_path, monkeypatch):
+    from helpers import results
+    from helpers.report import landing
+    from helpers.stats import spread, verdict_frame
+    monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
+    s = spread([70.0, 70.5, 71.0])
+    row = {"experiment": "no augmentation, lr 0.1", "name": "none", "runs": ["abc", "abd", "abe"], "notebook": "01",
+           "href": "01.html", "epochs": 60, "train_images": 50000, "source": "folder", "report": "79.44%",
+           "reference": None, "build": s, "measured": s.mean, "best": 71.0, "seeds": [0, 1, 2], "config": {},
+           "difference": s.mean - 79.44}
+    monkeypatch.setattr(landing, "experiment_rows", lambda *args, **kwargs: [row])
+    soup = BeautifulSoup(landing.write_landing(tmp_path, "full", {}, "data", [], []).read_text(), "html.parser")
+    cells = [td.get_text() for td in soup.select("table.verdicts tbody td")]
+    assert cells == list(verdict_frame(landing.verdicts([row], "full")).iloc[0])
+    assert cells[0] == "no augmentation, lr 0.1" and cells[-1] == "differs (p < 0.001), lower"
+    monkeypatch.setattr(landing, "experiment_rows", lambda *args, **kwargs: [{**row, "difference": None}])
+    soup = BeautifulSoup(landing.write_landing(tmp_path, "quick", {}, "data", [], []).read_text(), "html.parser")
+    assert soup.select("table.summary tbody tr") and not soup.select("table.verdicts")  # nothing compares

@@ -10,7 +10,7 @@ from ..config import FIELDS, Config
 from ..reference import reference_matches
 from ..runs import RECORD, is_complete, read_json
 from ..stats import Spread, spread
-from .plan import ReportError
+from .notebooks import ReportError
 
 # Short names for the summary tables; the report's figures themselves come from helpers.results.
 RECIPE_LABELS = {"none": "no augmentation", "flip_rotate": "random flip + rotation", "crop": "random crop",

@@ -24,7 +24,7 @@ test: setup                 ## run unit tests, then nbval over the notebooks (sm
 PORT ?= 8888
 .PHONY: lab
 lab: setup                  ## start JupyterLab on the notebooks (PORT=8888, PROFILE=auto|smoke|quick|full)
-	$(PY) -m helpers.lab --port $(PORT) $(LAB_ARGS)
+	$(PY) -m helpers.tools.lab --port $(PORT) $(LAB_ARGS)
 
 # make report: check the data, execute notebooks/NN_*.ipynb with papermill, export report/index.html.
 #   make report PROFILE=quick EPOCHS=5 LR=0.05    notebook parameters in upper case, on make's command line
@@ -41,7 +41,7 @@ REPORT_ARGS = --profile $(PROFILE) --out $(REPORT_DIR) $(if $(PARAMS),--params-f
   $(foreach s,$(SET),--set $(s)) $(if $(RERUN),--rerun)
 
 report: setup               ## run the study and export the HTML report (PROFILE=auto|smoke|quick|full)
-	$(PY) -m helpers.report $(REPORT_ARGS)
+	$(PY) -m helpers.tools.report $(REPORT_ARGS)
 
 clean-report:               ## delete the generated report (keeps report/README.md, templates/, readme/ and reference/)
 	find $(REPORT_DIR) -mindepth 1 -maxdepth 1 ! -name README.md ! -name templates ! -name readme ! -name reference \
@@ -51,5 +51,5 @@ clean-report:               ## delete the generated report (keeps report/README.
 # (small files only; the store is $RUNS_DIR, else runs/), then render README.md's results table from
 # report/reference/. ADD=1 keeps the runs already there.
 reference: setup            ## write report/reference/$(PROFILE)/ from the run store, and README.md's results table
-	$(PY) -m helpers.reference write $(PROFILE) $(if $(ADD),--add)
-	$(PY) -m helpers.reference readme
+	$(PY) -m helpers.tools.reference write $(PROFILE) $(if $(ADD),--add)
+	$(PY) -m helpers.tools.reference readme

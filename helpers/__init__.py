@@ -1,47 +1,23 @@
-"""helpers: the logic behind the notebooks — data, recipes, model, training, run store, CAM, plots.
+"""helpers: the code behind the notebooks, in three layers that import downwards only (docs/development.md).
 
-Notebooks import this one module (`import helpers as h`) and call the names below.
+- helpers.core: configs, data, recipes, the model, training, the run store, statistics (no matplotlib, no IPython);
+- helpers.notebook: each notebook's figures, tables and verdicts, and CAM (helpers.notebook.cam);
+- helpers.tools: the command line, the benchmarks, the report builder and the reference folder.
+
+Notebooks `import helpers as h` and call `h.<name>`: the names of helpers.notebook, loaded on first use, so that
+`import helpers.core` (a training job) loads none of the notebook layer's libraries.
 """
-from .config import (PROFILES, PROFILE_SEEDS, Config, ConfigError, experiment_name, make_config, resolve_profile,
-                     scaled_report_epochs, seed_list, with_seeds)
-from .data import CLASSES, Cifar10, DataError, channel_stats, check_data, load_cifar10
-from .models import build_model, stage_shapes
-from .recipes import CIFAR10_MEAN, CIFAR10_STD, RECIPES, Recipe, augment_batch, get_recipe
-from .runs import CorruptRunError, Run, load_run, records, runs_root
-from .train import evaluate, resolve_device, train_run
-from .sweep import SweepError, train_many
-from .stats import Comparison, Spread, Verdict, compare, pooled_sd, spread, verdict_frame, verdict_markdown
-from .plots import (augmentation_draws, augmentation_gallery, compare_bars, draw_mean_band, lr_drops,
-                    plot_channel_stats, plot_confusion, plot_curves, plot_metric, plot_per_class,
-                    plot_runs, plot_stage_shapes, sample_grid, sample_images)
-from .results import (REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_TEST_ACC, Reference, column_spread, comparability,
-                      final_spread, group_runs, is_comparable, judge, profile_note, reference_folder, reference_sd,
-                      run_note, runs_table, seed_columns, style_table, variant, verdict_note)
-from .baseline import accuracy_table, baseline_verdicts, checkpoints_table, per_class_note, stage_note, stage_table
-from .augmentations import recipe_forms, recipe_table, recipe_verdicts
-from .normalization import (FullScale, NormalizationStudy, channel_stats_note, channel_stats_table, evaluation_table,
-                            full_scale_table, full_scale_verdicts, input_ranges, normalization_table,
-                            normalization_verdicts,
-                            raw_history, scored, scored_spread)
-from .normalization import experiments as normalization_experiments
-from .faster import REPORT_BEST, default_validation, plot_speed, speed_table, speed_verdicts
-
-# Notebook 04's CAM names: h.cam_grid, h.compute_cams, ... (and the module, h.cam). They load helpers.cam,
-# and with it pytorch-grad-cam, on first use, so other notebooks and `python -m helpers.cam` don't pay for it.
-_CAM_NAMES = ("CAM_LAYERS", "CAM_METHODS", "BlankCamWarning", "CamExplorer", "Checkpoint", "blank_note", "blank_table",
-              "cam_gallery",
-              "cam_grid", "cam_summary", "cam_layer_table", "cam_settings", "checkpoint_from_run",
-              "cifar_stem_config", "compute_cams", "explorer_figure", "faithfulness",
-              "faithfulness_verdicts", "faithfulness_pivot", "faithfulness_table", "pick_per_class",
-              "plot_faithfulness", "set_threads", "show_explorer")
 
 
 def __getattr__(name):
-    if name == "cam" or name in _CAM_NAMES:
-        import importlib
-        cam = importlib.import_module(".cam", __name__)
-        return cam if name == "cam" else getattr(cam, name)
-    raise AttributeError(f"module 'helpers' has no attribute {name!r}")
+    import importlib
+    notebook = importlib.import_module("helpers.notebook")
+    try:
+        return getattr(notebook, name)
+    except AttributeError:
+        raise AttributeError(f"module 'helpers' has no attribute {name!r}") from None
 
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+def __dir__():
+    import importlib
+    return sorted(importlib.import_module("helpers.notebook").__all__)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 
 import helpers as h
-from helpers.runs import Run
+from helpers.core.runs import Run
 
 
 def fake_run(final, best=None, train=None, recipe="none", epochs=4, lr=0.1, path=Path("/x"),

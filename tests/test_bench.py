@@ -1,14 +1,14 @@
 """The benchmark runs with tiny settings and prints its table with command, machine and data (no timing is tested)."""
 import pytest
 
-from helpers import bench
+from helpers.tools import bench
 
 
 def test_bench_prints_its_table_on_cpu(capsys):
     rows, ck = bench.main(["--device", "cpu", "--data-dir", "synthetic", "--images", "130", "--steps", "1",
                            "--settings", "fp32,bf16+cl", "--recipes", "crop"])
     out = capsys.readouterr().out
-    assert "command: python -m helpers.bench --device cpu --data-dir synthetic --images 130" in out
+    assert "command: python -m helpers.tools.bench --device cpu --data-dir synthetic --images 130" in out
     assert "machine: " in out and "torch " in out and "data: synthetic" in out
     assert "| setting | step eager | step graph | loop eager crop | loop graph crop | report crop | eval |" in out
     assert [r["setting"] for r in rows] == ["fp32", "bf16+cl"]

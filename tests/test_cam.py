@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 import helpers as h
-from helpers import cam as C
-from helpers.cam import wrappers as W  # compute_cams looks the library's names up there
+from helpers.notebook import cam as C
+from helpers.notebook.cam import wrappers as W  # compute_cams looks the library's names up there
 
 matplotlib.use("Agg")
 
@@ -280,7 +280,7 @@ def test_frontend_detection_in_a_real_kernel():
     try:
         seen = {}
         for allow in (True, False):
-            msg_id = kc.execute("import helpers.cam as c; print(c.frontend_is_live())", allow_stdin=allow)
+            msg_id = kc.execute("import helpers.notebook.cam as c; print(c.frontend_is_live())", allow_stdin=allow)
             out = []
             while True:
                 msg = kc.get_iopub_msg(timeout=60)

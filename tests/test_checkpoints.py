@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import helpers as h
-from helpers import runs as store
+from helpers.core import runs as store
 
 COMPARE = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
 TINY = dict(profile="smoke", train_size=200, test_size=100, batch_size=50, recipe="crop_flip")

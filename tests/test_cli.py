@@ -1,11 +1,12 @@
-"""`python -m helpers.cli train`: comma-separated values and --seeds expand into runs for train_many; bad values
+"""`python -m helpers.tools.cli train`: comma-separated values and --seeds expand into runs for train_many; bad values
 get one error line naming the parameter, the value and the choices, exit code 2, before any work; summary."""
 import pytest
 
 import helpers as h
-from helpers import cli, sweep
-from helpers.recipes import RECIPES
-from helpers.sweep import Failure, SweepError
+from helpers.tools import cli
+from helpers.core import sweep
+from helpers.core.recipes import RECIPES
+from helpers.core.sweep import Failure, SweepError
 
 TINY = ["--profile", "smoke", "--epochs", "1", "--train-size", "200", "--test-size", "50", "--batch-size", "100"]
 

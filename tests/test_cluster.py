@@ -1,4 +1,4 @@
-"""helpers.cluster through submitit's local executor: real subprocess jobs on the code path a Slurm task runs.
+"""helpers.core.cluster through submitit's local executor: real subprocess jobs on the code path a Slurm task runs.
 
 A job sent the time-limit signal mid-run is requeued and ends with an uninterrupted run's history; a failing
 job is named with its log's tail while the others finish; runs in the store are not submitted; bad input is
@@ -16,11 +16,12 @@ import pytest
 import torch
 
 import helpers as h
-from helpers import bench, cli, cluster
-from helpers.cluster import ClusterSettings
-from helpers.data import data_identity
-from helpers.runs import run_id
-from helpers.sweep import SweepError
+from helpers.tools import bench, cli
+from helpers.core import cluster
+from helpers.core.cluster import ClusterSettings
+from helpers.core.data import data_identity
+from helpers.core.runs import run_id
+from helpers.core.sweep import SweepError
 
 COMPARE = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
 TINY = dict(profile="smoke", train_size=100, test_size=20, batch_size=50)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import helpers as h
-from helpers.config import ConfigError
+from helpers.core import config as config_mod
+from helpers.core.config import ConfigError
 
 
 def test_profiles_fill_defaults_and_full_is_the_report_protocol():
@@ -69,9 +70,9 @@ def test_make_reports_auto_profile_is_full_with_cuda_and_quick_without(monkeypat
 
 
 def test_run_id_ignores_profile_and_device_but_not_results_fields():
-    from helpers.runs import run_id
+    from helpers.core.runs import run_id
     a = h.make_config(profile="quick", epochs=5)
-    quick = h.config.PROFILE_DEFAULTS["quick"]
+    quick = config_mod.PROFILE_DEFAULTS["quick"]
     b = h.make_config(profile="full", epochs=5, train_size=quick["train_size"], test_size=quick["test_size"],
                       device="cpu")
     assert run_id(a.identity(), {}) == run_id(b.identity(), {})
@@ -88,7 +89,7 @@ def test_fast_recipe_brings_its_schedule_unless_overridden():
     d = h.make_config(profile="full", recipe="fast", epochs=10, lr=0.05, label_smoothing=0.0)
     assert (d.epochs, d.lr, d.label_smoothing) == (10, 0.05, 0.0)
     q = h.make_config(profile="quick", recipe="fast", data_dir="/f")  # quick's own peak LR, chosen on validation
-    assert (q.epochs, q.lr, c.lr) == (10, h.config.FAST_LR["quick"], 0.2)
+    assert (q.epochs, q.lr, c.lr) == (10, config_mod.FAST_LR["quick"], 0.2)
     assert h.make_config(profile="quick", recipe="fast", data_dir="/f", lr=0.3).lr == 0.3
 
 

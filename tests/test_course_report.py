@@ -12,10 +12,10 @@ from PIL import Image
 from torchvision import transforms as T
 
 import helpers as h
-from helpers.data import DataError, _list_folder, cache_dir, load_official
-from helpers.reference.__main__ import main as reference_main
-from helpers.report import course
-from helpers.results import REPORT_CAM, REPORT_PROTOCOL, REPORT_STEPS_PER_EPOCH
+from helpers.core.data import DataError, _list_folder, cache_dir, load_official
+from helpers.tools.reference.__main__ import main as reference_main
+from helpers.tools.report import course
+from helpers.notebook.results import REPORT_CAM, REPORT_PROTOCOL, REPORT_STEPS_PER_EPOCH
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "course-report.md"
@@ -25,7 +25,7 @@ FOLDER = os.environ.get("CIFAR10_DIR") or str(ROOT.parent / "shared" / "data" / 
 
 def test_the_committed_page_is_the_rendering_of_the_reference():
     text = PAGE.read_text()
-    assert text == course.render_page(text), "run: python -m helpers.reference readme"
+    assert text == course.render_page(text), "run: python -m helpers.tools.reference readme"
 
 
 def test_a_page_without_a_block_names_the_missing_markers(tmp_path, capsys):
@@ -141,7 +141,7 @@ def test_the_same_index_in_a_class_folder_copy_is_an_airplane():
 
 
 def test_the_readme_verdicts_judge_the_full_scale_reference_against_each_of_the_reports_figures(tmp_path):
-    from helpers.report import readme
+    from helpers.tools.report import readme
 
     def verdicts(root) -> dict:
         rows = readme.results_table(root).split("| claim |")[1].splitlines()[2:]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import runs as store
+from helpers.core import runs as store
 
 COMPARE = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
 EPOCHS = 4
@@ -31,7 +31,7 @@ WRITE_PAUSE_S = 0.1
 ZYGOTE = textwrap.dedent("""
     import json, os, sys, traceback
     import torch
-    import helpers.train as train  # imported once; each attempt below is a fork of this process
+    import helpers.core.train as train  # imported once; each attempt below is a fork of this process
     torch.set_num_threads(1)  # the uninterrupted run and every attempt alike
     config = json.loads(sys.argv[1])
     for line in sys.stdin:

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 import helpers as h
-from helpers.data import DataError, balanced_subset, load_folder, make_synthetic
+from helpers.core.data import DataError, balanced_subset, load_folder, make_synthetic
 
 
 def _write_folder(root, per_class=(3, 2), ext="png", size=32):

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 import helpers as h  # noqa: E402
-from helpers import faster  # noqa: E402
-from helpers import results as R  # noqa: E402
+from helpers.notebook import faster  # noqa: E402
+from helpers.notebook import results as R  # noqa: E402
 from fakes import seeds, text  # noqa: E402
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import lab
-from helpers.data import HOW_TO_PROVIDE
+from helpers.tools import lab
+from helpers.core.data import HOW_TO_PROVIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,4 +68,4 @@ def test_make_lab_runs_the_launcher_on_the_port_given():
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under make test
     out = subprocess.run(["make", "--no-print-directory", "-n", "lab", "PORT=9999", "LAB_ARGS=--no-browser"],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out[-1] == ".venv/bin/python -m helpers.lab --port 9999 --no-browser"
+    assert out[-1] == ".venv/bin/python -m helpers.tools.lab --port 9999 --no-browser"

@@ -5,8 +5,8 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from helpers.data import HOW_TO_PROVIDE, DataError, check_data
-from helpers.report.build import main as report_main
+from helpers.core.data import HOW_TO_PROVIDE, DataError, check_data
+from helpers.tools.report.build import main as report_main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import helpers as h
-from helpers import results as R
+from helpers.notebook import results as R
 from fakes import seeds, text
 
 CFG = h.make_config("quick", data_dir="/f", recipe="normalize")

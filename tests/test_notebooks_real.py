@@ -12,6 +12,7 @@ import papermill as pm
 import pytest
 
 import helpers as h
+from helpers.core import config as config_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -39,7 +40,7 @@ def test_parameters_cell_is_first_tagged_and_typed(name):
     params = {p["name"]: p for p in pm.inspect_notebook(str(NOTEBOOKS / name)).values()}
     assert {"profile", "epochs", "lr", "train_size", "test_size", "seed", "seeds", "data_dir", "device"} <= set(params)
     assert all(p["inferred_type_name"] != "None" and p["help"] for p in params.values()), params
-    assert set(params) - {"fix_lr", "seeds"} <= set(h.config.FIELDS)  # the Config's names, plus seeds and 03's fix_lr
+    assert set(params) - {"fix_lr", "seeds"} <= set(config_mod.FIELDS)  # the Config's names, plus seeds and 03's fix_lr
     assert params["seeds"]["default"] == "None" and "Optional[int]" in params["seeds"]["inferred_type_name"]
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks cleared"
 

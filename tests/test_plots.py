@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import helpers as h  # noqa: E402
-from helpers import plots  # noqa: E402
+from helpers.notebook import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 import helpers as h
-from helpers import cli
-from helpers import data as data_mod
-from helpers.data import data_identity
-from helpers.project import portable_path, project_root
-from helpers.runs import run_id
+from helpers.tools import cli
+from helpers.core import data as data_mod
+from helpers.core.data import data_identity
+from helpers.core.project import portable_path, project_root
+from helpers.core.runs import run_id
 
 ONE_PER_CLASS = {"train": 1, "test": 1}
 
@@ -80,7 +80,7 @@ def test_commit_is_the_projects_own_or_unknown(tmp_path):
     subprocess.run([*git, "init", "-q"], cwd=outer, check=True)
     subprocess.run([*git, "add", "-A"], cwd=outer, check=True)
     subprocess.run([*git, "commit", "-qm", "outer"], cwd=outer, check=True)
-    probe = "from helpers.project import project_commit; print(project_commit())"
+    probe = "from helpers.core.project import project_commit; print(project_commit())"
     env = {**os.environ, "PYTHONPATH": str(inner)}
     out = subprocess.run([sys.executable, "-c", probe], cwd=inner, env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "unknown", out.stderr

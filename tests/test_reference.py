@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 import helpers as h
-from helpers import reference as ref
-from helpers.cli import _parse_value
-from helpers.config import make_config
-from helpers.reference.__main__ import main as reference_main
-from helpers.report import readme
-from helpers.runs import run_id
+from helpers.tools import reference as ref
+from helpers.tools.cli import _parse_value
+from helpers.core.config import make_config
+from helpers.tools.reference.__main__ import main as reference_main
+from helpers.tools.report import readme
+from helpers.core.runs import run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ROOT / "report" / "reference" / "full"
@@ -63,7 +63,7 @@ def test_the_committed_reference_is_small_described_and_names_its_experiments(pr
     assert block.strip() == ref.runs_table(folder).strip()  # the table is the rendering of the runs' own files
     for row in runs.itertuples():
         line = next(line for line in block.splitlines() if f"`{row.folder}`" in line)
-        assert f"python -m helpers.cli train --profile {profile}" in line and row.commit in line and row.date in line
+        assert f"python -m helpers.tools.cli train --profile {profile}" in line and row.commit in line and row.date in line
 
 
 def test_normalize_runs_are_scored_with_normalize_in_test_and_without_in_raw():
@@ -263,7 +263,7 @@ def test_the_committed_readme_table_is_the_rendering_of_the_reference():
     if readme.START not in text:
         pytest.skip("README.md has no results-table markers yet")
     block = text.split(readme.START)[1].split(readme.END)[0]
-    assert block.strip() == readme.results_table().strip(), "run: python -m helpers.reference readme"
+    assert block.strip() == readme.results_table().strip(), "run: python -m helpers.tools.reference readme"
 
 
 def test_make_reference_writes_the_profile_then_the_readme_and_clean_report_keeps_it():
@@ -271,7 +271,7 @@ def test_make_reference_writes_the_profile_then_the_readme_and_clean_report_keep
         pytest.skip("make is not installed")
     out = subprocess.run(["make", "-n", "reference", "PROFILE=quick", "ADD=1"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
-    assert "-m helpers.reference write quick --add" in out and "-m helpers.reference readme" in out
+    assert "-m helpers.tools.reference write quick --add" in out and "-m helpers.tools.reference readme" in out
     clean = subprocess.run(["make", "-n", "clean-report"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "! -name reference" in clean
 
@@ -309,4 +309,4 @@ def test_the_detail_tables_give_each_seed_and_both_evaluations_of_a_normalizing_
 def test_the_committed_results_page_is_the_rendering_of_the_reference():
     text = (ROOT / "docs" / "results.md").read_text()
     block = text.split(readme.DETAIL_START)[1].split(readme.DETAIL_END)[0]
-    assert block.strip() == readme.detail_block().strip(), "run: python -m helpers.reference readme"
+    assert block.strip() == readme.detail_block().strip(), "run: python -m helpers.tools.reference readme"

@@ -18,9 +18,10 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from helpers import report as rp
-from helpers.config import ConfigError, experiment_name, make_config
-from helpers.data import DataError
+from helpers.tools import report as rp
+from helpers.core.config import ConfigError, experiment_name, make_config
+from helpers.core.data import DataError
+from helpers.notebook import results as results_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -221,7 +222,7 @@ def test_the_summary_has_one_row_per_experiment_the_notebooks_used(built):
         assert cells[4] == f"{metrics['final_test_acc']:.2f}% (n=1)"  # this build: one seed
     alpha = [td.get_text(" ", strip=True) for td in rows[0].find_all("td")]
     assert alpha[2] == "79.44%"  # recipe none, lr 0.1
-    reference = h.results.stored_spread("full", "none")  # alpha's experiment at full scale, from report/reference
+    reference = results_mod.stored_spread("full", "none")  # alpha's experiment at full scale, from report/reference
     assert alpha[3].startswith(f"{reference.format()}") and "NVIDIA H200" in alpha[3]
     beta = [td.get_text(" ", strip=True) for td in rows[1].find_all("td")]
     assert beta[3] == "—"  # crop at lr 0.05: no full-scale reference run
@@ -263,8 +264,8 @@ def test_a_failing_notebook_stops_the_run_naming_it_and_the_cell(tmp_path):
 def test_a_run_another_process_is_training_is_waited_for(notebooks, tmp_path, monkeypatch):
     import sys
     import helpers as h
-    from helpers.data import data_identity
-    from helpers.runs import run_id
+    from helpers.core.data import data_identity
+    from helpers.core.runs import run_id
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("RUN_LOCK_WAIT", raising=False)
     cfg = h.make_config(profile="smoke", epochs=2, train_size=200, test_size=100)  # alpha's run
@@ -454,7 +455,7 @@ def test_make_report_passes_profile_parameters_and_files_through():
     out = subprocess.run(["make", "-n", "report", "PROFILE=quick", "EPOCHS=5", "FIX_LR=0.4", "PARAMS=my.yaml",
                           "SET=seed=1 data_dir=synthetic", "REPORT_DIR=/tmp/r", "RERUN=1"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    line = next(line for line in out.splitlines() if "-m helpers.report" in line).split()
+    line = next(line for line in out.splitlines() if "-m helpers.tools.report" in line).split()
     assert line[line.index("--profile") + 1] == "quick" and line[line.index("--out") + 1] == "/tmp/r"
     sets = [line[i + 1] for i, word in enumerate(line) if word == "--set"]
     assert sets == ["epochs=5", "fix_lr=0.4", "seed=1", "data_dir=synthetic"]
@@ -501,9 +502,9 @@ def test_a_relative_data_folder_keeps_its_meaning_in_the_notebooks_folder(tmp_pa
 
 
 def test_the_landing_page_judges_a_comparable_row_by_the_notebooks_rule(monkeypatch):
-    from helpers import results
-    from helpers.report import landing
-    from helpers.stats import spread, verdict_frame
+    from helpers.notebook import results
+    from helpers.tools.report import landing
+    from helpers.core.stats import spread, verdict_frame
     monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
     def row(values, report=79.44):
         s = spread(values)
@@ -522,9 +523,9 @@ def test_the_landing_page_judges_a_comparable_row_by_the_notebooks_rule(monkeypa
 
 
 def test_the_landing_page_shows_the_verdict_table_of_the_rows_that_compare(tmp_path, monkeypatch):
-    from helpers import results
-    from helpers.report import landing
-    from helpers.stats import spread, verdict_frame
+    from helpers.notebook import results
+    from helpers.tools.report import landing
+    from helpers.core.stats import spread, verdict_frame
     monkeypatch.setattr(results, "reference_sd", lambda profile, experiments: results.Reference(profile, 0.5, 3, dof=6))
     s = spread([70.0, 70.5, 71.0])
     row = {"experiment": "no augmentation, lr 0.1", "name": "none", "runs": ["abc", "abd", "abe"], "notebook": "01",

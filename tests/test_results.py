@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 import helpers as h
-from helpers import results as R
+from helpers.core import stats as stats_mod
+from helpers.notebook import results as R
 from fakes import fake_run, seeds, text
 
 FULL = h.make_config("full", data_dir="/f")
@@ -165,11 +166,11 @@ def test_reference_sd_of_full_borrows_the_quick_spread_only_when_its_own_is_unme
 
 def test_verdict_note_states_welch_and_names_the_reference_folder_when_it_is_used():
     welch = h.Verdict("c", "a", "b", h.judge([80.0, 81.0], [70.0, 71.0]))
-    assert text(h.verdict_note([welch])) == f"*Rule*: {h.stats.RULE}."
+    assert text(h.verdict_note([welch])) == f"*Rule*: {stats_mod.RULE}."
     ref = R.Reference("quick", 0.5, 3)
     single = h.Verdict("c", "a", "b", h.judge([80.0], [70.0], ref))
     note = text(h.verdict_note([welch, single], ref))
-    assert h.stats.RULE_REFERENCE in note and "`report/reference/quick/`, pooled over 3 experiment(s)" in note
+    assert stats_mod.RULE_REFERENCE in note and "`report/reference/quick/`, pooled over 3 experiment(s)" in note
     assert "stand in" not in note and "no experiment here" not in note
     borrowed = R.Reference("full", 0.5, 3, measured_in="quick")
     note = text(h.verdict_note([h.Verdict("c", "a", "b", h.judge([80.0], [70.0], borrowed))], borrowed))

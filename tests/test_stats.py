@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from helpers.stats import (Verdict, compare, pooled_df, pooled_sd, spread, t_two_sided_p, verdict_frame, verdict_markdown,
+from helpers.core.stats import (Verdict, compare, pooled_df, pooled_sd, spread, t_two_sided_p, verdict_frame, verdict_markdown,
                            welch_df)
 
 

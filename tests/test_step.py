@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import helpers as h
-from helpers.config import ConfigError
-from helpers.step import StaticStep, sgd_buffers, sgd_update
+from helpers.core.config import ConfigError
+from helpers.core.step import StaticStep, sgd_buffers, sgd_update
 
 COMPARE = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
 SMALL = dict(profile="smoke", train_size=300, test_size=100, epochs=3, batch_size=32, lr=0.02)  # 10 steps per epoch

@@ -16,12 +16,12 @@ import pytest
 import torch
 
 import helpers as h
-from helpers import runs as store
-from helpers import cluster, sweep
-from helpers import train as train_mod
-from helpers.data import data_identity
-from helpers.runs import run_id
-from helpers.sweep import SweepError, resolve_jobs
+from helpers.core import runs as store
+from helpers.core import cluster, sweep
+from helpers.core import train as train_mod
+from helpers.core.data import data_identity
+from helpers.core.runs import run_id
+from helpers.core.sweep import SweepError, resolve_jobs
 
 COMPARE = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
 TINY = dict(profile="smoke", train_size=200, test_size=50, epochs=2, batch_size=100)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import helpers as h
-from helpers import train as train_mod
-from helpers.runs import CorruptRunError, load_checkpoint
+from helpers.core import train as train_mod
+from helpers.core.runs import CorruptRunError, load_checkpoint
 
 COMPARE = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
 SMALL = dict(profile="smoke", train_size=600, test_size=200, epochs=3, batch_size=64)

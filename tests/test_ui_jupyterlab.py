@@ -80,7 +80,7 @@ def wait_for_server(proc, log: Path, pattern: str, timeout: float = 120) -> re.M
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """Start `python -m helpers.lab` (what `make lab` runs) on a busy port; yield (base URL, notebooks copy, log)."""
+    """Start `python -m helpers.tools.lab` (what `make lab` runs) on a busy port; yield (base URL, notebooks copy, log)."""
     home = tmp_path_factory.mktemp("lab")
     notebooks = home / "notebooks"
     notebooks.mkdir()
@@ -100,7 +100,7 @@ def lab(tmp_path_factory):
     log = home / "lab.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "helpers.lab", "--port", str(port), "--notebooks", str(notebooks),
+            [sys.executable, "-m", "helpers.tools.lab", "--port", str(port), "--notebooks", str(notebooks),
              "--no-browser", f"--IdentityProvider.token={TOKEN}", "--ServerApp.ip=127.0.0.1"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -1,0 +1,187 @@
+"""Train several runs: one at a time in this process on the CPU (two at once on 2 cores slowed each by more
+than 2x); on CUDA, where one run leaves the GPU mostly idle (docs/gpu.md), several at once, each in its own
+process, as submitit local jobs (helpers.core.cluster, which also sends runs to Slurm). Runs already finished in the
+store are loaded, never trained or sent again."""
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import runs as store
+from .config import Config, ConfigError
+from .data import DataError, data_identity
+from .runs import CorruptRunError, Run, RunLockedError, StoreFullError
+
+RUN_GPU_BYTES = 8 * 2**30  # GPU memory set aside per concurrent run by default (docs/gpu.md: how it was sized)
+LOG_TAIL = 12              # lines of a failed run's log quoted in its error
+LOCK_WAIT_S = 24 * 3600    # longest wait for a run another process trains, in seconds ($RUN_LOCK_WAIT overrides)
+EXPECTED = (ConfigError, DataError, CorruptRunError, StoreFullError)
+
+
+class SweepError(RuntimeError):
+    """One or more runs failed (the others finished); `failures` lists each with its config and log."""
+
+    def __init__(self, failures: list[Failure], total: int):
+        self.failures = failures
+        lines = [f"{len(failures)} of {total} run(s) failed; the others finished:"]
+        for f in failures:
+            lines += [f"- {f.label} failed: {f.message}", f"  config: {json.dumps(f.config, sort_keys=True)}"]
+            lines += [f"  | {t}" for t in f.log_tail]
+        super().__init__("\n".join(lines))
+
+    @property
+    def expected(self) -> bool:
+        """Return whether every failure is an expected kind (bad config, missing data, corrupt run)."""
+        return all(f.expected for f in self.failures)
+
+
+@dataclass
+class Failure:
+    """A run that failed: its label, config, one-line reason and the last lines of its log."""
+    label: str
+    config: dict
+    message: str
+    log_tail: list = field(default_factory=list)
+    expected: bool = False
+
+
+def record_failure(failures: list, say, label: str, cfg: Config, message: str, tail=(), expected=False, log=None):
+    """Add a failure to `failures` and name it in the progress, with the last lines of its `log` if given."""
+    failures.append(Failure(label, cfg.to_dict(), message, list(tail), expected))
+    say(f"{label} FAILED: {message}")
+    if log is not None:
+        say(f"{label} last lines of its log ({log}):")
+        for t in tail:
+            say(f"{label}   | {t}")
+
+
+def run_label(cfg: Config, rid: str | None = None) -> str:
+    """Return the prefix naming a run in progress lines: `[id recipe seed N]`."""
+    return f"[{rid or '?' * 12} {cfg.recipe} seed {cfg.seed}]"
+
+
+def done_line(label: str, run: Run, how: str) -> str:
+    """Return the status line of a finished run: how it came (loaded, finished) and its accuracies."""
+    return f"{label} {how}: final test acc {run.final_acc:.2f}%, best {run.best_acc:.2f}%"
+
+
+def config_run_id(cfg: Config, identities: dict | None = None) -> str:
+    """Return a config's run id; `identities` caches data identities across calls (raises DataError if missing)."""
+    key = (cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
+    identities = {} if identities is None else identities
+    if key not in identities:
+        identities[key] = data_identity(*key)
+    return store.run_id(cfg.identity(), identities[key])
+
+
+def resolve_jobs(jobs: int | None, pending: int, cuda: bool, free_bytes: int | None = None,
+                 cpus: int | None = None) -> int:
+    """Return runs at once: `jobs`, else $RUN_JOBS, else 1 on CPU, on CUDA all up to RUN_GPU_BYTES each and cores."""
+    text = os.environ.get("RUN_JOBS", "").strip()
+    if jobs is None and text:
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"parameter 'RUN_JOBS' (environment) = {text!r} is invalid; valid: a positive integer")
+        jobs = int(text)
+    if jobs is None and cuda and pending > 1:
+        import torch
+        free = torch.cuda.mem_get_info()[0] if free_bytes is None else free_bytes
+        jobs = max(1, min(pending, free // RUN_GPU_BYTES, (os.cpu_count() or 1) if cpus is None else cpus))
+    jobs = 1 if jobs is None else jobs
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"parameter 'jobs' = {jobs!r} is invalid; valid: None or a positive integer")
+    return jobs
+
+
+def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, jobs: int | None = None,
+               executor=None, wait: bool = True) -> list[Run] | None:
+    """Return the finished run of every config, in order: loaded from the store, resumed or trained.
+
+    On the CPU one run trains at a time, here; on CUDA, or with `jobs` > 1, `jobs` at once in processes of their
+    own (default on CUDA: resolve_jobs; $RUN_JOBS overrides). `executor` ('slurm', 'local' or a submitit executor)
+    sends one job per run; with it, `wait=False` returns None once they are submitted. Duplicate configs train
+    once. A failing run is named in the progress; the others finish; then SweepError lists every one."""
+    from .train import resolve_device
+    configs = list(configs)
+    for c in configs:
+        if not isinstance(c, Config):
+            raise ConfigError(f"parameter 'configs' holds {c!r}; valid: a list of Config (make_config, with_seeds)")
+    from . import cluster
+    root = store.runs_root(runs_dir).resolve()
+    executor = None if executor is None else cluster.resolve_executor(executor, root)
+    say = (lambda text: print(text, flush=True)) if progress else (lambda text: None)
+    failures: list[Failure] = []
+    ids, pending, done = plan(configs, root, say, failures, check_device=executor is None)
+    at_once = threads = None
+    if executor is None and pending:
+        cuda = any(resolve_device(c.device).type == "cuda" for _, c in pending)
+        at_once = resolve_jobs(jobs, len(pending), cuda)
+        if at_once > 1:
+            # On CUDA the CPU only launches kernels, so the runs share its cores. On the CPU every run keeps
+            # the default thread count: CPU kernels sum in another order with other thread counts, and a run
+            # must give the same history whether it trains in its own process or in this one.
+            threads = max(1, (os.cpu_count() or 1) // at_once) if cuda else None
+            executor = cluster.local_executor(root, cuda)
+    if executor is None:
+        for rid, c in pending:
+            _train_here(rid, c, root, say, done, failures)
+    elif pending:
+        cluster.run_jobs(pending, executor, root, say, done, failures, at_once, threads, wait)
+    if failures:
+        raise SweepError(failures, len(configs))
+    if not wait:
+        return None
+    return [done[rid] for rid in ids]
+
+
+def plan(configs: list[Config], root, say, failures: list, check_device: bool = True):
+    """Return every config's run id (None: failed), the (id, config) pairs to train and the stored runs, loaded."""
+    from .train import resolve_device
+    ids, first, done, identities = [], {}, {}, {}
+    for c in configs:
+        try:
+            if check_device:  # on a cluster the device is the compute node's
+                resolve_device(c.device)  # a run asking for absent CUDA fails here, named, before any work
+            ids.append(config_run_id(c, identities))
+            first.setdefault(ids[-1], c)
+        except EXPECTED as e:
+            record_failure(failures, say, run_label(c), c, f"{type(e).__name__}: {e}", expected=True)
+            ids.append(None)
+    pending = []
+    for rid, c in first.items():
+        if not store.is_complete(root / rid):
+            pending.append((rid, c))
+            continue
+        try:
+            done[rid] = store.load_run(root / rid)
+            say(done_line(run_label(c, rid), done[rid], "loaded from the store"))
+        except CorruptRunError as e:
+            record_failure(failures, say, run_label(c, rid), c, f"CorruptRunError: {e}", expected=True)
+    return ids, pending, done
+
+
+def train_one(cfg: Config, rid: str, root, say) -> Run:
+    """Return a run trained, resumed or loaded here; wait while another process holds it ($RUN_LOCK_WAIT)."""
+    from .train import train_run
+    label = run_label(cfg, rid)
+    while True:
+        try:
+            return train_run(cfg, progress=False, runs_dir=root, on_epoch=lambda row: say(
+                f"{label} epoch {int(row['epoch']):>3}/{cfg.epochs}  train acc {row['train_acc']:5.1f}%  "
+                f"test acc {row['test_acc']:5.1f}%  {row['seconds']:.1f}s"))
+        except RunLockedError:
+            say(f"{label} is being trained by another process; waiting for it")
+            store.wait_unlocked(Path(root) / rid, store.lock_wait_s() or LOCK_WAIT_S)
+
+
+def _train_here(rid, cfg, root, say, done, failures):
+    """Train one pending run in this process into `done`; a failure goes to `failures`."""
+    try:
+        done[rid] = train_one(cfg, rid, root, say)
+        say(done_line(run_label(cfg, rid), done[rid], "finished"))
+    except Exception as e:  # noqa: BLE001 - the other runs go on; the error names this one
+        tail = traceback.format_exc().strip().splitlines()[-LOG_TAIL:]
+        record_failure(failures, say, run_label(cfg, rid), cfg, f"{type(e).__name__}: {e}", tail,
+                       expected=isinstance(e, EXPECTED))

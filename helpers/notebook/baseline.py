@@ -1,0 +1,78 @@
+"""Notebook 01's tables and verdicts: stage shapes, the baseline's accuracy across seeds, classes, checkpoints."""
+from __future__ import annotations
+
+import pandas as pd
+from IPython.display import Markdown
+
+from helpers.core.config import Config, scaled_report_epochs
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, is_comparable,
+                      judged, md, report_side)
+from helpers.core.stats import Verdict, spread
+
+
+def stage_table(shapes_by_stem: dict) -> pd.DataFrame:
+    """Return a table of each stage's output shape (C×H×W) per stem."""
+    first = next(iter(shapes_by_stem.values()))
+    return pd.DataFrame({"stage": [stage for stage, _ in first],
+                         **{f"{stem} stem": ["×".join(map(str, shape)) for _, shape in shapes]
+                            for stem, shapes in shapes_by_stem.items()}})
+
+
+def stage_note(shapes_by_stem: dict) -> Markdown:
+    """Return what the layer4 shapes mean for a CAM on that layer, read from the measured shapes."""
+    lines = []
+    for stem, shapes in shapes_by_stem.items():
+        c, hh, ww = dict(shapes)["layer4"]
+        lines.append(f"- **{stem} stem**: layer4 is {c}×{hh}×{ww}, " + (
+            "a single spatial position: a CAM on it is uniform and cannot say *where* the evidence is." if hh * ww == 1
+            else f"{hh * ww} positions: a coarse but real map for a CAM to show."))
+    return md("\n".join(lines))
+
+
+def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
+    """Return the report's test accuracy and the measured final/best test and final train accuracy across seeds
+    (mean ± sd, n); one row per seed if asked."""
+    runs = _as_list(runs)
+    groups = [("all seeds", runs)] + ([(f"seed {r.config.get('seed')}", [r]) for r in runs] if per_seed else [])
+    return pd.DataFrame([{"runs": label, "report test acc (%)": REPORT_TEST_ACC["none"] if rs is runs else None,
+                          "final test acc (%)": final_spread(rs),
+                          "best test acc (%)": spread(r.best_acc for r in rs),
+                          "final train acc (%)": column_spread(rs, "train_acc")} for label, rs in groups])
+
+
+def baseline_verdicts(runs, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return notebook 01's verdicts: the final test accuracy against the best epoch's, against the training accuracy
+    (overfitting), and against the report's where the profile compares with it."""
+    runs = _as_list(runs)
+    final = final_spread(runs)
+    return judged([("the last epoch is as good as the best one", "last epoch", final, "best epoch",
+                    spread(r.best_acc for r in runs)),
+                   ("training accuracy exceeds test accuracy (overfitting)", "train", column_spread(runs, "train_acc"),
+                    "test", final),
+                   ("the baseline's test accuracy matches the report's", "measured", final, "the report",
+                    report_side(REPORT_TEST_ACC["none"], is_comparable(cfg)))], ref)
+
+
+def per_class_note(metrics: dict) -> Markdown:
+    """Return the best and worst classes and the most frequent confusion, read from the metrics."""
+    acc, cm = metrics["per_class_acc"], metrics["confusion"]
+    classes, ranked = list(acc), sorted(acc, key=acc.get)
+    n, i, j = max((cm[i][j], i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j)
+    return md(f"Best class: **{ranked[-1]}** ({acc[ranked[-1]]:.2f}%); worst: **{ranked[0]}** "
+              f"({acc[ranked[0]]:.2f}%); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
+              f"The most frequent mistake is a true **{classes[i]}** predicted as **{classes[j]}** "
+              f"({n} of {sum(cm[i])} test images of that class).")
+
+
+def checkpoints_table(run, cfg: Config) -> pd.DataFrame:
+    """Return the report's CAM epochs, this profile's stand-in epochs and whether their weights are stored."""
+    acc, rows = run.history.set_index("epoch")["test_acc"], []
+    for report_epoch, epoch in scaled_report_epochs(cfg).items():
+        try:
+            file = run.checkpoint_path(epoch).name
+        except ValueError:
+            file = ""
+        rows.append({"report's epoch": report_epoch, "this profile's epoch": epoch,
+                     "test acc at that epoch (%)": float(acc.get(epoch, float("nan"))), "weights stored": bool(file),
+                     "file": file})
+    return pd.DataFrame(rows)

@@ -1,0 +1,91 @@
+"""The `fast` recipe against the report's protocol: accuracy per epoch and per minute, and the verdicts.
+
+The fast run's per-epoch curve is on a validation split of the training set, so nothing about its schedule was chosen
+on the test set, which it scores once, at the end. Both experiments run over the same seeds.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from helpers.core.config import Config
+from .plots import draw_mean_band, stack_column
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, is_comparable, judged, report_side,
+                      seed_columns)
+from helpers.core.stats import Verdict, spread
+
+REPORT_BEST = max(v for v in REPORT_TEST_ACC.values() if v is not None)  # the crop run, 83.98%
+TEST = "test acc (%)"
+
+
+def default_validation(cfg_train_size: int | None) -> int:
+    """Return the validation hold-out for a training-set size: a tenth, at least 100 images."""
+    return max(100, (cfg_train_size or 50_000) // 10)
+
+
+def heldout_acc(run) -> float:
+    """Return the run's test accuracy: its held-out test score when its curve is on a validation split."""
+    return float(run.metrics["heldout_test_acc"]) if run.metrics.get("eval_set") == "validation" else run.final_acc
+
+
+LABELS = ("report protocol (crop, StepLR)", "fast (crop+flip, OneCycle)")
+
+
+def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = False) -> pd.DataFrame:
+    """Return one row per experiment: schedule, epochs, minutes and accuracies (mean ± sd, n), and when the
+    mean curve first reached the target; each seed's test accuracy if asked."""
+    rows = []
+    for label, runs in zip(LABELS, (reference, fast)):
+        runs = _as_list(runs)
+        c = runs[0].config
+        validation = runs[0].metrics.get("eval_set") == "validation"
+        mean = pd.concat(r.history for r in runs).groupby("epoch")[["test_acc", "seconds"]].mean()
+        hits = mean.index[mean["test_acc"] >= target]
+        epoch = int(hits[0]) if len(hits) else None
+        minutes = None if epoch is None else float(mean.loc[:epoch, "seconds"].sum() / 60)
+        rows.append({"run": label, "schedule": c.get("schedule", "step"), "epochs": len(runs[0].history),
+                     "minutes": spread(r.history["seconds"].sum() / 60 for r in runs),
+                     "per-epoch curve on": "validation split" if validation else "test set",
+                     "final curve acc (%)": spread(r.final_acc for r in runs),
+                     TEST: spread(heldout_acc(r) for r in runs),
+                     f"mean curve: first epoch ≥ {target:.2f}%": epoch, "minutes to it": minutes})
+    df = pd.DataFrame(rows)
+    if per_seed:
+        df = seed_columns(df, dict(zip(LABELS, (reference, fast))), "run", value=heldout_acc,
+                          name="seed {seed} test (%)")
+    return df
+
+
+def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
+    """Draw accuracy per epoch and per minute for both experiments (mean, min–max band), target marked;
+    return the Figure."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    fig = axes[0].figure
+    curves = (("report protocol (test)", reference, "tab:green"), ("fast (validation)", fast, "tab:red"))
+    for label, runs, color in curves:
+        histories = [r.history for r in _as_list(runs)]
+        epochs, ys = stack_column(histories, "test_acc")
+        minutes = stack_column(histories, "seconds")[1].cumsum(axis=1).mean(axis=0) / 60
+        name = label if len(histories) == 1 else f"{label}, mean of {len(histories)}"
+        draw_mean_band(axes[0], epochs, ys, color, name, marker=".")
+        draw_mean_band(axes[1], minutes, ys, color, name, marker=".")
+    for ax, xlabel in zip(axes, ("epoch", "minutes of training (this machine)")):
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"report's best, {target:.2f}%")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("Accuracy per epoch (band: min–max over seeds)")
+    axes[1].set_title("Accuracy per minute of training")
+    return fig
+
+
+def speed_verdicts(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERENCE,
+                   target: float = REPORT_BEST) -> list[Verdict]:
+    """Return notebook 05's verdicts: the fast recipe's test accuracy against the protocol's, and against the report's
+    best figure where the profile (`cfg`, the protocol's config) compares with the report."""
+    protocol, fast = table.iloc[0][TEST], table.iloc[1][TEST]
+    return judged([("the fast recipe is as accurate as the report's protocol", "fast", fast, "protocol", protocol),
+                   ("the fast recipe reaches the report's best figure", "fast", fast, "the report",
+                    report_side(target, is_comparable(cfg)))], ref)

@@ -1,0 +1,196 @@
+"""Notebook 03's measurements, tables and verdicts: the normalization failure across seeds, and at full scale.
+
+Each normalizing run is scored with and without Normalize at test time (history's test_* and raw_test_* columns),
+so every setting of the study is read from the run store, one value per seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+from IPython.display import Markdown
+
+from helpers.core.config import Config, experiment_name, make_config
+from helpers.core.recipes import eval_batch, get_recipe
+from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_READING, REPORT_STD, REPORT_TEST_ACC,
+                      Reference, _as_list, column_spread, final_spread, is_comparable, judged, md, report_side)
+from helpers.core.stats import Spread, Verdict, spread
+
+
+def channel_stats_table(mean, std) -> pd.DataFrame:
+    """Return measured per-channel mean/std beside the report's constants, with the differences."""
+    df = pd.DataFrame({"channel": list("RGB"), "measured mean": mean, "report mean": REPORT_MEAN, "measured std": std,
+                       "report std": REPORT_STD})
+    return df.assign(**{"mean diff": df["measured mean"] - df["report mean"],
+                        "std diff": df["measured std"] - df["report std"]})
+
+
+def channel_stats_note(table: pd.DataFrame, n_images: int, source: str, tolerance: float = 0.01) -> Markdown:
+    """Return whether the report's constants fit the measured statistics, within `tolerance`."""
+    worst = max(table["mean diff"].abs().max(), table["std diff"].abs().max())
+    return md(f"Measured on {n_images:,} training images ({source} data): the largest difference from the report's "
+              f"constants is {worst:.4f} (pixel scale 0–1), " + (
+                  f"within {tolerance}: **the constants are right**, so the numbers cannot explain a collapse."
+                  if worst <= tolerance else f"more than {tolerance}: the constants **do not fit** these images."))
+
+
+def input_ranges(x) -> pd.DataFrame:
+    """Return mean, std, min and max of uint8 images as the network receives them, without and with Normalize."""
+    rec = get_recipe("normalize")
+    rows = []
+    for label, normalize in (("ToTensor only (values 0–1)", False), ("ToTensor + Normalize", True)):
+        v = eval_batch(rec, x, normalize=normalize)
+        rows.append({"test-time transform": label, "mean": v.mean().item(), "std": v.std().item(),
+                     "min": v.min().item(), "max": v.max().item()})
+    return pd.DataFrame(rows)
+
+
+def evaluation_table(results: dict) -> pd.DataFrame:
+    """Return one row per labelled `evaluate` result: its test loss and accuracy."""
+    return pd.DataFrame([{"evaluation": label, "test loss": r["loss"], "test acc (%)": r["acc"]}
+                         for label, r in results.items()])
+
+
+def raw_history(run) -> pd.DataFrame:
+    """Return the run's history with test_loss/test_acc from its test images without Normalize (raw_test_*)."""
+    h = run.history
+    if "raw_test_acc" not in h:
+        raise ValueError(f"run {run.id} (recipe {run.config['recipe']!r}) has no evaluation without Normalize: "
+                         "only normalizing recipes record one")
+    return h.assign(test_loss=h["raw_test_loss"], test_acc=h["raw_test_acc"])
+
+
+def scored(run, normalize: bool) -> float:
+    """Return a normalizing run's final test accuracy with (normalize=True) or without Normalize at test time."""
+    return run.final_acc if normalize else float(raw_history(run)["test_acc"].iloc[-1])
+
+
+def scored_spread(runs, normalize: bool) -> Spread:
+    """Return the Spread over seeds of `scored`."""
+    return spread(scored(r, normalize) for r in _as_list(runs))
+
+
+@dataclasses.dataclass
+class NormalizationStudy:
+    """The measurements of notebook 03: accuracies (percent) and losses, one value per seed."""
+    baseline: Spread             # recipe none: final test accuracy
+    matched: Spread              # normalize-trained, tested WITH normalization (correct pipeline)
+    mismatched: Spread           # same weights, tested WITHOUT normalization (the report's setup)
+    train_loss: Spread           # normalize-trained, final training loss
+    fix_lr: float                # the report's "fix"
+    fix_mismatched: Spread       # lr fix_lr, tested without normalization (the report's fixed setup)
+    fix_matched: Spread          # same weights, tested with normalization
+    fix_train_loss: Spread
+    mismatch_eval_acc: float | None = None   # first seed: a separate `evaluate` without normalization
+    mismatch_curve_acc: float | None = None  # first seed: the training loop's last score without normalization
+
+    @classmethod
+    def from_runs(cls, baseline, correct, fixed, mismatched_eval: dict | None = None) -> "NormalizationStudy":
+        """Return the study from the three experiments' runs (a run or a list of seeds' runs each).
+
+        `mismatched_eval`: an `evaluate` result of the first `correct` run without normalization, checked
+        against the training loop's own last score of that run.
+        """
+        correct, fixed = _as_list(correct), _as_list(fixed)
+        return cls(baseline=final_spread(baseline), matched=scored_spread(correct, True),
+                   mismatched=scored_spread(correct, False), train_loss=column_spread(correct, "train_loss"),
+                   fix_lr=float(fixed[0].config["lr"]), fix_mismatched=scored_spread(fixed, False),
+                   fix_matched=scored_spread(fixed, True), fix_train_loss=column_spread(fixed, "train_loss"),
+                   mismatch_eval_acc=None if mismatched_eval is None else float(mismatched_eval["acc"]),
+                   mismatch_curve_acc=scored(correct[0], False))
+
+
+def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
+    """Return one row per (training, test-time transform) setting, mean ± sd (n), with the report's figure."""
+    fix = REPORT_NORMALIZE["fix_test_acc"]
+    rows = [
+        ("none (baseline)", lr, "ToTensor", "ToTensor", None, s.baseline, REPORT_TEST_ACC["none"], ""),
+        ("normalize, correct pipeline", lr, "Normalize", "Normalize", s.train_loss, s.matched, None, ""),
+        ("normalize, test without Normalize", lr, "Normalize", "ToTensor", s.train_loss, s.mismatched,
+         REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
+        (f"normalize, lr {s.fix_lr}, test without Normalize", s.fix_lr, "Normalize", "ToTensor",
+         s.fix_train_loss, s.fix_mismatched, fix, REPORT_READING["fix"]),
+        (f"normalize, lr {s.fix_lr}, correct pipeline", s.fix_lr, "Normalize", "Normalize",
+         s.fix_train_loss, s.fix_matched, fix, REPORT_READING["fix"]),
+    ]
+    df = pd.DataFrame(rows, columns=["setting", "lr", "train transform", "test transform", "final train loss",
+                                     "measured test acc (%)", "report test acc (%)", "report's test transform"])
+    df["report test acc (%)"] = pd.to_numeric(df["report test acc (%)"], errors="coerce")
+    return df
+
+
+def experiments(lr: float, fix_lr: float, profile: str = "full") -> list[str]:
+    """Return the names of the study's experiments in a profile, whose reference spread judges single seeds."""
+    return [experiment_name(make_config(profile, recipe=r, lr=x, data_dir="synthetic"))
+            for r, x in (("none", lr), ("normalize", lr), ("normalize", fix_lr))]
+
+
+def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(()), comparable: bool = True) -> list:
+    """Return the verdicts on a study's four normalizing settings (a NormalizationStudy or FullScale) whose two sides
+    were both measured; the report's two figures are one-run sides where the runs compare with the report."""
+    fix_lr = study.fix_lr
+    m, w, fm, fw = (f"lr {x}, tested {t} Normalize" for x in (lr, fix_lr) for t in ("with", "without"))
+    report, report_fix = f"the report, lr {lr}", f"the report, lr {fix_lr}"
+    sides = {"none": baseline, m: study.matched, w: study.mismatched, fm: study.fix_matched, fw: study.fix_mismatched,
+             report: report_side(REPORT_NORMALIZE["test_acc"], comparable),
+             report_fix: report_side(REPORT_NORMALIZE["fix_test_acc"], comparable)}
+    claims = [("dropping Normalize at test time lowers accuracy (the mismatch)", w, m),
+              ("normalizing, done right, is as good as no normalization", m, "none"),
+              ("the mismatch gives the report's collapse", w, report),
+              (f"lr {fix_lr} improves the mismatched evaluation", fw, w),
+              (f"lr {fix_lr} repairs the mismatch: as good as the correct pipeline", fw, m),
+              (f"lr {fix_lr} is better in itself (correct pipeline)", fm, m),
+              (f"lr {fix_lr}, still mismatched, gives the report's fixed figure", fw, report_fix),
+              (f"hypothesis: the report tested its lr {fix_lr} run with Normalize", fm, report_fix)]
+    return judged([(c, a, sides[a], b, sides[b]) for c, a, b in claims], ref)
+
+
+def normalization_verdicts(s: NormalizationStudy, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return notebook 03's verdicts: the mismatch, normalization done right, the report's fix, and the report's figures
+    where the profile compares with the report."""
+    return _verdicts(s, cfg.lr, ref, s.baseline, is_comparable(cfg))
+
+
+# ---- at the report's scale: the full-scale reference runs ------------------------------------------
+
+@dataclasses.dataclass
+class FullScale:
+    """The full-scale reference runs of the study's normalizing settings (accuracy percent per seed)."""
+    matched: Spread          # lr, tested with Normalize
+    mismatched: Spread       # lr, tested without Normalize (the report's setup)
+    fix_matched: Spread      # fix_lr, tested with Normalize
+    fix_mismatched: Spread   # fix_lr, tested without Normalize
+    ref: Reference
+    lr: float = 0.1
+    fix_lr: float = 0.5
+
+    @classmethod
+    def load(cls, lr: float = 0.1, fix_lr: float = 0.5, profile: str = "full") -> "FullScale":
+        """Return the study's settings as stored in the profile's reference folder (empty Spreads where missing)."""
+        from .results import reference_sd, stored_spread
+        names = experiments(lr, fix_lr, profile)
+        return cls(*(stored_spread(profile, name, raw) for name in names[1:] for raw in (False, True)),
+                   ref=reference_sd(profile, names), lr=lr, fix_lr=fix_lr)
+
+    def settings(self) -> dict:
+        """Return {label: Spread} of the four settings."""
+        return {f"lr {self.lr}, tested with Normalize": self.matched,
+                f"lr {self.lr}, tested without Normalize": self.mismatched,
+                f"lr {self.fix_lr}, tested with Normalize": self.fix_matched,
+                f"lr {self.fix_lr}, tested without Normalize": self.fix_mismatched}
+
+
+def full_scale_verdicts(fs: FullScale) -> list[Verdict]:
+    """Return the study's verdicts at the report's scale, judged with the full-scale reference spread."""
+    return _verdicts(fs, fs.lr, fs.ref)
+
+
+def full_scale_table(fs: FullScale) -> pd.DataFrame:
+    """Return the full-scale reference's four settings (mean ± sd, n) beside the report's figures."""
+    fix = (REPORT_NORMALIZE["fix_test_acc"], REPORT_READING["fix"])
+    report = {f"lr {fs.lr}, tested without Normalize": (REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
+              f"lr {fs.fix_lr}, tested without Normalize": fix, f"lr {fs.fix_lr}, tested with Normalize": fix}
+    return pd.DataFrame([(setting, measured, *report.get(setting, (float("nan"), "")))
+                         for setting, measured in fs.settings().items()],
+                        columns=["setting (recipe normalize)", f"reference runs, {fs.ref.folder} (%)", "report (%)",
+                                 "report's test transform"])

@@ -1,4 +1,0 @@
-"""`python -m helpers.report`: see helpers/report/build.py."""
-from .build import main
-
-raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Reference runs kept inside the project: report/reference/<profile>/<run>/ holds a finished run's record.json and
+history.csv (never checkpoints), and each profile folder a README.md listing every run's command, device, commit and
+date. A record names its experiment, so the tables are `groupby`s over runs.records(<profile folder>).
+
+    python -m helpers.tools.reference write quick            # copy the run store's quick runs in (make reference)
+    python -m helpers.tools.reference readme                 # render README.md's table and the docs pages' from them
+    python -m helpers.tools.reference show full              # list a profile's runs
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.core.config import FIELDS, ConfigError, make_config
+from helpers.core.project import project_root
+from helpers.core.runs import RECORD, atomic_write_bytes, read_json, records, runs_root
+
+REFERENCE_DIR = project_root() / "report" / "reference"
+RUN_FILES = (RECORD, "history.csv")  # never checkpoints
+TABLE_START, TABLE_END = "<!-- runs-table:start -->", "<!-- runs-table:end -->"
+
+
+class ReferenceMissingError(FileNotFoundError):
+    """A profile has no reference folder."""
+
+
+def shown(path) -> str:
+    """Return a folder relative to the project when it is inside it (no machine path in messages)."""
+    try:
+        return str(Path(path).resolve().relative_to(project_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def profiles(root=None) -> list[str]:
+    """Return the profiles that have a reference folder."""
+    base = Path(root or REFERENCE_DIR)
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) if base.is_dir() else []
+
+
+def profile_dir(profile: str, root=None) -> Path:
+    """Return report/reference/<profile>; raise ReferenceMissingError naming the valid profiles when absent."""
+    folder = Path(root or REFERENCE_DIR) / str(profile)
+    if not folder.is_dir():
+        raise ReferenceMissingError(f"no reference runs for profile {profile!r} in {shown(folder.parent)}; "
+                                    f"valid: {' | '.join(profiles(root)) or 'none yet (make reference PROFILE=...)'}")
+    return folder
+
+
+def reference_matches(profile: str, experiment: str, raw: bool = False, root=None) -> pd.DataFrame:
+    """Return a profile's runs of one experiment (none when the profile has no folder), with their `score`: the
+    final test accuracy with Normalize, or (raw=True) without it; `best` likewise at the best epoch."""
+    runs = records(Path(root or REFERENCE_DIR) / str(profile))  # an absent folder has no runs
+    prefix = "raw_" if raw else ""
+    runs = runs.assign(score=runs[f"{prefix}final_test_acc"], best=runs[f"{prefix}best_test_acc"])
+    runs = runs[(runs["experiment"] == experiment) & runs["score"].notna()]
+    if runs["data"].nunique() > 1:  # never pooled
+        raise ValueError(f"reference {profile!r}: experiment {experiment!r} has runs on different data (folders "
+                         f"{', '.join(runs['folder'])}); keep one data set in {shown(Path(root or REFERENCE_DIR))}")
+    return runs
+
+
+def run_command(config: dict) -> str:
+    """Return the training command that makes this run: the profile, the recipe and every departure from them."""
+    profile, recipe = config["profile"], config["recipe"]
+    try:
+        defaults = make_config(profile, recipe=recipe, data_dir="synthetic").to_dict()
+    except ConfigError:
+        defaults = {}
+    derived = config.get("epochs") != defaults.get("epochs")  # step_size and snapshots follow epochs
+    args = [f"--profile {profile}", f"--recipe {recipe}"]
+    for name in FIELDS:
+        value = config.get(name)
+        if name in ("profile", "recipe", "data_dir", "device", "seed") or value == defaults.get(name) or \
+                (derived and name in ("step_size", "snapshot_epochs")):
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() if isinstance(
+            value, bool) else value
+        args.append(f"--{name.replace('_', '-')} {text}")
+    device = [f"--device {config['device']}"] if config.get("device") not in (None, "auto", "cpu") else []
+    return "python -m helpers.tools.cli train " + " ".join(args + [f"--seed {config['seed']}"] + device)
+
+
+def folder_name(record: dict) -> str:
+    """Return a reference folder's name: the experiment's name, then the seed ("normalize_lr0.5_seed0")."""
+    return record["experiment"].replace(", ", "_").replace(" ", "") + f"_seed{record['config']['seed']}"
+
+
+def runs_table(folder: Path) -> str:
+    """Return the Markdown table of a profile folder's runs: command, final accuracy, device, commit, date."""
+    lines = ["| folder | command | final test acc | without Normalize | device | torch | commit | date |",
+             "|---|---|---|---|---|---|---|---|"]
+    for path in sorted(Path(folder).glob(f"*/{RECORD}")):
+        r = read_json(path)
+        res, env, raw = r["results"], r["env"], r["results"].get("raw_final_test_acc")
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in (
+            f"`{path.parent.name}`", f"`{run_command(r['config'])}`", f"{res['final_test_acc']:.2f}%",
+            "–" if raw is None else f"{raw:.2f}%", env.get("device_name") or env.get("device") or "?",
+            (env.get("torch") or "?").split("+")[0], env.get("git_commit") or "?", (env.get("finished") or "?")[:10])
+        ) + " |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, start: str, end: str, body: str) -> str:
+    """Return `text` with what lies between the markers `start` and `end` replaced by `body`."""
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"markers {start} ... {end} not found (in this order)")
+    return text[:i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:]
+
+
+def write_readme(folder: Path, profile: str, previous: Path | None = None):
+    """Write <folder>/README.md: the previous README's text (else a short default) with its runs table regenerated."""
+    text = previous.read_text() if previous and previous.exists() else (
+        f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` "
+        f"(`python -m helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
+        "folder holds the run's `record.json` and `history.csv` (no checkpoints); the table is rendered from them.\n")
+    if TABLE_START not in text:
+        text = text.rstrip("\n") + f"\n\n{TABLE_START}\n{TABLE_END}\n"
+    atomic_write_bytes(Path(folder) / "README.md", replace_block(text, TABLE_START, TABLE_END,
+                                                                 runs_table(folder)).encode())
+
+
+def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False, log=print) -> Path:
+    """Write report/reference/<profile>/ from a run store's finished runs of that profile; return the folder.
+
+    The folder is built beside the old one and swapped in with renames, so a reader never sees half of it.
+    add=True keeps the runs already there (a run of the same name is replaced). The README keeps its text and gets
+    its runs table regenerated.
+    """
+    if profile not in ("smoke", "quick", "full"):
+        raise ConfigError(f"parameter 'profile' = {profile!r} is invalid; valid: smoke | quick | full")
+    base, store = Path(root or REFERENCE_DIR), runs_root(runs_dir)
+    target, runs = base / profile, records(store)
+    runs = runs[runs["profile"] == profile]
+    if runs.empty:
+        raise ReferenceMissingError(f"no finished {profile!r} runs in the run store {shown(store)}; "
+                                    f"train them first (make report PROFILE={profile})")
+    tmp, old = base / f".{profile}.{os.getpid()}.tmp", base / f".{profile}.{os.getpid()}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if add and target.is_dir():
+            for kept in target.glob(f"*/{RECORD}"):
+                shutil.copytree(kept.parent, tmp / kept.parent.name)
+        written = set()
+        for run in runs["folder"]:
+            name = folder_name(read_json(store / run / RECORD))
+            name = f"{name}_{run}" if name in written else name  # the same experiment and seed at another scale
+            written.add(name)
+            shutil.rmtree(tmp / name, ignore_errors=True)
+            (tmp / name).mkdir()
+            for file in RUN_FILES:
+                shutil.copy2(store / run / file, tmp / name / file)
+            log(f"{run} -> {shown(target / name)}")
+        write_readme(tmp, profile, previous=target / "README.md")
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,108 @@
+"""The study's experiments as the landing page and the README show them: a label, the report's figure, the
+full-scale reference (report/reference/full) and this build's runs, grouped by experiment name over seeds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.core.config import FIELDS, Config
+from helpers.tools.reference import reference_matches
+from helpers.core.runs import RECORD, is_complete, read_json
+from helpers.core.stats import Spread, spread
+from .notebooks import ReportError
+
+# Short names for the summary tables; the report's figures themselves come from helpers.notebook.results.
+RECIPE_LABELS = {"none": "no augmentation", "flip_rotate": "random flip + rotation", "crop": "random crop",
+                 "crop_flip": "random crop + flip", "normalize": "normalization", "fast": "fast recipe"}
+FULL_SCALE = "full"  # the reference profile set beside every build: report/reference/full
+
+
+def row_label(experiment: str, lr: float, raw: bool = False) -> str:
+    """Return an experiment's label in the tables: the recipe in words, the lr, the test transform, the rest."""
+    recipe, *rest = experiment.split(", ")
+    return ", ".join([RECIPE_LABELS.get(recipe, recipe), f"lr {lr:g}"] + ["tested without normalization"] * raw
+                     + [p for p in rest if not p.startswith("lr ")])
+
+
+def report_figure(experiment: str, lr: float, raw: bool = False) -> tuple[float, str] | None:
+    """Return (accuracy, as the report writes it) when the experiment is one of the report's, else None.
+
+    It is one when it departs from its profile's defaults in lr at most (the length may be scaled by the profile)
+    and uses a recipe and lr the report tried. The report's ≈30% goes to the lr-0.1 normalize run tested without
+    Normalize only (our reading of what it measured; it never tested with Normalize). Its 76.37% goes to both lr-0.5
+    rows, marked, since which test transform that run used is not shown (notebook 03).
+    """
+    from helpers.notebook.results import REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_READING, REPORT_TEST_ACC
+    recipe, *rest = experiment.split(", ")
+    if any(not p.startswith("lr ") for p in rest):
+        return None
+    if recipe == "normalize" and lr == REPORT_NORMALIZE["fix_lr"]:
+        return REPORT_NORMALIZE["fix_test_acc"], f"{REPORT_NORMALIZE['fix_test_acc']:.2f}% (test transform " \
+                                                 f"{REPORT_READING['fix']})"
+    if recipe == "normalize" and lr == REPORT_PROTOCOL["lr"]:
+        return (REPORT_NORMALIZE["test_acc"], f"≈{REPORT_NORMALIZE['test_acc']:.0f}%") if raw else None
+    if lr == REPORT_PROTOCOL["lr"] and REPORT_TEST_ACC.get(recipe) is not None:
+        return REPORT_TEST_ACC[recipe], f"{REPORT_TEST_ACC[recipe]:.2f}%"
+    return None
+
+
+def config_of(config: dict) -> Config:
+    """Return the Config of a record's config."""
+    return Config(**{k: tuple(v) if k == "snapshot_epochs" else v for k, v in config.items() if k in FIELDS})
+
+
+def reference_cell(experiment: str, raw: bool = False, profile: str = FULL_SCALE, root=None) -> dict | None:
+    """Return the reference's spread for this experiment at `profile`'s scale, with its runs' devices."""
+    runs = reference_matches(profile, experiment, raw, root)
+    if runs.empty:
+        return None
+    return {"spread": spread(runs["score"]), "devices": sorted(set(runs["device"].dropna())),
+            "epochs": sorted(set(runs["epochs"])), "train_images": sorted(set(runs["train_images"].dropna())),
+            "folders": list(runs["folder"])}
+
+
+def used_runs(executed, pages: list[dict]) -> pd.DataFrame:
+    """Return one row per run the notebooks used (first use only): its record's fields and the notebook's page."""
+    rows = {}
+    for e, page in zip(executed, pages):
+        for run_path in e.runs:
+            if not is_complete(run_path):
+                raise ReportError(f"run {run_path} used by {e.source.name} is no longer in the run store; "
+                                  "rerun the report")
+            r = read_json(Path(run_path) / RECORD)
+            rows.setdefault(run_path, {**r["results"], "experiment": r["experiment"], "config": r["config"],
+                                       "folder": Path(run_path).name, "notebook": page["title"], "href": page["href"]})
+    return pd.DataFrame(list(rows.values()))
+
+
+def experiment_rows(executed, pages: list[dict], root=None) -> list[dict]:
+    """Return one row per experiment the notebooks used (its runs over seeds), two for a normalizing one (with
+    and without Normalize at test time): the report's figure, the full-scale reference, and this build."""
+    from helpers.notebook.results import is_comparable
+    runs, rows = used_runs(executed, pages), []
+    for name, group in (runs.groupby("experiment", sort=False) if len(runs) else ()):
+        for raw in (False, True):
+            prefix = "raw_" if raw else ""
+            if f"{prefix}final_test_acc" not in group or group[f"{prefix}final_test_acc"].isna().all():
+                continue
+            first, measured = group.iloc[0], spread(group[f"{prefix}final_test_acc"])
+            conf = first["config"]
+            figure = report_figure(name, conf["lr"], raw)
+            comparable = figure is not None and is_comparable(config_of(conf))
+            rows.append({"experiment": row_label(name, conf["lr"], raw), "name": name, "raw": raw,
+                         "runs": list(group["folder"]), "notebook": first["notebook"], "href": first["href"],
+                         "epochs": conf["epochs"], "train_images": first.get("train_images"),
+                         "source": first.get("data_source"), "report": figure[1] if figure else None,
+                         "reference": reference_cell(name, raw, root=root), "build": measured,
+                         "measured": measured.mean, "best": spread(group[f"{prefix}best_test_acc"]).mean,
+                         "seeds": [c["seed"] for c in group["config"]], "config": conf,
+                         "difference": measured.mean - figure[0] if comparable else None})
+    return rows
+
+
+def format_spread(s: Spread, digits: int = 2) -> str:
+    """Return 'mean ± sd', or the single value, with a % sign ('–' when empty); n is shown beside it."""
+    if s.n == 0:
+        return "–"
+    return f"{s.mean:.{digits}f}%" if s.n == 1 else f"{s.mean:.{digits}f} ± {s.sd:.{digits}f}%"

@@ -1,10 +1,6 @@
-"""Train runs as submitit jobs, one per run, into the shared run store: local processes or a Slurm cluster.
-
-train_many comes here for its concurrent runs (local jobs, a few at a time) and for `executor=`/`--cluster`
-(every run at once, a Slurm job array). This process forwards each job's progress lines, then loads its run.
-A job at its time limit or preempted is requeued (TrainTask is a submitit Checkpointable) and resumes from the
-run's last.pt. One job owns one run id, so no lock across hosts is needed: see docs/cluster.md.
-"""
+"""Train runs as submitit jobs, one per run, into the shared run store: local processes or a Slurm job array.
+A job at its time limit or preempted is requeued (TrainTask is Checkpointable) and resumes from last.pt; one job
+owns one run id (docs/cluster.md)."""
 from __future__ import annotations
 
 import dataclasses
@@ -25,68 +21,57 @@ from .sweep import EXPECTED, LOG_TAIL, done_line, record_failure, run_label, tra
 KINDS = ("slurm", "local")
 JOB_FILE = "job.json"  # in a run folder: the cluster and id of the job a submission sent the run to
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run")  # folders a compute node does not share with the login node
-LOCAL_TIME_MIN = 7 * 24 * 60  # the time limit of train_many's local jobs: none in practice
+NON_NEGATIVE = ("gpus_per_task", "max_requeues")  # the integer settings that may be 0
+
+
+def _setting(default, text: str):
+    """Return a settings field with its command-line help (cli train --cluster KIND --time-min 240 ...)."""
+    return dataclasses.field(default=default, metadata={"help": text})
 
 
 @dataclasses.dataclass(frozen=True)
 class ClusterSettings:
-    """What every job asks the scheduler for (SETTING_OPTIONS); each defaults to $CLUSTER_<NAME> (from_env)."""
+    """What every job asks the scheduler for; each defaults to $CLUSTER_<NAME> (from_env), docs/cluster.md's table."""
     kind: str = "slurm"
-    partition: str | None = None
-    account: str | None = None
-    gpus_per_task: int = 1
-    cpus_per_task: int = 8
-    time_min: int = 120
-    array_parallelism: int = 32
-    max_requeues: int = 10
-    log_dir: str | None = None
+    partition: str | None = _setting(None, "Slurm partition (default: the cluster's)")
+    account: str | None = _setting(None, "Slurm account to charge (default: yours)")
+    gpus_per_task: int = _setting(1, "GPUs per run (default 1)")
+    cpus_per_task: int = _setting(8, "CPU cores per run; torch threads follow (default 8)")
+    time_min: int = _setting(120, "time limit per job in minutes; a run past it is requeued (default 120)")
+    array_parallelism: int = _setting(32, "most runs at once (default 32)")
+    max_requeues: int = _setting(10, "time-outs allowed per run; preemptions are free (default 10)")
+    log_dir: str | None = _setting(None, "submitit's job files and logs (default <run store>/.submitit)")
 
     @classmethod
-    def from_env(cls, environ=None, **overrides) -> ClusterSettings:
-        """Return the settings: each override that is not None, else $CLUSTER_<NAME>, else the default."""
-        environ = os.environ if environ is None else environ
-        values = {}
+    def from_env(cls, environ=None, **given) -> ClusterSettings:
+        """Return the settings: each `given` value that is not None, else $CLUSTER_<NAME>, else the default."""
+        environ, values = os.environ if environ is None else environ, {}
         for f in dataclasses.fields(cls):
-            given, where, env = overrides.pop(f.name, None), f"parameter {f.name!r}", f"CLUSTER_{f.name.upper()}"
-            if f.name == "kind":
-                where = "parameter 'cluster'"
-            elif given is None and environ.get(env, "").strip():
-                given, where = environ[env].strip(), f"parameter {env!r} (environment)"
-            if given is not None:
-                values[f.name] = _checked(f, given, where)
-        if overrides:
-            raise ConfigError(f"unknown cluster parameter(s) {sorted(overrides)}; "
-                              f"valid: {[f.name for f in dataclasses.fields(cls)]}")
+            value, env = given.get(f.name), f"CLUSTER_{f.name.upper()}"
+            where = "parameter 'cluster'" if f.name == "kind" else f"parameter {f.name!r}"
+            if value is None and f.name != "kind" and environ.get(env, "").strip():
+                value, where = environ[env].strip(), f"parameter {env!r} (environment)"
+            if value is not None:
+                values[f.name] = _checked(f, value, where)
         return cls(**values)
 
 
-# The command line's options for the settings (python -m helpers.tools.cli train --cluster KIND --time-min 240 ...).
-SETTING_OPTIONS = {
-    "partition": "Slurm partition (default $CLUSTER_PARTITION, else the cluster's default)",
-    "account": "Slurm account to charge (default $CLUSTER_ACCOUNT, else yours)",
-    "gpus_per_task": "GPUs per run (default $CLUSTER_GPUS_PER_TASK, else 1)",
-    "cpus_per_task": "CPU cores per run; torch threads follow (default $CLUSTER_CPUS_PER_TASK, else 8)",
-    "time_min": "time limit per job in minutes; a run past it is requeued (default $CLUSTER_TIME_MIN, else 120)",
-    "array_parallelism": "most runs at once (default $CLUSTER_ARRAY_PARALLELISM, else 32)",
-    "max_requeues": "time-outs allowed per run; preemptions are free (default $CLUSTER_MAX_REQUEUES, else 10)",
-    "log_dir": "submitit's job files and logs (default $CLUSTER_LOG_DIR, else <run store>/.submitit)",
-}
+SETTING_OPTIONS = {f.name: f.metadata["help"] for f in dataclasses.fields(ClusterSettings) if f.metadata}
 
 
 def _checked(f: dataclasses.Field, value, where: str):
     """Return a setting's value in its type; raise ConfigError naming it, the value and the valid choices."""
-    text = str(value).strip()
-    if f.name == "kind" and value not in KINDS:
-        raise ConfigError(f"{where} = {value!r} is invalid; valid: {' | '.join(KINDS)}")
-    if f.default is None or isinstance(f.default, str):
-        if not text:
-            raise ConfigError(f"{where} = {value!r} is invalid; valid: a non-empty name")
-        return text
-    low = 0 if f.name in ("gpus_per_task", "max_requeues") else 1
-    if isinstance(value, bool) or not text.isdigit() or int(text) < low:
-        raise ConfigError(f"{where} = {value!r} is invalid; valid: a {'non-negative' if low == 0 else 'positive'} "
-                          "integer")
-    return int(text)
+    text, low = str(value).strip(), 0 if f.name in NON_NEGATIVE else 1
+    if f.name == "kind":
+        ok, valid = text in KINDS, " | ".join(KINDS)
+    elif not isinstance(f.default, int):
+        ok, valid = bool(text), "a non-empty name"
+    else:
+        ok = not isinstance(value, bool) and text.isdigit() and int(text) >= low
+        valid, text = f"a {'non-negative' if low == 0 else 'positive'} integer", int(text) if ok else text
+    if not ok:
+        raise ConfigError(f"{where} = {value!r} is invalid; valid: {valid}")
+    return text
 
 
 def node_local_reason(path) -> str | None:
@@ -108,8 +93,7 @@ def make_executor(settings: ClusterSettings, root: Path):
         raise ConfigError(f"parameter 'cluster' = 'slurm' is invalid here: no `{missing}` on PATH (not a Slurm "
                           "login node); valid: run it on a login node of a Slurm cluster, or --cluster local")
     for name, folder in (("RUNS_DIR", root), ("CLUSTER_LOG_DIR", logs)) if kind == "slurm" else ():
-        why = node_local_reason(folder)
-        if why:
+        if why := node_local_reason(folder):
             raise ConfigError(f"parameter {name!r} = '{folder}' is invalid for --cluster slurm: {why}; "
                               "valid: a folder on storage every node mounts (home, project or scratch space)")
     ex = submitit.AutoExecutor(folder=logs / "%j", cluster=kind, **{f"{kind}_max_num_timeout": settings.max_requeues})
@@ -125,8 +109,8 @@ def make_executor(settings: ClusterSettings, root: Path):
 
 
 def local_executor(root: Path, cuda: bool):
-    """Return the executor of train_many's concurrent runs: local jobs, each seeing this machine's GPU on CUDA."""
-    return make_executor(ClusterSettings(kind="local", gpus_per_task=int(cuda), time_min=LOCAL_TIME_MIN), root)
+    """Return the executor of train_many's concurrent runs: local jobs (a week's limit), on this machine's GPU."""
+    return make_executor(ClusterSettings(kind="local", gpus_per_task=int(cuda), time_min=7 * 24 * 60), root)
 
 
 def resolve_executor(executor, root: Path, **options):
@@ -139,11 +123,13 @@ def resolve_executor(executor, root: Path, **options):
     return executor
 
 
-# ---- the task: one run ----------------------------------------------------------------------------
+def is_slurm(executor) -> bool:
+    """Return whether a submitit executor sends its jobs to Slurm."""
+    return getattr(executor, "cluster", None) == "slurm" or "Slurm" in type(executor).__name__
+
 
 class TrainTask(submitit.helpers.Checkpointable):
-    """Train one run into the run store and return its summary; requeued on time-out or preemption.
-    Torch threads: $RUN_THREADS, else `threads`, else the task's CPUs ($SLURM_CPUS_PER_TASK), else torch's."""
+    """One run trained into the run store; torch threads: $RUN_THREADS, else `threads`, else the task's CPUs."""
 
     def __init__(self, config: Config, rid: str, runs_dir: str, threads: int | None = None):
         self.config, self.rid, self.runs_dir, self.threads = config, rid, str(runs_dir), threads
@@ -169,15 +155,12 @@ class TrainTask(submitit.helpers.Checkpointable):
         return super().checkpoint(*args, **kwargs)
 
 
-# ---- the submitting side ----------------------------------------------------------------------------
-
 def submit(pending: list, executor, root: Path, threads: int | None = None) -> list:
     """Submit one TrainTask per (run id, config), as one array, each recorded in its JOB_FILE; return the jobs."""
     with executor.batch():
         jobs = [executor.submit(TrainTask(c, rid, str(root), threads)) for rid, c in pending]
-    kind = getattr(executor, "cluster", None) or ("slurm" if "Slurm" in type(executor).__name__ else "local")
     for job, (rid, _) in zip(jobs, pending):
-        store.atomic_write_json(root / rid / JOB_FILE, {"cluster": kind, "job_id": job.job_id})
+        store.atomic_write_json(root / rid / JOB_FILE, {"cluster": KINDS[not is_slurm(executor)], "job_id": job.job_id})
     return jobs
 
 
@@ -189,9 +172,9 @@ def live_job(path: Path) -> str | None:
         return None
     jid = str(job.get("job_id"))
     if job.get("cluster") == "slurm":
-        out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", jid], capture_output=True, text=True) \
-            if shutil.which("squeue") else None
-        return jid if out is not None and out.returncode == 0 and out.stdout.strip() else None
+        out = shutil.which("squeue") and subprocess.run(["squeue", "-h", "-o", "%i", "-j", jid], capture_output=True,
+                                                        text=True)
+        return jid if out and out.returncode == 0 and out.stdout.strip() else None
     try:
         os.kill(int(jid), 0)  # a local job: its controller process, on this machine
     except (ValueError, ProcessLookupError):
@@ -203,16 +186,13 @@ def live_job(path: Path) -> str | None:
 
 def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: list, at_once: int | None = None,
              threads: int | None = None, wait: bool = True):
-    """Train each pending (run id, config) in a job of its own into `done` and `failures`, forwarding its progress.
-
-    `at_once` jobs run at a time (None: all, and they are not cancelled when this is interrupted); `wait=False`
-    returns once they are submitted. A run an earlier submission's job still trains is waited for, not sent again.
-    """
+    """Train each pending (run id, config) in a job of its own, `at_once` at a time (None: all, not cancelled on
+    an interrupt), into `done` and `failures`; a run an earlier job still trains is waited for, not sent again."""
     configs, elsewhere = dict(pending), {rid: jid for rid, _ in pending if (jid := live_job(root / rid))}
     for rid, jid in elsewhere.items():
         say(f"{run_label(configs[rid], rid)} is already queued or running as job {jid}; not sent again")
     todo = [(rid, c) for rid, c in pending if rid not in elsewhere]
-    poll = 30 if getattr(executor, "cluster", None) == "slurm" or "Slurm" in type(executor).__name__ else 0.5
+    poll = 30 if is_slurm(executor) else 0.5
     running = {}  # job -> [run id, config, progress lines forwarded]
     try:
         while todo or running:
@@ -237,7 +217,16 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
         for job in running if at_once else ():
             job.cancel(check=False)
     for rid, jid in elsewhere.items() if wait else ():
-        _await_elsewhere(rid, configs[rid], jid, root, poll, say, done, failures)
+        cfg = configs[rid]
+        while not store.is_complete(root / rid):
+            if live_job(root / rid) is None and not store.is_complete(root / rid):
+                record_failure(failures, say, run_label(cfg, rid), cfg,
+                               f"job {jid} ended without finishing the run; submit again to resume it")
+                break
+            time.sleep(poll)
+        else:
+            done[rid] = store.load_run(root / rid)
+            say(done_line(run_label(cfg, rid), done[rid], f"finished (job {jid})"))
 
 
 def _collect(job, rid, cfg, root, say, done, failures):
@@ -257,16 +246,3 @@ def _collect(job, rid, cfg, root, say, done, failures):
         "ended without a result (killed: out of memory, kill -9?)"
     record_failure(failures, say, label, cfg, f"job {job.job_id} {why}: {last}", tail,
                    any(f"{e.__name__}:" in last for e in EXPECTED), log=job.paths.stderr)
-
-
-def _await_elsewhere(rid, cfg, jid, root, poll, say, done, failures):
-    """Wait for a run an earlier submission's job trains: load it when finished, or record that the job ended."""
-    while not store.is_complete(root / rid):
-        if live_job(root / rid) is None and not store.is_complete(root / rid):
-            record_failure(failures, say, run_label(cfg, rid), cfg,
-                           f"job {jid} ended without finishing the run; submit again to resume it")
-            return
-        time.sleep(poll)
-    done[rid] = store.load_run(root / rid)
-    say(done_line(run_label(cfg, rid), done[rid], f"finished (job {jid})"))
-

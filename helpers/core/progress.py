@@ -1,18 +1,17 @@
-"""One progress display per training run that reads well in a terminal, JupyterLab, papermill and HTML: tqdm's
-notebook widget exports as "HBox(...)" and its text bar leaves carriage returns in saved outputs, so outside a
-terminal it prints one plain line per epoch, each with its own bar."""
+"""A run's progress: a live tqdm bar in a terminal; elsewhere (JupyterLab, papermill, HTML, where tqdm's widget
+exports as "HBox(...)" and its text bar leaves carriage returns) one plain line per epoch, each with its own bar."""
 from __future__ import annotations
 
 import sys
 
 
 class RunProgress:
-    """Progress over a run's epochs: a live tqdm bar in a terminal, one line per epoch elsewhere."""
+    """Progress over a run's epochs: a live tqdm bar in a terminal (`tty`: fed batch by batch), else epoch lines."""
 
     def __init__(self, total_epochs: int, steps_per_epoch: int, desc: str, enabled: bool = True,
                  start_epoch: int = 0):
         self.total, self.desc, self.enabled, self.bar = total_epochs, desc, enabled, None
-        self.tty = enabled and sys.stderr.isatty()  # train.py asks: it feeds the bar batch by batch
+        self.tty = enabled and sys.stderr.isatty()
         if self.tty:
             from tqdm.std import tqdm
             self.bar = tqdm(total=total_epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
@@ -30,8 +29,6 @@ class RunProgress:
 
     def epoch_end(self, row: dict):
         """Report a finished epoch."""
-        if not self.enabled:
-            return
         e = int(row["epoch"])
         text = (f"epoch {e:>3}/{self.total}  train loss {row['train_loss']:.4f} acc {row['train_acc']:5.1f}%"
                 f"  test loss {row['test_loss']:.4f} acc {row['test_acc']:5.1f}%"
@@ -39,7 +36,7 @@ class RunProgress:
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{row['test_acc']:.1f}%")
             self.bar.write(f"{self.desc} {text}")
-        else:
+        elif self.enabled:
             full = round(20 * e / self.total)
             print(f"{self.desc} |{'█' * full + '·' * (20 - full)}| {text}", flush=True)
 

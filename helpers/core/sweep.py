@@ -1,7 +1,6 @@
-"""Train several runs: one at a time in this process on the CPU (two at once on 2 cores slowed each by more
-than 2x); on CUDA, where one run leaves the GPU mostly idle (docs/gpu.md), several at once, each in its own
-process, as submitit local jobs (helpers.core.cluster, which also sends runs to Slurm). Runs already finished in the
-store are loaded, never trained or sent again."""
+"""Train several runs: on the CPU one at a time in this process (two at once on 2 cores slowed each by more than
+2x); on CUDA, where one run leaves the GPU mostly idle (docs/gpu.md), several at once as submitit local jobs
+(helpers.core.cluster, which also sends runs to Slurm). Runs finished in the store are loaded, never trained again."""
 from __future__ import annotations
 
 import json
@@ -21,23 +20,6 @@ LOCK_WAIT_S = 24 * 3600    # longest wait for a run another process trains, in s
 EXPECTED = (ConfigError, DataError, CorruptRunError, StoreFullError)
 
 
-class SweepError(RuntimeError):
-    """One or more runs failed (the others finished); `failures` lists each with its config and log."""
-
-    def __init__(self, failures: list[Failure], total: int):
-        self.failures = failures
-        lines = [f"{len(failures)} of {total} run(s) failed; the others finished:"]
-        for f in failures:
-            lines += [f"- {f.label} failed: {f.message}", f"  config: {json.dumps(f.config, sort_keys=True)}"]
-            lines += [f"  | {t}" for t in f.log_tail]
-        super().__init__("\n".join(lines))
-
-    @property
-    def expected(self) -> bool:
-        """Return whether every failure is an expected kind (bad config, missing data, corrupt run)."""
-        return all(f.expected for f in self.failures)
-
-
 @dataclass
 class Failure:
     """A run that failed: its label, config, one-line reason and the last lines of its log."""
@@ -48,14 +30,25 @@ class Failure:
     expected: bool = False
 
 
+class SweepError(RuntimeError):
+    """One or more runs failed (the others finished); `failures` lists each with its config and log."""
+
+    def __init__(self, failures: list[Failure], total: int):
+        self.failures = failures
+        self.expected = all(f.expected for f in failures)  # bad config, missing data, corrupt run: the CLI exits 2
+        lines = [f"{len(failures)} of {total} run(s) failed; the others finished:"]
+        for f in failures:
+            lines += [f"- {f.label} failed: {f.message}", f"  config: {json.dumps(f.config, sort_keys=True)}"]
+            lines += [f"  | {t}" for t in f.log_tail]
+        super().__init__("\n".join(lines))
+
+
 def record_failure(failures: list, say, label: str, cfg: Config, message: str, tail=(), expected=False, log=None):
     """Add a failure to `failures` and name it in the progress, with the last lines of its `log` if given."""
     failures.append(Failure(label, cfg.to_dict(), message, list(tail), expected))
-    say(f"{label} FAILED: {message}")
-    if log is not None:
-        say(f"{label} last lines of its log ({log}):")
-        for t in tail:
-            say(f"{label}   | {t}")
+    say(f"{label} FAILED: {message}" + (f"\n{label} last lines of its log ({log}):" if log else ""))
+    for t in tail if log else ():
+        say(f"{label}   | {t}")
 
 
 def run_label(cfg: Config, rid: str | None = None) -> str:
@@ -70,8 +63,7 @@ def done_line(label: str, run: Run, how: str) -> str:
 
 def config_run_id(cfg: Config, identities: dict | None = None) -> str:
     """Return a config's run id; `identities` caches data identities across calls (raises DataError if missing)."""
-    key = (cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
-    identities = {} if identities is None else identities
+    key, identities = (cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed), {} if identities is None else identities
     if key not in identities:
         identities[key] = data_identity(*key)
     return store.run_id(cfg.identity(), identities[key])
@@ -99,16 +91,15 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
                executor=None, wait: bool = True) -> list[Run] | None:
     """Return the finished run of every config, in order: loaded from the store, resumed or trained.
 
-    On the CPU one run trains at a time, here; on CUDA, or with `jobs` > 1, `jobs` at once in processes of their
-    own (default on CUDA: resolve_jobs; $RUN_JOBS overrides). `executor` ('slurm', 'local' or a submitit executor)
-    sends one job per run; with it, `wait=False` returns None once they are submitted. Duplicate configs train
-    once. A failing run is named in the progress; the others finish; then SweepError lists every one."""
+    `jobs` runs at once (resolve_jobs), each in a process of its own when more than one. `executor` ('slurm',
+    'local' or a submitit executor) sends one job per run; with it, `wait=False` returns None once they are
+    submitted. Duplicate configs train once. A failing run is named; the others finish; then SweepError."""
+    from . import cluster
     from .train import resolve_device
     configs = list(configs)
     for c in configs:
         if not isinstance(c, Config):
             raise ConfigError(f"parameter 'configs' holds {c!r}; valid: a list of Config (make_config, with_seeds)")
-    from . import cluster
     root = store.runs_root(runs_dir).resolve()
     executor = None if executor is None else cluster.resolve_executor(executor, root)
     say = (lambda text: print(text, flush=True)) if progress else (lambda text: None)
@@ -124,16 +115,18 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
             # must give the same history whether it trains in its own process or in this one.
             threads = max(1, (os.cpu_count() or 1) // at_once) if cuda else None
             executor = cluster.local_executor(root, cuda)
-    if executor is None:
-        for rid, c in pending:
-            _train_here(rid, c, root, say, done, failures)
-    elif pending:
+    for rid, c in pending if executor is None else ():
+        try:
+            done[rid] = train_one(c, rid, root, say)
+            say(done_line(run_label(c, rid), done[rid], "finished"))
+        except Exception as e:  # noqa: BLE001 - the other runs go on; the error names this one
+            record_failure(failures, say, run_label(c, rid), c, f"{type(e).__name__}: {e}",
+                           traceback.format_exc().strip().splitlines()[-LOG_TAIL:], isinstance(e, EXPECTED))
+    if executor is not None and pending:
         cluster.run_jobs(pending, executor, root, say, done, failures, at_once, threads, wait)
     if failures:
         raise SweepError(failures, len(configs))
-    if not wait:
-        return None
-    return [done[rid] for rid in ids]
+    return [done[rid] for rid in ids] if wait else None
 
 
 def plan(configs: list[Config], root, say, failures: list, check_device: bool = True):
@@ -174,14 +167,3 @@ def train_one(cfg: Config, rid: str, root, say) -> Run:
         except RunLockedError:
             say(f"{label} is being trained by another process; waiting for it")
             store.wait_unlocked(Path(root) / rid, store.lock_wait_s() or LOCK_WAIT_S)
-
-
-def _train_here(rid, cfg, root, say, done, failures):
-    """Train one pending run in this process into `done`; a failure goes to `failures`."""
-    try:
-        done[rid] = train_one(cfg, rid, root, say)
-        say(done_line(run_label(cfg, rid), done[rid], "finished"))
-    except Exception as e:  # noqa: BLE001 - the other runs go on; the error names this one
-        tail = traceback.format_exc().strip().splitlines()[-LOG_TAIL:]
-        record_failure(failures, say, run_label(cfg, rid), cfg, f"{type(e).__name__}: {e}", tail,
-                       expected=isinstance(e, EXPECTED))

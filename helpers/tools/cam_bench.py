@@ -1,4 +1,4 @@
-"""GradCAM timing benchmark (`python -m helpers.tools.cam_bench`): this wrapper, the forward passes alone, the library plainly."""
+"""GradCAM timing (`python -m helpers.tools.cam_bench`): this wrapper, the forward passes alone, the library plainly."""
 from __future__ import annotations
 
 import argparse
@@ -28,13 +28,6 @@ def benchmark(images: int = 1000, layer: str = "layer4", stems=("imagenet", "cif
     rows = []
     for stem in stems:
         model = build_model(stem).eval()
-        size = layer_map_sizes(model)[layer]
-
-        def timed(how, fn):
-            t = time.perf_counter()
-            fn()
-            rows.append({"stem": stem, "layer": layer, "map": f"{size[0]}×{size[1]}", "how": how, "images": images,
-                         "seconds": time.perf_counter() - t})
 
         def plainly():
             with check_method(method)(model=model, target_layers=[getattr(model, layer)]) as cam:
@@ -45,13 +38,15 @@ def benchmark(images: int = 1000, layer: str = "layer4", stems=("imagenet", "cif
             with torch.no_grad():
                 for xb in batches:
                     model(xb)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", BlankCamWarning)
-            timed("helpers.compute_cams",
-                  lambda: compute_cams(model, x, layer, method, target=0, batch_size=batch_size))
-            timed("forward only (floor)", forward_only)
-            if plain:
-                timed("library, plain", plainly)
+        ways = {"helpers.compute_cams": lambda: compute_cams(model, x, layer, method, target=0, batch_size=batch_size),
+                "forward only (floor)": forward_only, **({"library, plain": plainly} if plain else {})}
+        for how, fn in ways.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", BlankCamWarning)
+                t = time.perf_counter()
+                fn()
+            rows.append({"stem": stem, "layer": layer, "map": "×".join(map(str, layer_map_sizes(model)[layer])),
+                         "how": how, "images": images, "seconds": time.perf_counter() - t})
     df = pd.DataFrame(rows)
     df["images_per_s"] = df["images"] / df["seconds"]
     return df
@@ -70,7 +65,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
-    print(header(shlex.join(["python", "-m", "helpers.notebook.cam", *argv]), torch.device("cpu"),
+    print(header(shlex.join(["python", "-m", "helpers.tools.cam_bench", *argv]), torch.device("cpu"),
                  f"torch {torch.__version__}, {torch.get_num_threads()} threads",
                  f"{args.images} random 32x32 images, {args.method} at {args.layer}, batches of {args.batch_size}"))
     df = benchmark(args.images, args.layer, tuple(args.stem), args.batch_size, args.method, not args.no_plain)

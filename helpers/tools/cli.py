@@ -31,14 +31,6 @@ def _parse_value(name: str, text: str):
         raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: {valid}") from None
 
 
-def _parse_values(name: str, text: str) -> list:
-    """Return the values of a parameter: one, or several when it is comma-separated and may vary."""
-    parts = [text] if name in SINGLE else [p.strip() for p in text.split(",")]
-    if not all(parts):
-        raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: one value or comma-separated values")
-    return [_parse_value(name, p) for p in parts]
-
-
 def _positive(name: str, text: str | None) -> int | None:
     """Return a positive integer option (or None when absent); raise ConfigError naming it otherwise."""
     if text is not None and (not text.strip().isdigit() or int(text) < 1):
@@ -48,7 +40,12 @@ def _positive(name: str, text: str | None) -> int | None:
 
 def expand_configs(params: dict, seeds: int | None = None) -> list:
     """Return one Config per combination of the given values, times every seed; raise ConfigError before any work."""
-    values = {k: _parse_values(k, v) for k, v in params.items() if v is not None}
+    values = {}
+    for name, text in params.items():
+        parts = [text] if name in SINGLE else [p.strip() for p in text.split(",")]
+        if not all(parts):
+            raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: one value or comma-separated values")
+        values[name] = [_parse_value(name, p) for p in parts]
     configs = []
     for combo in itertools.product(*values.values()):
         given = dict(zip(values, combo))
@@ -72,33 +69,26 @@ def study_configs(profile: str = "auto", seeds: int | None = None, **base) -> li
     return configs
 
 
-def _configs(args, params: dict) -> list:
-    """Return the runs the command line asks for: --study, else every combination of values and seeds."""
-    seeds = _positive("seeds", args.seeds)
-    if not args.study:
-        return expand_configs(params, seeds)
-    extra = sorted(k for k, v in params.items() if v is not None and k not in STUDY_OPTIONS)
-    if extra:
-        raise ConfigError(f"parameter {extra[0]!r} cannot be combined with --study; valid with --study: "
-                          "--profile, --seed, --seeds, --data-dir, --device")
-    return study_configs(params.get("profile") or "auto", seeds, **{k: _parse_value(k, params[k])
-                         for k in STUDY_OPTIONS[1:] if params.get(k) is not None})
-
-
-def _cluster_executor(args, params: dict):
-    """Return the submitit executor of --cluster and its options (None without --cluster); raise ConfigError first."""
+def _configs_and_executor(args) -> tuple[list, object]:
+    """Return the runs the command line asks for and the executor of --cluster (or None); raise ConfigError first."""
     from helpers.core.cluster import SETTING_OPTIONS, resolve_executor
     from helpers.core.runs import runs_root
+    params = {k: v for k, v in vars(args).items() if k in FIELDS and v is not None}
+    seeds, extra = _positive("seeds", args.seeds), sorted(set(params) - set(STUDY_OPTIONS))
+    if args.study and extra:
+        raise ConfigError(f"parameter {extra[0]!r} cannot be combined with --study; valid with --study: "
+                          "--profile, --seed, --seeds, --data-dir, --device")
+    profile = params.get("profile") or "auto"
+    configs = study_configs(profile, seeds, **{k: _parse_value(k, v) for k, v in params.items() if k != "profile"}) \
+        if args.study else expand_configs(params, seeds)
     given = {name: getattr(args, name) for name in SETTING_OPTIONS if getattr(args, name) is not None}
-    if args.cluster is None:
-        if given or args.detach:
-            raise ConfigError(f"parameter {next(iter(given), 'detach')!r} needs --cluster; "
-                              "valid: add --cluster slurm or --cluster local")
-        return None
-    if args.cluster == "slurm" and (params.get("profile") or "auto") == "auto" and not os.environ.get("PROFILE"):
+    if args.cluster is None and (given or args.detach):
+        raise ConfigError(f"parameter {next(iter(given), 'detach')!r} needs --cluster; "
+                          "valid: add --cluster slurm or --cluster local")
+    if args.cluster == "slurm" and profile == "auto" and not os.environ.get("PROFILE"):
         raise ConfigError("parameter 'profile' = 'auto' is invalid with --cluster slurm: it would choose by the CUDA "
                           "of the machine that submits; valid: --profile smoke | quick | full")
-    return resolve_executor(args.cluster, runs_root().resolve(), **given)
+    return configs, args.cluster and resolve_executor(args.cluster, runs_root().resolve(), **given)
 
 
 def _train(args) -> int:
@@ -108,24 +98,19 @@ def _train(args) -> int:
     from helpers.core.sweep import SweepError, config_run_id, train_many
     from helpers.core.train import resolve_device
     try:
-        params = {k: v for k, v in vars(args).items() if k in FIELDS}
-        configs = _configs(args, params)
-        jobs = _positive("jobs", args.jobs)
-        executor = _cluster_executor(args, params)
-        identities = {}
+        configs, executor = _configs_and_executor(args)
+        jobs, identities = _positive("jobs", args.jobs), {}
         for c in configs:  # missing data, or (here, not on a cluster) an absent device, stops every run now
+            config_run_id(c, identities)
             if executor is None:
                 resolve_device(c.device)
-            config_run_id(c, identities)
         for c in configs:
             print(f"config: {c}")
             if args.force:
                 remove_run(runs_root() / config_run_id(c, identities))
         runs = train_many(configs, jobs=jobs, executor=executor, wait=not args.detach)
-    except SweepError as e:
-        # One line per failed run; its log's last lines were printed with the progress.
-        for f in e.failures:
-            print(f"error: {f.label} {f.message}", file=sys.stderr)
+    except SweepError as e:  # one line per failed run; its log's last lines were printed with the progress
+        print("\n".join(f"error: {f.label} {f.message}" for f in e.failures), file=sys.stderr)
         return 2 if e.expected else 1
     except (ConfigError, DataError) as e:  # bad values, missing data, $RUN_JOBS
         print(f"error: {e}", file=sys.stderr)
@@ -147,7 +132,7 @@ def main(argv=None) -> int:
     options.update(seeds=("N", "runs per setting, seeds seed..seed+N-1 (default: the profile's)"),
                    jobs=("N", "runs at once (default: 1 on the CPU; on CUDA what free memory and cores allow)"),
                    cluster=("KIND", "send one job per run through submitit: slurm | local (docs/cluster.md); "
-                                    "the options below default to $CLUSTER_<NAME>"),
+                                    "the options below default to $CLUSTER_<NAME>, else as shown"),
                    **{name: ("VALUE", text) for name, text in SETTING_OPTIONS.items()})
     for name, (metavar, text) in options.items():
         tr.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=metavar, help=text)

@@ -16,7 +16,6 @@ from helpers.core.project import portable_path, project_root
 from .report.build import NOTEBOOK_NAME, anchor_data_folder
 
 DEFAULT_PORT = 8888
-PORT_TRIES = 50  # ports tried upwards from the one asked for (jupyter's own default)
 
 
 class LabError(RuntimeError):
@@ -34,16 +33,14 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def choose_port(port: int, tries: int = PORT_TRIES) -> int:
+def choose_port(port: int, tries: int = 50) -> int:
     """Return `port` if it is free, else the next free one above it; raise LabError if none of `tries` is."""
     if not 1 <= port <= 65535:
         raise LabError(f"parameter 'port' = {port!r} is invalid; valid: 1..65535")
     last = min(port + tries, 65536) - 1
-    free = next((p for p in range(port, last + 1) if port_is_free(p)), None)
-    if free is None:
-        raise LabError(f"parameter 'port' = {port!r}: ports {port}..{last} are all busy; "
-                       "valid: a free port (make lab PORT=N)")
-    return free
+    for free in (p for p in range(port, last + 1) if port_is_free(p)):
+        return free
+    raise LabError(f"parameter 'port' = {port!r}: ports {port}..{last} are all busy; valid: a free port (PORT=N)")
 
 
 def lab_environment(environ=None) -> dict:
@@ -54,8 +51,8 @@ def lab_environment(environ=None) -> dict:
         env["RUNS_DIR"] = str(Path(env["RUNS_DIR"]).expanduser().resolve())
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, whatever the shell sets
     # This environment's kernel spec ("python3", which runs this Python) before any of the user's own.
-    kernels = str(Path(sys.prefix) / "share" / "jupyter")
-    env["JUPYTER_PATH"] = os.pathsep.join([kernels, *filter(None, [env.get("JUPYTER_PATH")])])
+    kernels = [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")]
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, kernels))
     return env
 
 
@@ -64,8 +61,7 @@ def prepare(port: int, notebooks, extra=(), environ=None) -> tuple[list[str], di
     notebooks = Path(notebooks)
     if not notebooks.is_dir():
         raise LabError(f"parameter 'notebooks' = {str(notebooks)!r}: no such folder; valid: a folder of notebooks")
-    env = lab_environment(environ)
-    chosen = choose_port(port)
+    env, chosen = lab_environment(environ), choose_port(port)
     lines = [] if chosen == port else [f"port {port} is busy; using port {chosen} (make lab PORT=N picks another)"]
     profile = env.get("PROFILE") or "auto"
     concrete = resolve_profile(profile)
@@ -96,10 +92,8 @@ def main(argv=None) -> int:
     except (LabError, ConfigError, DataError) as e:
         print(f"make lab: error: {e}", file=sys.stderr)
         return 2
-    for line in lines:
-        print(f"make lab: {line}", flush=True)
-    os.execve(command[0], command, env)
-    return 0  # not reached
+    print("\n".join(f"make lab: {line}" for line in lines), flush=True)
+    os.execve(command[0], command, env)  # does not return
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import submitit
 
 from . import runs as store
 from .config import Config, ConfigError
-from .sweep import EXPECTED, LOG_TAIL, done_line, record_failure, run_label, train_one
+from .sweep import EXPECTED, LOG_TAIL, load_done, record_failure, run_label, train_one
 
 KINDS = ("slurm", "local")
 JOB_FILE = "job.json"  # in a run folder: the cluster and id of the job a submission sent the run to
@@ -225,20 +225,14 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
                 break
             time.sleep(poll)
         else:
-            done[rid] = store.load_run(root / rid)
-            say(done_line(run_label(cfg, rid), done[rid], f"finished (job {jid})"))
+            load_done(rid, cfg, root, say, done, failures, f"finished (job {jid})")
 
 
 def _collect(job, rid, cfg, root, say, done, failures):
     """Record a finished job: its run, loaded from the store; or a failure named with its log's tail."""
     label, error = run_label(cfg, rid), job.exception()
     if error is None and store.is_complete(root / rid):
-        try:
-            done[rid] = store.load_run(root / rid)
-            say(done_line(label, done[rid], f"finished (job {job.job_id}, {job.result()['host']})"))
-        except store.CorruptRunError as e:
-            record_failure(failures, say, label, cfg, f"CorruptRunError: {e}", expected=True)
-        return
+        return load_done(rid, cfg, root, say, done, failures, f"finished (job {job.job_id}, {job.result()['host']})")
     logs = [[t for t in (text or "").splitlines() if t.strip()] for text in (job.stderr(), job.stdout())]
     tail = next((lines[-LOG_TAIL:] for lines in logs if lines), [])  # stderr (a traceback), else stdout
     last = tail[-1] if tail else str(error).strip().splitlines()[-1] if error else "no output"

@@ -56,9 +56,13 @@ def run_label(cfg: Config, rid: str | None = None) -> str:
     return f"[{rid or '?' * 12} {cfg.recipe} seed {cfg.seed}]"
 
 
-def done_line(label: str, run: Run, how: str) -> str:
-    """Return the status line of a finished run: how it came (loaded, finished) and its accuracies."""
-    return f"{label} {how}: final test acc {run.final_acc:.2f}%, best {run.best_acc:.2f}%"
+def load_done(rid: str, cfg: Config, root: Path, say, done: dict, failures: list, how: str):
+    """Load a finished run into `done` and say how it came (loaded, finished) with its accuracies; or a failure."""
+    try:
+        run = done[rid] = store.load_run(root / rid)
+        say(f"{run_label(cfg, rid)} {how}: final test acc {run.final_acc:.2f}%, best {run.best_acc:.2f}%")
+    except CorruptRunError as e:
+        record_failure(failures, say, run_label(cfg, rid), cfg, f"CorruptRunError: {e}", expected=True)
 
 
 def config_run_id(cfg: Config, identities: dict | None = None) -> str:
@@ -117,8 +121,8 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
             executor = cluster.local_executor(root, cuda)
     for rid, c in pending if executor is None else ():
         try:
-            done[rid] = train_one(c, rid, root, say)
-            say(done_line(run_label(c, rid), done[rid], "finished"))
+            train_one(c, rid, root, say)
+            load_done(rid, c, root, say, done, failures, "finished")
         except Exception as e:  # noqa: BLE001 - the other runs go on; the error names this one
             record_failure(failures, say, run_label(c, rid), c, f"{type(e).__name__}: {e}",
                            traceback.format_exc().strip().splitlines()[-LOG_TAIL:], isinstance(e, EXPECTED))
@@ -147,11 +151,7 @@ def plan(configs: list[Config], root, say, failures: list, check_device: bool = 
         if not store.is_complete(root / rid):
             pending.append((rid, c))
             continue
-        try:
-            done[rid] = store.load_run(root / rid)
-            say(done_line(run_label(c, rid), done[rid], "loaded from the store"))
-        except CorruptRunError as e:
-            record_failure(failures, say, run_label(c, rid), c, f"CorruptRunError: {e}", expected=True)
+        load_done(rid, c, root, say, done, failures, "loaded from the store")
     return ids, pending, done
 
 

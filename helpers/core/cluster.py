@@ -21,7 +21,6 @@ from .sweep import EXPECTED, LOG_TAIL, load_done, record_failure, run_label, tra
 KINDS = ("slurm", "local")
 JOB_FILE = "job.json"  # in a run folder: the cluster and id of the job a submission sent the run to
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run")  # folders a compute node does not share with the login node
-NON_NEGATIVE = ("gpus_per_task", "max_requeues")  # the integer settings that may be 0
 
 
 def _setting(default, text: str):
@@ -61,17 +60,14 @@ SETTING_OPTIONS = {f.name: f.metadata["help"] for f in dataclasses.fields(Cluste
 
 def _checked(f: dataclasses.Field, value, where: str):
     """Return a setting's value in its type; raise ConfigError naming it, the value and the valid choices."""
-    text, low = str(value).strip(), 0 if f.name in NON_NEGATIVE else 1
-    if f.name == "kind":
-        ok, valid = text in KINDS, " | ".join(KINDS)
-    elif not isinstance(f.default, int):
-        ok, valid = bool(text), "a non-empty name"
-    else:
-        ok = not isinstance(value, bool) and text.isdigit() and int(text) >= low
-        valid, text = f"a {'non-negative' if low == 0 else 'positive'} integer", int(text) if ok else text
-    if not ok:
-        raise ConfigError(f"{where} = {value!r} is invalid; valid: {valid}")
-    return text
+    text, low = str(value).strip(), 0 if f.name in ("gpus_per_task", "max_requeues") else 1
+    if f.name == "kind" and text not in KINDS:
+        raise ConfigError(f"{where} = {value!r} is invalid; valid: {' | '.join(KINDS)}")
+    if not isinstance(f.default, int):  # a name ('' asks for the default)
+        return text
+    if isinstance(value, bool) or not text.isdigit() or int(text) < low:
+        raise ConfigError(f"{where} = {value!r} is invalid; valid: a {('non-negative', 'positive')[low]} integer")
+    return int(text)
 
 
 def node_local_reason(path) -> str | None:
@@ -220,8 +216,7 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
         cfg = configs[rid]
         while not store.is_complete(root / rid):
             if live_job(root / rid) is None and not store.is_complete(root / rid):
-                record_failure(failures, say, run_label(cfg, rid), cfg,
-                               f"job {jid} ended without finishing the run; submit again to resume it")
+                record_failure(failures, say, cfg, rid, f"job {jid} ended without finishing the run; submit again")
                 break
             time.sleep(poll)
         else:
@@ -230,7 +225,7 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
 
 def _collect(job, rid, cfg, root, say, done, failures):
     """Record a finished job: its run, loaded from the store; or a failure named with its log's tail."""
-    label, error = run_label(cfg, rid), job.exception()
+    error = job.exception()
     if error is None and store.is_complete(root / rid):
         return load_done(rid, cfg, root, say, done, failures, f"finished (job {job.job_id}, {job.result()['host']})")
     logs = [[t for t in (text or "").splitlines() if t.strip()] for text in (job.stderr(), job.stdout())]
@@ -238,5 +233,5 @@ def _collect(job, rid, cfg, root, say, done, failures):
     last = tail[-1] if tail else str(error).strip().splitlines()[-1] if error else "no output"
     why = "failed" if isinstance(error, submitit.core.utils.FailedJobError) else \
         "ended without a result (killed: out of memory, kill -9?)"
-    record_failure(failures, say, label, cfg, f"job {job.job_id} {why}: {last}", tail,
+    record_failure(failures, say, cfg, rid, f"job {job.job_id} {why}: {last}", tail,
                    any(f"{e.__name__}:" in last for e in EXPECTED), log=job.paths.stderr)

@@ -43,8 +43,9 @@ class SweepError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def record_failure(failures: list, say, label: str, cfg: Config, message: str, tail=(), expected=False, log=None):
+def record_failure(failures: list, say, cfg: Config, rid: str | None, message: str, tail=(), expected=False, log=None):
     """Add a failure to `failures` and name it in the progress, with the last lines of its `log` if given."""
+    label = run_label(cfg, rid)
     failures.append(Failure(label, cfg.to_dict(), message, list(tail), expected))
     say(f"{label} FAILED: {message}" + (f"\n{label} last lines of its log ({log}):" if log else ""))
     for t in tail if log else ():
@@ -62,7 +63,7 @@ def load_done(rid: str, cfg: Config, root: Path, say, done: dict, failures: list
         run = done[rid] = store.load_run(root / rid)
         say(f"{run_label(cfg, rid)} {how}: final test acc {run.final_acc:.2f}%, best {run.best_acc:.2f}%")
     except CorruptRunError as e:
-        record_failure(failures, say, run_label(cfg, rid), cfg, f"CorruptRunError: {e}", expected=True)
+        record_failure(failures, say, cfg, rid, f"CorruptRunError: {e}", expected=True)
 
 
 def config_run_id(cfg: Config, identities: dict | None = None) -> str:
@@ -107,8 +108,21 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
     root = store.runs_root(runs_dir).resolve()
     executor = None if executor is None else cluster.resolve_executor(executor, root)
     say = (lambda text: print(text, flush=True)) if progress else (lambda text: None)
-    failures: list[Failure] = []
-    ids, pending, done = plan(configs, root, say, failures, check_device=executor is None)
+    failures, ids, first, done, pending, identities = [], [], {}, {}, [], {}
+    for c in configs:
+        try:
+            if executor is None:  # on a cluster the device is the compute node's
+                resolve_device(c.device)  # a run asking for absent CUDA fails here, named, before any work
+            ids.append(config_run_id(c, identities))
+            first.setdefault(ids[-1], c)
+        except EXPECTED as e:
+            record_failure(failures, say, c, None, f"{type(e).__name__}: {e}", expected=True)
+            ids.append(None)
+    for rid, c in first.items():
+        if store.is_complete(root / rid):
+            load_done(rid, c, root, say, done, failures, "loaded from the store")
+        else:
+            pending.append((rid, c))
     at_once = threads = None
     if executor is None and pending:
         cuda = any(resolve_device(c.device).type == "cuda" for _, c in pending)
@@ -124,35 +138,13 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
             train_one(c, rid, root, say)
             load_done(rid, c, root, say, done, failures, "finished")
         except Exception as e:  # noqa: BLE001 - the other runs go on; the error names this one
-            record_failure(failures, say, run_label(c, rid), c, f"{type(e).__name__}: {e}",
+            record_failure(failures, say, c, rid, f"{type(e).__name__}: {e}",
                            traceback.format_exc().strip().splitlines()[-LOG_TAIL:], isinstance(e, EXPECTED))
     if executor is not None and pending:
         cluster.run_jobs(pending, executor, root, say, done, failures, at_once, threads, wait)
     if failures:
         raise SweepError(failures, len(configs))
     return [done[rid] for rid in ids] if wait else None
-
-
-def plan(configs: list[Config], root, say, failures: list, check_device: bool = True):
-    """Return every config's run id (None: failed), the (id, config) pairs to train and the stored runs, loaded."""
-    from .train import resolve_device
-    ids, first, done, identities = [], {}, {}, {}
-    for c in configs:
-        try:
-            if check_device:  # on a cluster the device is the compute node's
-                resolve_device(c.device)  # a run asking for absent CUDA fails here, named, before any work
-            ids.append(config_run_id(c, identities))
-            first.setdefault(ids[-1], c)
-        except EXPECTED as e:
-            record_failure(failures, say, run_label(c), c, f"{type(e).__name__}: {e}", expected=True)
-            ids.append(None)
-    pending = []
-    for rid, c in first.items():
-        if not store.is_complete(root / rid):
-            pending.append((rid, c))
-            continue
-        load_done(rid, c, root, say, done, failures, "loaded from the store")
-    return ids, pending, done
 
 
 def train_one(cfg: Config, rid: str, root, say) -> Run:

@@ -84,8 +84,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m helpers.tools.lab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
-    ap.add_argument("--notebooks", default=str(project_root() / "notebooks"),
-                    help="folder to open (default: notebooks/)")
+    ap.add_argument("--notebooks", default=str(project_root() / "notebooks"), help="folder to open (notebooks/)")
     args, extra = ap.parse_known_args(argv)
     try:
         command, env, lines = prepare(args.port, args.notebooks, extra)

@@ -24,3 +24,15 @@ def test_bench_rejects_a_bad_device(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--device", "tpu", "--no-checkpoint"])
     assert "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')" in capsys.readouterr().err
+
+
+def test_cam_bench_prints_its_table_naming_command_machine_and_data(capsys):
+    from helpers.tools import cam_bench
+    assert cam_bench.main(["--images", "4", "--batch-size", "2", "--stem", "cifar", "--no-plain"]) == 0
+    out = capsys.readouterr().out
+    assert "command: python -m helpers.tools.cam_bench --images 4 --batch-size 2 --stem cifar --no-plain" in out
+    assert "machine: " in out and "threads" in out and "data: 4 random 32x32 images, GradCAM at layer4, batches of 2" in out
+    assert "helpers.compute_cams" in out and "forward only (floor)" in out and "library, plain" not in out
+    df = cam_bench.benchmark(images=2, stems=("imagenet", "cifar"), batch_size=2)
+    assert df["how"].tolist() == ["helpers.compute_cams", "forward only (floor)", "library, plain"] * 2
+    assert df["map"].tolist() == ["1×1"] * 3 + ["4×4"] * 3 and (df["images_per_s"] > 0).all()

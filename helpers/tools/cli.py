@@ -11,7 +11,7 @@ import itertools
 import os
 import sys
 
-from helpers.core.config import FIELDS, ConfigError, _TYPES, make_config, seed_list
+from helpers.core.config import FIELDS, ConfigError, _TYPES, make_config, seed_list, with_seeds
 
 SINGLE = ("profile", "seed", "data_dir", "device", "snapshot_epochs")  # one value each (seeds come from --seeds)
 STUDY_OPTIONS = ("profile", "seed", "data_dir", "device")  # the training parameters --study takes
@@ -46,11 +46,8 @@ def expand_configs(params: dict, seeds: int | None = None) -> list:
         if not all(parts):
             raise ConfigError(f"parameter {name!r} = {text!r} is invalid; valid: one value or comma-separated values")
         values[name] = [_parse_value(name, p) for p in parts]
-    configs = []
-    for combo in itertools.product(*values.values()):
-        given = dict(zip(values, combo))
-        base = make_config(**given)
-        configs += [make_config(**{**given, "seed": s}) for s in seed_list(base.seed, seeds, base.profile)]
+    configs = [c for combo in itertools.product(*values.values())
+               for c in with_seeds(make_config(**dict(zip(values, combo))), seeds)]
     return list(dict.fromkeys(configs))  # a value given twice is one run
 
 

@@ -32,9 +32,9 @@ def test_a_busy_port_is_named_and_the_next_free_one_taken(listening):
 
 
 def test_no_free_port_and_a_bad_port_are_errors_naming_the_parameter(listening):
-    with pytest.raises(lab.LabError, match=rf"'port' = {listening}: ports {listening}..{listening} are all busy"):
+    with pytest.raises(lab.ConfigError, match=rf"'port' = {listening}: ports {listening}..{listening} are all busy"):
         lab.choose_port(listening, tries=1)
-    with pytest.raises(lab.LabError, match=r"'port' = 0 is invalid; valid: 1..65535"):
+    with pytest.raises(lab.ConfigError, match=r"'port' = 0 is invalid; valid: 1..65535"):
         lab.choose_port(0)
 
 

@@ -18,10 +18,6 @@ from .report.build import NOTEBOOK_NAME, anchor_data_folder
 DEFAULT_PORT = 8888
 
 
-class LabError(RuntimeError):
-    """JupyterLab cannot start: a bad option, no free port, or no data."""
-
-
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """Return True if a server could listen on host:port now (as JupyterLab would: SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -34,13 +30,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def choose_port(port: int, tries: int = 50) -> int:
-    """Return `port` if it is free, else the next free one above it; raise LabError if none of `tries` is."""
+    """Return `port` if it is free, else the next free one above it; raise ConfigError if none of `tries` is."""
     if not 1 <= port <= 65535:
-        raise LabError(f"parameter 'port' = {port!r} is invalid; valid: 1..65535")
+        raise ConfigError(f"parameter 'port' = {port!r} is invalid; valid: 1..65535")
     last = min(port + tries, 65536) - 1
     for free in (p for p in range(port, last + 1) if port_is_free(p)):
         return free
-    raise LabError(f"parameter 'port' = {port!r}: ports {port}..{last} are all busy; valid: a free port (PORT=N)")
+    raise ConfigError(f"parameter 'port' = {port!r}: ports {port}..{last} are all busy; valid: a free port (PORT=N)")
 
 
 def lab_environment(environ=None) -> dict:
@@ -60,7 +56,7 @@ def prepare(port: int, notebooks, extra=(), environ=None) -> tuple[list[str], di
     """Check everything before JupyterLab starts; return (its command, at the port chosen, environment, lines)."""
     notebooks = Path(notebooks)
     if not notebooks.is_dir():
-        raise LabError(f"parameter 'notebooks' = {str(notebooks)!r}: no such folder; valid: a folder of notebooks")
+        raise ConfigError(f"parameter 'notebooks' = {str(notebooks)!r}: no such folder; valid: a folder of notebooks")
     env, chosen = lab_environment(environ), choose_port(port)
     lines = [] if chosen == port else [f"port {port} is busy; using port {chosen} (make lab PORT=N picks another)"]
     profile = env.get("PROFILE") or "auto"
@@ -88,7 +84,7 @@ def main(argv=None) -> int:
     args, extra = ap.parse_known_args(argv)
     try:
         command, env, lines = prepare(args.port, args.notebooks, extra)
-    except (LabError, ConfigError, DataError) as e:
+    except (ConfigError, DataError) as e:
         print(f"make lab: error: {e}", file=sys.stderr)
         return 2
     print("\n".join(f"make lab: {line}" for line in lines), flush=True)

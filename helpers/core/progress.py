@@ -21,11 +21,10 @@ class RunProgress:
             print(f"{desc}: {what}, {total_epochs} epochs of {steps_per_epoch} batches", flush=True)
 
     def step(self, loss: float, acc: float):
-        """Advance by one batch (terminal only)."""
-        if self.bar is not None:
-            self.bar.update(1)
-            if self.bar.n % 10 == 0:
-                self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.1f}%", refresh=False)
+        """Advance the terminal bar by one batch (train.py calls it only when `tty`)."""
+        self.bar.update(1)
+        if self.bar.n % 10 == 0:
+            self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.1f}%", refresh=False)
 
     def epoch_end(self, row: dict):
         """Report a finished epoch."""

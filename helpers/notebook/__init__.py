@@ -24,8 +24,8 @@ from .normalization import (FullScale, NormalizationStudy, channel_stats_note, c
 from .normalization import experiments as normalization_experiments
 from .faster import default_validation, plot_speed, speed_table, speed_verdicts
 
-# Notebook 04's CAM names: h.cam_grid, h.compute_cams, ... (and the module, h.cam). They load helpers.notebook.cam,
-# and with it pytorch-grad-cam, on first use, so other notebooks and `python -m helpers.tools.cam_bench` don't pay for it.
+# Notebook 04's CAM names (and the module, h.cam) load helpers.notebook.cam, and with it pytorch-grad-cam, on first
+# use, so other notebooks and `python -m helpers.tools.cam_bench` don't pay for it.
 _CAM_NAMES = ("CAM_LAYERS", "CAM_METHODS", "BlankCamWarning", "CamExplorer", "Checkpoint", "blank_note", "blank_table",
               "cam_gallery", "cam_grid", "cam_summary", "cam_layer_table", "cam_settings", "checkpoint_from_run",
               "cifar_stem_config", "compute_cams", "explorer_figure", "faithfulness", "faithfulness_verdicts",

@@ -72,7 +72,6 @@ def checkpoints_table(run, cfg: Config) -> pd.DataFrame:
             file = run.checkpoint_path(epoch).name
         except ValueError:
             file = ""
-        rows.append({"report's epoch": report_epoch, "this profile's epoch": epoch,
-                     "test acc at that epoch (%)": float(acc.get(epoch, float("nan"))), "weights stored": bool(file),
-                     "file": file})
-    return pd.DataFrame(rows)
+        rows.append((report_epoch, epoch, float(acc.get(epoch, float("nan"))), bool(file), file))
+    return pd.DataFrame(rows, columns=["report's epoch", "this profile's epoch", "test acc at that epoch (%)",
+                                       "weights stored", "file"])

@@ -94,6 +94,7 @@ def run_note(run) -> Markdown:
 
 
 def _as_list(runs) -> list:
+    """Return a list of runs: the given list, or one run as a list."""
     return list(runs) if isinstance(runs, (list, tuple)) else [runs]
 
 
@@ -149,8 +150,8 @@ def reference_folder(profile: str) -> str:
 
 def stored_spread(profile: str, experiment: str, raw: bool = False) -> Spread:
     """Return the reference runs' Spread of one experiment's final test accuracy, with Normalize or (raw) without."""
-    runs = records(project_root() / reference_folder(profile))
-    return spread(runs.loc[runs["experiment"] == experiment, "raw_final_test_acc" if raw else "final_test_acc"].dropna())
+    runs = records(project_root() / reference_folder(profile)).query("experiment == @experiment")
+    return spread(runs["raw_final_test_acc" if raw else "final_test_acc"])
 
 
 # A profile whose reference has no experiment with two seeds borrows the spread measured at a smaller scale: the

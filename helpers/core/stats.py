@@ -18,8 +18,6 @@ RULE_REFERENCE = ("the seed-to-seed sd of the reference runs stands in for both 
                   "(an assumption: that these runs vary from seed to seed as those do)")
 
 
-# ---- the Student-t distribution ----------------------------------------------------------------
-
 def t_two_sided_p(t: float, df: float) -> float:
     """Return P(|T| >= |t|) for Student's t with `df` (> 0, not necessarily whole) degrees of freedom."""
     if not df > 0:

@@ -13,7 +13,7 @@ from IPython.display import Markdown
 from helpers.core.config import Config, experiment_name, make_config
 from helpers.core.recipes import eval_batch, get_recipe
 from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_READING, REPORT_STD, REPORT_TEST_ACC,
-                      Reference, _as_list, column_spread, final_spread, is_comparable, judged, report_side)
+                      Reference, _as_list, column_spread, final_spread, is_comparable, judged, md, report_side)
 from helpers.core.stats import Spread, Verdict, spread
 
 
@@ -28,7 +28,7 @@ def channel_stats_table(mean, std) -> pd.DataFrame:
 def channel_stats_note(table: pd.DataFrame, n_images: int, source: str, tolerance: float = 0.01) -> Markdown:
     """Return whether the report's constants fit the measured statistics, within `tolerance`."""
     worst = max(table["mean diff"].abs().max(), table["std diff"].abs().max())
-    return Markdown(f"Measured on {n_images:,} training images ({source} data): the largest difference from the report's "
+    return md(f"Measured on {n_images:,} training images ({source} data): the largest difference from the report's "
               f"constants is {worst:.4f} (pixel scale 0–1), " + (
                   f"within {tolerance}: **the constants are right**, so the numbers cannot explain a collapse."
                   if worst <= tolerance else f"more than {tolerance}: the constants **do not fit** these images."))

@@ -43,6 +43,9 @@ REPORT_SHORT_TRAINING = {"epochs": (30, 50), "test_acc": (50.0, 70.0)}
 REPORT_CAM = {"image_index": 23, "target_class": 0, "layer": "layer4", "text_class": "cat"}
 
 
+md = Markdown  # the display object a note returns
+
+
 def variant(cfg: Config, **changes) -> Config:
     """Return the config with some parameters changed, validated again."""
     try:
@@ -79,13 +82,13 @@ def profile_note(cfg: Config, seeds: int | None = None) -> Markdown:
     from helpers.core.train import resolve_device
     device = f"device `{cfg.device}` ({resolve_device(cfg.device).type})"
     runs = "" if seeds is None else f"; {seeds} run(s) per experiment, seeds {cfg.seed} to {cfg.seed + seeds - 1}"
-    return Markdown(f"Profile **`{cfg.profile}`**: {data}; {size}, {device}{runs}.  \n{comparability(cfg)}")
+    return md(f"Profile **`{cfg.profile}`**: {data}; {size}, {device}{runs}.  \n{comparability(cfg)}")
 
 
 def run_note(run) -> Markdown:
     """Return a line naming a run, where it is stored, and how long its training took."""
     env, c = run.env, run.config
-    return Markdown(f"Run `{run.id}` (recipe `{c['recipe']}`, lr {c['lr']}, seed {c.get('seed', '?')}): {len(run.history)} "
+    return md(f"Run `{run.id}` (recipe `{c['recipe']}`, lr {c['lr']}, seed {c.get('seed', '?')}): {len(run.history)} "
               f"epochs, trained in {run.history['seconds'].sum() / 60:.1f} min on {env.get('device', '?')} "
               f"({env.get('threads', '?')} threads), finished {env.get('finished', '?')}; stored in `{run.path}`.")
 
@@ -232,4 +235,4 @@ def verdict_note(verdicts, ref: Reference = NO_REFERENCE, cfg: Config | None = N
         if ref.borrowed:
             text += (f" `{ref.folder}` has none with two seeds; the {ref.measured_in} profile's smaller runs stand in, "
                      "assumed to vary from seed to seed at least as much.")
-    return Markdown(text + (f"  \n{comparability(cfg)}" if cfg is not None else ""))
+    return md(text + (f"  \n{comparability(cfg)}" if cfg is not None else ""))

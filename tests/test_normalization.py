@@ -41,7 +41,7 @@ def study(**changes):
     """Two seeds per setting: a clear collapse, no repair by the larger lr."""
     base = dict(baseline=S([70.0, 70.4]), matched=S([71.0, 71.4]), mismatched=S([15.0, 15.4]),
                 train_loss=S([0.01, 0.012]), fix_lr=0.5, fix_mismatched=S([20.0, 20.4]), fix_matched=S([66.0, 66.4]),
-                fix_train_loss=S([0.2, 0.2]), mismatch_eval_acc=15.0, mismatch_curve_acc=15.0)
+                fix_train_loss=S([0.2, 0.2]))
     return h.NormalizationStudy(**{**base, **changes})
 
 
@@ -105,10 +105,10 @@ def test_one_seed_a_side_is_judged_only_with_a_reference_spread():
 def test_study_from_runs_reads_every_setting_per_seed():
     correct = seeds([71.0, 73.0], train_loss=0.02, recipe="normalize", raw=14.0)
     fixed = seeds([60.0, 62.0], lr=0.5, train_loss=0.3, recipe="normalize", raw=30.0)  # one run per seed, both ways
-    s = h.NormalizationStudy.from_runs(seeds([70.0, 72.0]), correct, fixed, {"acc": 14.5})
+    s = h.NormalizationStudy.from_runs(seeds([70.0, 72.0]), correct, fixed)
     assert (s.baseline.mean, s.matched.mean, s.mismatched.values) == (71.0, 72.0, (14.0, 14.0))
     assert (s.fix_mismatched.values, s.fix_matched.mean, s.fix_lr) == ((30.0, 30.0), 61.0, 0.5)
-    assert (s.mismatch_eval_acc, s.mismatch_curve_acc, s.train_loss.mean) == (14.5, 14.0, 0.02)
+    assert (s.train_loss.mean, s.fix_train_loss.mean) == (0.02, 0.3)
     assert h.scored(correct[1], normalize=True) == 73.0 and h.scored(correct[1], normalize=False) == 14.0
     with pytest.raises(ValueError, match="no evaluation without Normalize"):
         h.NormalizationStudy.from_runs(seeds([70.0]), seeds([71.0], recipe="normalize"), fixed)

@@ -40,7 +40,7 @@ def test_welch_finds_a_clear_difference_and_not_a_small_one():
     df = (0.04 / 3 + 0.09 / 3) ** 2 / ((0.04 / 3) ** 2 / 2 + (0.09 / 3) ** 2 / 2)
     assert c.basis == "welch" and c.se == pytest.approx(se) and c.df == pytest.approx(df)
     assert c.p == pytest.approx(t_two_sided_p(3.0 / se, df)) and c.resolved and c.diff > 0
-    assert c.diff / c.se == pytest.approx(14.41, abs=0.01) and c.p_text == "p < 0.001" and c.n_text == "n = 3 and 3"
+    assert c.diff / c.se == pytest.approx(14.41, abs=0.01) and Verdict("x", "a", "b", c).row()["verdict"] == "differs (p < 0.001), higher"
     assert compare(b, a).resolved and compare(b, a).diff < 0
     close = compare([81.0, 82.0, 83.0], [81.5, 82.5, 80.5])
     assert close.basis == "welch" and not close.resolved and close.p > 0.5

@@ -18,8 +18,6 @@ RULE_REFERENCE = ("the seed-to-seed sd of the reference runs stands in for both 
                   "(an assumption: that these runs vary from seed to seed as those do)")
 
 
-# ---- the Student-t distribution ----------------------------------------------------------------
-
 def t_two_sided_p(t: float, df: float) -> float:
     """Return P(|T| >= |t|) for Student's t with `df` (> 0, not necessarily whole) degrees of freedom."""
     if not df > 0:
@@ -31,9 +29,7 @@ def t_two_sided_p(t: float, df: float) -> float:
 def welch_df(a: Spread, b: Spread) -> float:
     """Return the Welch–Satterthwaite degrees of freedom of mean(A) - mean(B) (both sides need two values)."""
     va, vb = a.sd ** 2 / a.n, b.sd ** 2 / b.n
-    if va + vb == 0:
-        return float(a.n + b.n - 2)
-    return (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
+    return (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1)) if va + vb else float(a.n + b.n - 2)
 
 
 @dataclass(frozen=True)
@@ -63,8 +59,7 @@ class Spread:
         sd = f" ± {self.sd:.{digits}f}" if self.n > 1 else ""
         return f"{self.mean:.{digits}f}{sd}{unit} (n={self.n})"
 
-    def __str__(self):
-        return self.format()
+    __str__ = format
 
 
 def spread(values) -> Spread:
@@ -85,10 +80,8 @@ class Comparison:
     @property
     def p(self) -> float | None:
         """Return the two-sided p-value of the t-test (None when the difference cannot be judged)."""
-        if self.se is None:
-            return None
-        if self.se == 0:
-            return 1.0 if self.diff == 0 else 0.0
+        if self.se is None or self.se == 0:
+            return None if self.se is None else float(self.diff == 0)
         return t_two_sided_p(self.diff / self.se, self.df)
 
     @property
@@ -101,15 +94,6 @@ class Comparison:
         """Return whether A and B differ at the 5% level."""
         return self.judged and self.p < ALPHA
 
-    @property
-    def p_text(self) -> str:
-        """Return 'p = 0.012' (or 'p < 0.001')."""
-        return "p < 0.001" if self.p < 0.001 else f"p = {self.p:.3f}"
-
-    @property
-    def n_text(self) -> str:
-        """Return the seeds on each side, 'n = 3 and 1'."""
-        return f"n = {self.a.n} and {self.b.n}"
 
 
 def compare(a, b, reference_sd: float | None = None, reference_df: float | None = None) -> Comparison:
@@ -131,9 +115,8 @@ def compare(a, b, reference_sd: float | None = None, reference_df: float | None 
 
 def pooled_sd(spreads) -> float:
     """Return the pooled seed-to-seed sd of several experiments (nan when none has two seeds)."""
-    num = sum((s.n - 1) * s.sd ** 2 for s in spreads if s.n >= 2)
     dof = pooled_df(spreads)
-    return math.sqrt(num / dof) if dof else math.nan
+    return math.sqrt(sum((s.n - 1) * s.sd ** 2 for s in spreads if s.n >= 2) / dof) if dof else math.nan
 
 
 def pooled_df(spreads) -> int:
@@ -157,16 +140,14 @@ class Verdict:
     def row(self, digits: int = 2) -> dict:
         """Return the row as text: claim, A, B, difference, spread, rule and verdict."""
         c = self.comparison
-        if not c.judged:
-            spread_text, rule, said = "–", "not judged: one seed a side", "not judged"
-        else:
-            spread_text = f"se {c.se:.{digits}f}"
-            rule = (f"Welch t, df {c.df:.1f}" if c.basis == "welch" else
-                    f"reference sd {c.se / math.sqrt(1 / c.a.n + 1 / c.b.n):.{digits}f}, df {c.df:g}")
-            direction = "higher" if c.diff > 0 else "lower"
-            said = f"differs ({c.p_text}), {direction}" if c.resolved else f"consistent ({c.p_text})"
+        judged = ("–", "not judged: one seed a side", "not judged")
+        if c.judged:
+            p = "p < 0.001" if c.p < 0.001 else f"p = {c.p:.3f}"
+            judged = (f"se {c.se:.{digits}f}", f"Welch t, df {c.df:.1f}" if c.basis == "welch" else
+                      f"reference sd {c.se / math.sqrt(1 / c.a.n + 1 / c.b.n):.{digits}f}, df {c.df:g}",
+                      f"differs ({p}), {'higher' if c.diff > 0 else 'lower'}" if c.resolved else f"consistent ({p})")
         sides = f"{self.a} {c.a.format(digits)}", f"{self.b} {c.b.format(digits)}"
-        return dict(zip(VERDICT_COLUMNS, (self.claim, *sides, f"{c.diff:+.{digits}f} points", spread_text, rule, said)))
+        return dict(zip(VERDICT_COLUMNS, (self.claim, *sides, f"{c.diff:+.{digits}f} points", *judged)))
 
 
 def verdict_frame(verdicts, digits: int = 2) -> pd.DataFrame:

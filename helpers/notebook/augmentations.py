@@ -19,19 +19,13 @@ def recipe_forms(recipes) -> Markdown:
 
 
 def recipe_table(runs: dict, per_seed: bool = False) -> pd.DataFrame:
-    """Return one row per recipe: the report's accuracy and the measured ones as mean ± sd (n), each seed if asked.
-
-    `runs` maps a recipe to its run or to the list of its seeds' runs.
-    """
-    rows = []
-    for recipe, rs in runs.items():
-        rs = _as_list(rs)
-        rows.append({"recipe": recipe, "report test acc (%)": REPORT_TEST_ACC.get(recipe),
-                     FINAL: final_spread(rs), BEST: spread(r.best_acc for r in rs),
-                     TRAIN: column_spread(rs, "train_acc"),
-                     GAP: spread(float(r.history["train_acc"].iloc[-1]) - r.final_acc for r in rs)})
-    df = pd.DataFrame(rows)
-    df["report test acc (%)"] = pd.to_numeric(df["report test acc (%)"], errors="coerce")
+    """Return one row per recipe ({recipe: its run or its seeds' runs}): the report's accuracy and the measured ones
+    as mean ± sd (n), each seed if asked."""
+    df = pd.DataFrame([{"recipe": recipe, "report test acc (%)": REPORT_TEST_ACC.get(recipe) or float("nan"),
+                        FINAL: final_spread(rs), BEST: spread(r.best_acc for r in rs),
+                        TRAIN: column_spread(rs, "train_acc"),
+                        GAP: spread(float(r.history["train_acc"].iloc[-1]) - r.final_acc for r in rs)}
+                       for recipe, rs in ((k, _as_list(v)) for k, v in runs.items())])
     return seed_columns(df, runs, "recipe", name="seed {seed} final test (%)") if per_seed else df
 
 

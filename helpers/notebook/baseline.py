@@ -20,13 +20,10 @@ def stage_table(shapes_by_stem: dict) -> pd.DataFrame:
 
 def stage_note(shapes_by_stem: dict) -> Markdown:
     """Return what the layer4 shapes mean for a CAM on that layer, read from the measured shapes."""
-    lines = []
-    for stem, shapes in shapes_by_stem.items():
-        c, hh, ww = dict(shapes)["layer4"]
-        lines.append(f"- **{stem} stem**: layer4 is {c}×{hh}×{ww}, " + (
-            "a single spatial position: a CAM on it is uniform and cannot say *where* the evidence is." if hh * ww == 1
-            else f"{hh * ww} positions: a coarse but real map for a CAM to show."))
-    return md("\n".join(lines))
+    layer4 = {stem: dict(shapes)["layer4"] for stem, shapes in shapes_by_stem.items()}
+    return md("\n".join(f"- **{stem} stem**: layer4 is {c}×{hh}×{ww}, " + (
+        "a single spatial position: a CAM on it is uniform and cannot say *where* the evidence is." if hh * ww == 1
+        else f"{hh * ww} positions: a coarse but real map for a CAM to show.") for stem, (c, hh, ww) in layer4.items()))
 
 
 def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
@@ -72,7 +69,6 @@ def checkpoints_table(run, cfg: Config) -> pd.DataFrame:
             file = run.checkpoint_path(epoch).name
         except ValueError:
             file = ""
-        rows.append({"report's epoch": report_epoch, "this profile's epoch": epoch,
-                     "test acc at that epoch (%)": float(acc.get(epoch, float("nan"))), "weights stored": bool(file),
-                     "file": file})
-    return pd.DataFrame(rows)
+        rows.append((report_epoch, epoch, float(acc.get(epoch, float("nan"))), bool(file), file))
+    return pd.DataFrame(rows, columns=["report's epoch", "this profile's epoch", "test acc at that epoch (%)",
+                                       "weights stored", "file"])

@@ -35,20 +35,16 @@ def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = F
     """Return one row per experiment: schedule, epochs, minutes and accuracies (mean ± sd, n), and when the
     mean curve first reached the target; each seed's test accuracy if asked."""
     rows = []
-    for label, runs in zip(LABELS, (reference, fast)):
-        runs = _as_list(runs)
-        c = runs[0].config
-        validation = runs[0].metrics.get("eval_set") == "validation"
+    for label, runs in zip(LABELS, map(_as_list, (reference, fast))):
         mean = pd.concat(r.history for r in runs).groupby("epoch")[["test_acc", "seconds"]].mean()
-        hits = mean.index[mean["test_acc"] >= target]
-        epoch = int(hits[0]) if len(hits) else None
-        minutes = None if epoch is None else float(mean.loc[:epoch, "seconds"].sum() / 60)
-        rows.append({"run": label, "schedule": c.get("schedule", "step"), "epochs": len(runs[0].history),
+        epoch = next((int(e) for e in mean.index[mean["test_acc"] >= target]), None)
+        rows.append({"run": label, "schedule": runs[0].config.get("schedule", "step"), "epochs": len(runs[0].history),
                      "minutes": spread(r.history["seconds"].sum() / 60 for r in runs),
-                     "per-epoch curve on": "validation split" if validation else "test set",
-                     "final curve acc (%)": spread(r.final_acc for r in runs),
-                     TEST: spread(heldout_acc(r) for r in runs),
-                     f"mean curve: first epoch ≥ {target:.2f}%": epoch, "minutes to it": minutes})
+                     "per-epoch curve on": ("validation split" if runs[0].metrics.get("eval_set") == "validation"
+                                            else "test set"),
+                     "final curve acc (%)": spread(r.final_acc for r in runs), TEST: spread(map(heldout_acc, runs)),
+                     f"mean curve: first epoch ≥ {target:.2f}%": epoch,
+                     "minutes to it": None if epoch is None else float(mean.loc[:epoch, "seconds"].sum() / 60)})
     df = pd.DataFrame(rows)
     if per_seed:
         df = seed_columns(df, dict(zip(LABELS, (reference, fast))), "run", value=heldout_acc,
@@ -59,25 +55,22 @@ def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = F
 def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
     """Draw accuracy per epoch and per minute for both experiments (mean, min–max band), target marked;
     return the Figure."""
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")[1] if axes is None else axes
     fig = axes[0].figure
-    curves = (("report protocol (test)", reference, "tab:green"), ("fast (validation)", fast, "tab:red"))
-    for label, runs, color in curves:
+    for label, runs, color in (("report protocol (test)", reference, "tab:green"),
+                               ("fast (validation)", fast, "tab:red")):
         histories = [r.history for r in _as_list(runs)]
         epochs, ys = stack_column(histories, "test_acc")
         minutes = stack_column(histories, "seconds")[1].cumsum(axis=1).mean(axis=0) / 60
         name = label if len(histories) == 1 else f"{label}, mean of {len(histories)}"
         draw_mean_band(axes[0], epochs, ys, color, name, marker=".")
         draw_mean_band(axes[1], minutes, ys, color, name, marker=".")
-    for ax, xlabel in zip(axes, ("epoch", "minutes of training (this machine)")):
+    titles = ("Accuracy per epoch (band: min–max over seeds)", "Accuracy per minute of training")
+    for ax, xlabel, title in zip(axes, ("epoch", "minutes of training (this machine)"), titles):
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"report's best, {target:.2f}%")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("accuracy (%)")
+        ax.set(xlabel=xlabel, ylabel="accuracy (%)", title=title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_title("Accuracy per epoch (band: min–max over seeds)")
-    axes[1].set_title("Accuracy per minute of training")
     return fig
 
 

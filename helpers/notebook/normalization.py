@@ -37,12 +37,10 @@ def channel_stats_note(table: pd.DataFrame, n_images: int, source: str, toleranc
 def input_ranges(x) -> pd.DataFrame:
     """Return mean, std, min and max of uint8 images as the network receives them, without and with Normalize."""
     rec = get_recipe("normalize")
-    rows = []
-    for label, normalize in (("ToTensor only (values 0–1)", False), ("ToTensor + Normalize", True)):
-        v = eval_batch(rec, x, normalize=normalize)
-        rows.append({"test-time transform": label, "mean": v.mean().item(), "std": v.std().item(),
-                     "min": v.min().item(), "max": v.max().item()})
-    return pd.DataFrame(rows)
+    batches = {"ToTensor only (values 0–1)": eval_batch(rec, x, normalize=False),
+               "ToTensor + Normalize": eval_batch(rec, x, normalize=True)}
+    return pd.DataFrame([{"test-time transform": label, "mean": v.mean().item(), "std": v.std().item(),
+                          "min": v.min().item(), "max": v.max().item()} for label, v in batches.items()])
 
 
 def evaluation_table(results: dict) -> pd.DataFrame:
@@ -81,23 +79,14 @@ class NormalizationStudy:
     fix_mismatched: Spread       # lr fix_lr, tested without normalization (the report's fixed setup)
     fix_matched: Spread          # same weights, tested with normalization
     fix_train_loss: Spread
-    mismatch_eval_acc: float | None = None   # first seed: a separate `evaluate` without normalization
-    mismatch_curve_acc: float | None = None  # first seed: the training loop's last score without normalization
 
     @classmethod
-    def from_runs(cls, baseline, correct, fixed, mismatched_eval: dict | None = None) -> "NormalizationStudy":
-        """Return the study from the three experiments' runs (a run or a list of seeds' runs each).
-
-        `mismatched_eval`: an `evaluate` result of the first `correct` run without normalization, checked
-        against the training loop's own last score of that run.
-        """
+    def from_runs(cls, baseline, correct, fixed) -> "NormalizationStudy":
+        """Return the study from the three experiments' runs (a run or a list of seeds' runs each)."""
         correct, fixed = _as_list(correct), _as_list(fixed)
-        return cls(baseline=final_spread(baseline), matched=scored_spread(correct, True),
-                   mismatched=scored_spread(correct, False), train_loss=column_spread(correct, "train_loss"),
-                   fix_lr=float(fixed[0].config["lr"]), fix_mismatched=scored_spread(fixed, False),
-                   fix_matched=scored_spread(fixed, True), fix_train_loss=column_spread(fixed, "train_loss"),
-                   mismatch_eval_acc=None if mismatched_eval is None else float(mismatched_eval["acc"]),
-                   mismatch_curve_acc=scored(correct[0], False))
+        return cls(final_spread(baseline), scored_spread(correct, True), scored_spread(correct, False),
+                   column_spread(correct, "train_loss"), float(fixed[0].config["lr"]), scored_spread(fixed, False),
+                   scored_spread(fixed, True), column_spread(fixed, "train_loss"))
 
 
 def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
@@ -105,7 +94,7 @@ def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
     fix = REPORT_NORMALIZE["fix_test_acc"]
     rows = [
         ("none (baseline)", lr, "ToTensor", "ToTensor", None, s.baseline, REPORT_TEST_ACC["none"], ""),
-        ("normalize, correct pipeline", lr, "Normalize", "Normalize", s.train_loss, s.matched, None, ""),
+        ("normalize, correct pipeline", lr, "Normalize", "Normalize", s.train_loss, s.matched, float("nan"), ""),
         ("normalize, test without Normalize", lr, "Normalize", "ToTensor", s.train_loss, s.mismatched,
          REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
         (f"normalize, lr {s.fix_lr}, test without Normalize", s.fix_lr, "Normalize", "ToTensor",
@@ -113,10 +102,8 @@ def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
         (f"normalize, lr {s.fix_lr}, correct pipeline", s.fix_lr, "Normalize", "Normalize",
          s.fix_train_loss, s.fix_matched, fix, REPORT_READING["fix"]),
     ]
-    df = pd.DataFrame(rows, columns=["setting", "lr", "train transform", "test transform", "final train loss",
-                                     "measured test acc (%)", "report test acc (%)", "report's test transform"])
-    df["report test acc (%)"] = pd.to_numeric(df["report test acc (%)"], errors="coerce")
-    return df
+    return pd.DataFrame(rows, columns=["setting", "lr", "train transform", "test transform", "final train loss",
+                                       "measured test acc (%)", "report test acc (%)", "report's test transform"])
 
 
 def experiments(lr: float, fix_lr: float, profile: str = "full") -> list[str]:
@@ -125,14 +112,19 @@ def experiments(lr: float, fix_lr: float, profile: str = "full") -> list[str]:
             for r, x in (("none", lr), ("normalize", lr), ("normalize", fix_lr))]
 
 
+def _settings(study, lr: float) -> dict:
+    """Return {label: Spread} of a study's four normalizing settings (a NormalizationStudy or FullScale)."""
+    labels = (f"lr {x}, tested {t} Normalize" for x in (lr, study.fix_lr) for t in ("with", "without"))
+    return dict(zip(labels, (study.matched, study.mismatched, study.fix_matched, study.fix_mismatched)))
+
+
 def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(()), comparable: bool = True) -> list:
-    """Return the verdicts on a study's four normalizing settings (a NormalizationStudy or FullScale) whose two sides
-    were both measured; the report's two figures are one-run sides where the runs compare with the report."""
-    fix_lr = study.fix_lr
-    m, w, fm, fw = (f"lr {x}, tested {t} Normalize" for x in (lr, fix_lr) for t in ("with", "without"))
+    """Return the verdicts on a study's four normalizing settings whose two sides were both measured; the report's
+    two figures are one-run sides where the runs compare with the report."""
+    fix_lr, settings = study.fix_lr, _settings(study, lr)
+    m, w, fm, fw = settings
     report, report_fix = f"the report, lr {lr}", f"the report, lr {fix_lr}"
-    sides = {"none": baseline, m: study.matched, w: study.mismatched, fm: study.fix_matched, fw: study.fix_mismatched,
-             report: report_side(REPORT_NORMALIZE["test_acc"], comparable),
+    sides = {"none": baseline, **settings, report: report_side(REPORT_NORMALIZE["test_acc"], comparable),
              report_fix: report_side(REPORT_NORMALIZE["fix_test_acc"], comparable)}
     claims = [("dropping Normalize at test time lowers accuracy (the mismatch)", w, m),
               ("normalizing, done right, is as good as no normalization", m, "none"),
@@ -156,10 +148,10 @@ def normalization_verdicts(s: NormalizationStudy, cfg: Config, ref: Reference = 
 @dataclasses.dataclass
 class FullScale:
     """The full-scale reference runs of the study's normalizing settings (accuracy percent per seed)."""
-    matched: Spread          # lr, tested with Normalize
-    mismatched: Spread       # lr, tested without Normalize (the report's setup)
-    fix_matched: Spread      # fix_lr, tested with Normalize
-    fix_mismatched: Spread   # fix_lr, tested without Normalize
+    matched: Spread          # lr, tested with Normalize; mismatched: without (the report's setup)
+    mismatched: Spread
+    fix_matched: Spread      # the same at fix_lr
+    fix_mismatched: Spread
     ref: Reference
     lr: float = 0.1
     fix_lr: float = 0.5
@@ -174,10 +166,7 @@ class FullScale:
 
     def settings(self) -> dict:
         """Return {label: Spread} of the four settings."""
-        return {f"lr {self.lr}, tested with Normalize": self.matched,
-                f"lr {self.lr}, tested without Normalize": self.mismatched,
-                f"lr {self.fix_lr}, tested with Normalize": self.fix_matched,
-                f"lr {self.fix_lr}, tested without Normalize": self.fix_mismatched}
+        return _settings(self, self.lr)
 
 
 def full_scale_verdicts(fs: FullScale) -> list[Verdict]:

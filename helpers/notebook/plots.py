@@ -79,12 +79,9 @@ def augmentation_gallery(images: torch.Tensor, recipes, draws: int = 4, seed: in
                          form: str = "batched", ax=None):
     """Draw each recipe as one row: every image `draws` times, each a fresh random draw; return the Axes."""
     recipes, n, gap = list(recipes), len(images), 8
-    rows = []
-    for k, r in enumerate(recipes):
-        batch = augmentation_draws(images, r, draws, seed + k, form)
-        if get_recipe(r).normalize:  # only for display: bring normalized values back to [0, 1]
-            batch = (batch - batch.amin()) / (batch.amax() - batch.amin())
-        rows.append(batch)
+    rows = [augmentation_draws(images, r, draws, seed + k, form) for k, r in enumerate(recipes)]
+    # only for display: bring normalized values back to [0, 1]
+    rows = [(b - b.amin()) / (b.amax() - b.amin()) if get_recipe(r).normalize else b for b, r in zip(rows, recipes)]
     ax = _new_ax(ax, (0.55 * n * draws + 1.5, 0.75 * len(recipes) + 0.8))
     grid = np.split(mosaic(torch.cat(rows), n * draws), [2 + i * draws * TILE for i in range(1, n)], axis=1)
     white = np.ones((grid[0].shape[0], gap, 3))  # between the images' groups of draws
@@ -242,8 +239,7 @@ def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title:
     """Draw accuracy bars per row and {column: legend}: Spreads with min–max and seed dots, NaN as "n/a"."""
     ax = _new_ax(ax, (max(6, 1.6 * len(table) + 2), 4.5))
     cells = [list(table[col]) for col in columns]
-    means = [pd.to_numeric(pd.Series([v.mean if isinstance(v, Spread) else v for v in column]),
-                           errors="coerce").to_numpy(float) for column in cells]
+    means = [np.array([v.mean if isinstance(v, Spread) else v for v in column], dtype=float) for column in cells]
     series = [(text, np.nan_to_num(m), BAR_STYLES[j % len(BAR_STYLES)])
               for j, (text, m) in enumerate(zip(columns.values(), means))]
     dotted = False

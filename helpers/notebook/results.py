@@ -43,9 +43,7 @@ REPORT_SHORT_TRAINING = {"epochs": (30, 50), "test_acc": (50.0, 70.0)}
 REPORT_CAM = {"image_index": 23, "target_class": 0, "layer": "layer4", "text_class": "cat"}
 
 
-def md(text: str) -> Markdown:
-    """Return text as a Markdown display object (what the notebooks show)."""
-    return Markdown(text)
+md = Markdown  # the display object a note returns
 
 
 def variant(cfg: Config, **changes) -> Config:
@@ -96,6 +94,7 @@ def run_note(run) -> Markdown:
 
 
 def _as_list(runs) -> list:
+    """Return a list of runs: the given list, or one run as a list."""
     return list(runs) if isinstance(runs, (list, tuple)) else [runs]
 
 
@@ -151,8 +150,8 @@ def reference_folder(profile: str) -> str:
 
 def stored_spread(profile: str, experiment: str, raw: bool = False) -> Spread:
     """Return the reference runs' Spread of one experiment's final test accuracy, with Normalize or (raw) without."""
-    runs = records(project_root() / reference_folder(profile))
-    return spread(runs.loc[runs["experiment"] == experiment, "raw_final_test_acc" if raw else "final_test_acc"].dropna())
+    runs = records(project_root() / reference_folder(profile)).query("experiment == @experiment")
+    return spread(runs["raw_final_test_acc" if raw else "final_test_acc"])
 
 
 # A profile whose reference has no experiment with two seeds borrows the spread measured at a smaller scale: the

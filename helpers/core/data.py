@@ -1,5 +1,4 @@
 """CIFAR-10 as resident uint8 tensors, from the official files, an image folder, or a synthetic set."""
-from __future__ import annotations
 
 import hashlib
 import math

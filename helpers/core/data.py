@@ -176,10 +176,8 @@ def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
 def data_identity(data_dir: str | None, train_size=None, test_size=None, seed: int = 0) -> dict:
     """Return what identifies the data of a run (source and subset) without decoding any image."""
     kind, path = resolve_source(data_dir)
-    ident = {"source": kind, "train_size": train_size, "test_size": test_size, "subset_seed": seed}
-    if kind == "folder":
-        ident["fingerprint"] = folder_fingerprint(path)
-    return ident
+    return ({"source": kind, "train_size": train_size, "test_size": test_size, "subset_seed": seed}
+            | ({"fingerprint": folder_fingerprint(path)} if kind == "folder" else {}))
 
 
 def load_cifar10(data_dir: str | None = None, train_size: int | None = None,

@@ -1,5 +1,4 @@
 """CIFAR-10 as resident uint8 tensors, from the official files, an image folder, or a synthetic set."""
-from __future__ import annotations
 
 import hashlib
 import math
@@ -64,8 +63,7 @@ HOW_TO_PROVIDE = (
 
 def _list_folder(root: Path, per_class: dict | None) -> dict:
     """Return {split: [(class_index, path), ...]} after checking the class folders and their image counts."""
-    per_class = per_class or PER_CLASS
-    out = {}
+    per_class, out = per_class or PER_CLASS, {}
     for split in ("train", "test"):
         d = root / split
         if not d.is_dir():
@@ -107,8 +105,7 @@ def _decode(path: Path) -> np.ndarray:
 
 def load_folder(root, per_class: dict | None = None, use_cache: bool = True) -> dict:
     """Return {train_x, train_y, test_x, test_y} decoded from an ImageFolder tree, cached by its fingerprint."""
-    root = Path(root)
-    fp = folder_fingerprint(root, per_class)
+    fp = folder_fingerprint(Path(root), per_class)
     cache = cache_dir() / f"cifar10-folder-{fp[:20]}.pt"
     if use_cache and cache.exists():
         try:
@@ -118,10 +115,8 @@ def load_folder(root, per_class: dict | None = None, use_cache: bool = True) -> 
         except Exception as e:
             warnings.warn(f"decoded-data cache {cache} is unreadable ({e}); decoding again")
     arrays = {"fingerprint": fp}
-    for split, files in _list_folder(root, per_class).items():
-        images = np.stack([_decode(p) for _, p in files])
-        arrays[f"{split}_x"] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-        arrays[f"{split}_y"] = torch.tensor([k for k, _ in files], dtype=torch.int64)
+    for split, files in _list_folder(Path(root), per_class).items():
+        arrays |= _arrays(split, np.stack([_decode(p) for _, p in files]), [k for k, _ in files])
     if use_cache:  # to a temporary file, then renamed: readers never see half a file
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
@@ -138,11 +133,13 @@ def load_official(root: Path, download: bool = True) -> dict:
     except Exception as e:
         raise DataError(f"CIFAR-10 not found and not downloadable into {root} "
                         f"({type(e).__name__}: {e}). {HOW_TO_PROVIDE}") from None
-    arrays = {}
-    for split, ds in sets.items():
-        arrays[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-        arrays[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.int64)
-    return arrays
+    return {k: v for split, ds in sets.items() for k, v in _arrays(split, ds.data, ds.targets).items()}
+
+
+def _arrays(split: str, images: np.ndarray, labels) -> dict:
+    """Return {split_x: uint8 (N, 3, 32, 32), split_y: int64} from N x 32 x 32 x 3 images and their labels."""
+    return {f"{split}_x": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+            f"{split}_y": torch.tensor(labels, dtype=torch.int64)}
 
 
 def make_synthetic(n_train: int = 5000, n_test: int = 1000, seed: int = 0) -> dict:
@@ -167,12 +164,9 @@ def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
         raise DataError(f"subset of {n} requested but the split has only {len(y)} images")
     if n is None or n == len(y):
         return torch.arange(len(y))
-    g = torch.Generator().manual_seed(seed)
-    k = int(y.max()) + 1
-    picks = []
+    g, k, picks = torch.Generator().manual_seed(seed), int(y.max()) + 1, []
     for c in range(k):
-        idx = (y == c).nonzero().flatten()
-        count = n // k + (c < n % k)  # the first n % k classes get one more
+        idx, count = (y == c).nonzero().flatten(), n // k + (c < n % k)  # the first n % k classes get one more
         if len(idx) < count:
             raise DataError(f"class {c} has {len(idx)} images, fewer than the {count} requested")
         picks.append(idx[torch.randperm(len(idx), generator=g)[:count]])
@@ -182,22 +176,16 @@ def balanced_subset(y: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
 def data_identity(data_dir: str | None, train_size=None, test_size=None, seed: int = 0) -> dict:
     """Return what identifies the data of a run (source and subset) without decoding any image."""
     kind, path = resolve_source(data_dir)
-    ident = {"source": kind, "train_size": train_size, "test_size": test_size, "subset_seed": seed}
-    if kind == "folder":
-        ident["fingerprint"] = folder_fingerprint(path)
-    return ident
+    return ({"source": kind, "train_size": train_size, "test_size": test_size, "subset_seed": seed}
+            | ({"fingerprint": folder_fingerprint(path)} if kind == "folder" else {}))
 
 
 def load_cifar10(data_dir: str | None = None, train_size: int | None = None,
                  test_size: int | None = None, seed: int = 0, download: bool = True) -> Cifar10:
     """Return CIFAR-10 (or its synthetic stand-in) as uint8 tensors, class-balanced subsets if asked."""
     kind, path = resolve_source(data_dir)
-    if kind == "synthetic":
-        arrays = make_synthetic(train_size or 5000, test_size or 1000, seed)
-    elif kind == "folder":
-        arrays = load_folder(path)
-    else:
-        arrays = load_official(path, download=download)
+    arrays = (make_synthetic(train_size or 5000, test_size or 1000, seed) if kind == "synthetic"
+              else load_folder(path) if kind == "folder" else load_official(path, download=download))
     tr = balanced_subset(arrays["train_y"], train_size, seed)
     te = balanced_subset(arrays["test_y"], test_size, seed + 1)
     return Cifar10(arrays["train_x"][tr], arrays["train_y"][tr], arrays["test_x"][te], arrays["test_y"][te],

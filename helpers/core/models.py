@@ -1,5 +1,4 @@
 """torchvision's ResNet-18 as the report used it, and the CIFAR-stem variant for CAMs."""
-from __future__ import annotations
 
 import torch
 from torch import nn

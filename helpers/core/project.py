@@ -1,5 +1,4 @@
 """Where the project is, which commit it is at, and how to name a folder without a machine path."""
-from __future__ import annotations
 
 import os
 import subprocess
@@ -14,22 +13,20 @@ def project_root() -> Path:
 
 def _git(*args) -> str:
     """Return git's output for these arguments in the project folder, or "" when git fails."""
-    out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=5)
+    try:
+        out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return ""
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def project_commit(mark_dirty: bool = False) -> str:
     """Return the project's own short commit, or "unknown" when it is not its own repository (a copy inside one)."""
-    try:
-        top = _git("rev-parse", "--show-toplevel")
-        if not top or Path(top).resolve() != project_root().resolve():
-            return "unknown"
-        commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-        if mark_dirty and commit != "unknown" and _git("status", "--porcelain", "--untracked-files=no"):
-            return f"{commit} (with uncommitted changes)"
-        return commit
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    top = _git("rev-parse", "--show-toplevel")
+    commit = _git("rev-parse", "--short", "HEAD") if top and Path(top).resolve() == project_root().resolve() else ""
+    if mark_dirty and commit and _git("status", "--porcelain", "--untracked-files=no"):
+        return f"{commit} (with uncommitted changes)"
+    return commit or "unknown"
 
 
 def portable_path(path) -> str | None:

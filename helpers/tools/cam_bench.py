@@ -13,9 +13,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from .bench import header
 from helpers.core.models import build_model
-from helpers.notebook.cam.settings import set_threads
 from helpers.notebook.cam.wrappers import (CAM_LAYERS, METHODS, BlankCamWarning, check_method, compute_cams,
-                                           layer_map_sizes)
+                                           layer_map_sizes, set_threads)
 
 
 def benchmark(images: int = 1000, layer: str = "layer4", stems=("imagenet", "cifar"), batch_size: int = 250,

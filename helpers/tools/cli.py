@@ -53,7 +53,7 @@ def expand_configs(params: dict, seeds: int | None = None) -> list:
 
 def study_configs(profile: str = "auto", seeds: int | None = None, **base) -> list:
     """Return the runs notebooks 01-05 load, built as they build them, every experiment's first seed first."""
-    from helpers.notebook.cam.settings import cifar_stem_config
+    from helpers.notebook.cam.wrappers import cifar_stem_config
     from helpers.notebook.faster import default_validation
     from helpers.notebook.results import variant
     first = make_config(profile=profile, **base)

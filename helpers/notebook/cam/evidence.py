@@ -1,14 +1,10 @@
-"""What the maps show, measured: map sizes, blank maps, ROAD faithfulness scores, and the verdicts and notes on them.
-
-ROAD (the library's ROADCombined): remove the pixels a CAM ranks most (MoRF) or least (LeRF) relevant, fill them in by
-noisy imputation; the score is (LeRF − MoRF) / 2 of the explained class's probability, averaged over percentiles."""
-from __future__ import annotations
+"""What the maps show, measured: map sizes, blank maps, ROAD faithfulness scores (the library's ROADCombined:
+(LeRF − MoRF) / 2 of the explained class's probability, averaged over removal percentiles), and verdicts on them."""
 
 import contextlib
 import itertools
 import math
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -19,10 +15,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
 from helpers.core.models import stage_shapes
 from helpers.core.stats import Verdict, compare
-from .wrappers import (CAM_LAYERS, METHODS, REFERENCE_METHODS, BlankCamWarning, CamResult, as_checkpoint,
+from .wrappers import (CAM_LAYERS, METHODS, REFERENCE_METHODS, ROAD_PERCENTILES, CamResult, as_checkpoint,
                        compute_cams, layer_map_sizes, model_input)
-
-ROAD_PERCENTILES = (20, 40, 60, 80)  # the library's default is 10..90 in nine steps; four keep a CPU run short
 
 
 def cam_layer_table(models: dict) -> pd.DataFrame:
@@ -43,11 +37,9 @@ def blank_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, meth
     rows = []
     for name, ck in checkpoints.items():
         ck, row = as_checkpoint(ck, name), {"model": name}
-        for layer in layers:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", BlankCamWarning)  # 1x1 layers are what this table counts
-                res = compute_cams(ck.model, images, layer, method, target, ck.recipe)
-            row[f"{layer} ({res.size_text})"] = f"{100 * (res.cams.reshape(len(res.cams), -1).max(1) == 0).mean():.0f}%"
+        for layer in layers:  # 1x1 layers are what this table counts: no warning
+            res = compute_cams(ck.model, images, layer, method, target, ck.recipe, warn=False)
+            row[f"{layer} ({res.size_text})"] = f"{100 * (res.cams.max(axis=(1, 2)) == 0).mean():.0f}%"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -74,8 +66,7 @@ def cam_summary(models: dict, blank: CamResult, report: str) -> str:
     spatial = "; ".join(f"{name}: " + (", ".join(f"`{layer}` {hh}×{ww}" for layer, (hh, ww) in
                                                  layer_map_sizes(as_checkpoint(m).model).items() if hh * ww > 1)
                                        or "no layer") for name, m in models.items())
-    return (f"- **The report's `{blank.layer}` maps**: {blank_note(blank, report)} So "
-            f"{_blank_words(blank)[1]}.\n"
+    return (f"- **The report's `{blank.layer}` maps**: {blank_note(blank, report)} So {_blank_words(blank)[1]}.\n"
             f"- **Measured instead**, on the layers with a spatial map ({spatial}): the ROAD scores and verdicts "
             "above; no verdict rests on how a map looks. `helpers` warns (`BlankCamWarning`) whenever a CAM of a "
             "1×1 layer is asked for.")
@@ -114,9 +105,8 @@ def faithfulness_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYER
         for layer, method in itertools.product(layers, all_methods):
             n = min(scorecam_images, len(images)) if method == "ScoreCAM" else len(images)  # a forward per channel
             if n:
-                with warnings.catch_warnings(), _seeded(0):  # RandomCAM draws from numpy's generator
-                    warnings.simplefilter("ignore", BlankCamWarning)  # the table marks blank maps itself
-                    res = compute_cams(ck.model, images[:n], layer, method, recipe=ck.recipe)
+                with _seeded(0):  # RandomCAM draws from numpy's generator; the table marks blank maps itself
+                    res = compute_cams(ck.model, images[:n], layer, method, recipe=ck.recipe, warn=False)
                 s = faithfulness(ck.model, images[:n], res, ck.recipe, percentiles)
                 rows.append({"model": name, "layer": layer, "map": res.size_text, "method": method, "images": n,
                              "road": s.mean(), "sem": s.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan,

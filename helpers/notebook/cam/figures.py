@@ -1,17 +1,17 @@
 """CAM figures: overlay grids along any two axes, a gallery, the faithfulness plot, and the widget explorer."""
-from __future__ import annotations
 
 import itertools
 import math
 import textwrap
 
+import IPython.display
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from helpers.core.data import CLASSES
-from .wrappers import CAM_LAYERS, METHODS, REFERENCE_METHODS, as_checkpoint, compute_cams, to_rgb01
+from .wrappers import CAM_LAYERS, METHODS, REFERENCE_METHODS, as_checkpoint, require, compute_cams, to_rgb01
 
 AXES = ("image", "layer", "method", "checkpoint", "target")
 
@@ -37,31 +37,28 @@ def cam_grid(checkpoints, images: torch.Tensor, labels, *, rows: str = "image", 
              layers=("layer2",), methods=("GradCAM",), targets=("predicted",), panel: float = 1.45,
              title: str | None = None):
     """Return CAM overlays, one of AXES along rows, another along columns, the rest fixed; column 0: the image."""
-    if rows not in AXES or cols not in AXES or rows == cols:
-        raise ValueError(f"parameters 'rows' = {rows!r} and 'cols' = {cols!r} are invalid; valid: two different of "
-                         f"{' | '.join(AXES)}")
+    for name, value in (("rows", rows), ("cols", cols)):
+        require(name, value, value in AXES and rows != cols, f"two different of {' | '.join(AXES)}")
     if not isinstance(checkpoints, dict):
-        checkpoints = {as_checkpoint(checkpoints).label: as_checkpoint(checkpoints)}
+        checkpoints = {as_checkpoint(checkpoints).label: checkpoints}
+    cks = {name: as_checkpoint(ck, name) for name, ck in checkpoints.items()}
     choices = {"image": list(range(len(images))), "layer": list(layers), "method": list(methods),
-               "checkpoint": list(checkpoints), "target": list(targets)}
-    for axis in AXES:
-        if axis not in (rows, cols) and len(choices[axis]) != 1:
-            raise ValueError(f"{axis} is neither rows nor cols, so give exactly one; got {len(choices[axis])}")
-    results = {}  # one batched call per (checkpoint, layer, method, target) over all images
-    for name, layer, method, target in itertools.product(*(choices[a] for a in ("checkpoint", "layer", "method",
-                                                                                 "target"))):
-        ck = as_checkpoint(checkpoints[name], name)
-        results[name, layer, method, target] = compute_cams(ck.model, images, layer, method, target, ck.recipe)
+               "checkpoint": list(cks), "target": list(targets)}
+    for axis in AXES:  # the parameter of each axis is its plural: images, layers, ...
+        require(f"{axis}s", choices[axis], axis in (rows, cols) or len(choices[axis]) == 1,
+                "exactly one, unless it is rows or cols")
+    key = ("checkpoint", "layer", "method", "target")  # one batched call per key over all images
+    results = {(name, *rest): compute_cams(cks[name].model, images, *rest, cks[name].recipe)
+               for name, *rest in itertools.product(*(choices[a] for a in key))}
     sizes = {layer: {r.size_text for k, r in results.items() if k[1] == layer} for layer in choices["layer"]}
     vary = any(len(s) > 1 for s in sizes.values())  # stems differ: each panel gives its own size
 
     def label(axis, value) -> str:
         """Return the row, column or title label of one choice."""
-        if axis == "layer":
-            return value if len(sizes[value]) > 1 else f"{value} ({next(iter(sizes[value]))})"
-        if axis == "target":
-            return f"target: {'predicted' if value is None else value}"
-        return f"image {value}" if axis == "image" else str(value)
+        if axis == "layer" and len(sizes[value]) == 1:
+            return f"{value} ({next(iter(sizes[value]))})"
+        names = {"image": f"image {value}", "target": f"target: {'predicted' if value is None else value}"}
+        return names.get(axis, str(value))
 
     labels, rgb = [int(v) for v in torch.as_tensor(labels).reshape(-1)], to_rgb01(images)
     first = int(cols != "image")  # a first column with the plain image
@@ -71,8 +68,7 @@ def cam_grid(checkpoints, images: torch.Tensor, labels, *, rows: str = "image", 
         pick = {axis: choices[axis][0] for axis in AXES} | {rows: rv}
         if c >= first:
             pick[cols] = choices[cols][c - first]
-        i, ax, res = pick["image"], axes[r, c], results[pick["checkpoint"], pick["layer"], pick["method"],
-                                                        pick["target"]]
+        i, ax, res = pick["image"], axes[r, c], results[tuple(pick[a] for a in key)]
         if c < first:
             draw_panel(ax, rgb[i], None, f"true {CLASSES[labels[i]]}")
         else:
@@ -107,7 +103,7 @@ def cam_gallery(checkpoint, images: torch.Tensor, labels, layer: str = "layer2",
 def pick_per_class(labels, per_class: int = 2) -> list:
     """Return the indices of the first `per_class` images of every class, class by class."""
     labels = torch.as_tensor(labels)
-    return [int(i) for k in range(len(CLASSES)) for i in torch.nonzero(labels == k).flatten()[:per_class]]
+    return [int(i) for k in range(len(CLASSES)) for i in (labels == k).nonzero().flatten()[:per_class]]
 
 
 def plot_faithfulness(table: pd.DataFrame, axes=None):
@@ -116,8 +112,7 @@ def plot_faithfulness(table: pd.DataFrame, axes=None):
     if axes is None:
         axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), sharey=True, layout="constrained",
                             squeeze=False)[1][0]
-    for ax, name in zip(axes, models):
-        sub = table[table["model"] == name]
+    for ax, (name, sub) in zip(axes, table.groupby("model", sort=False)):
         maps = sub.drop_duplicates("layer").set_index("layer")["map"]
         for method, m in sub.groupby("method", sort=False):
             m = m.set_index("layer").reindex(maps.index)
@@ -136,11 +131,9 @@ def plot_faithfulness(table: pd.DataFrame, axes=None):
 def explorer_figure(checkpoints: dict, images: torch.Tensor, labels, index: int = 0, target="predicted",
                     layer: str = "layer4", method: str = "GradCAM", checkpoint: str | None = None):
     """Return the explorer's figure for one choice of every control: the image, the CAM alone, the overlay."""
-    if not 0 <= index < len(images):
-        raise ValueError(f"parameter 'index' = {index!r} is invalid; valid: 0..{len(images) - 1}")
+    require("index", index, 0 <= index < len(images), f"0..{len(images) - 1}")
     name = next(iter(checkpoints)) if checkpoint is None else checkpoint
-    if name not in checkpoints:
-        raise ValueError(f"parameter 'checkpoint' = {name!r} is invalid; valid: {' | '.join(checkpoints)}")
+    require("checkpoint", name, name in checkpoints, " | ".join(checkpoints))
     ck = as_checkpoint(checkpoints[name], name)
     res = compute_cams(ck.model, images[index:index + 1], layer, method, target, ck.recipe)
     label, rgb, cam = int(torch.as_tensor(labels)[index]), to_rgb01(images[index:index + 1])[0], res.cams[0]
@@ -161,21 +154,17 @@ class CamExplorer:
                  method: str = "GradCAM"):
         import ipywidgets as w
         self.renders, style = 0, dict(description_width="initial")
-        self.controls = {
-            "index": w.IntSlider(value=index, min=0, max=len(images) - 1, description="image", style=style,
-                                 continuous_update=False),
-            "target": w.Dropdown(options=["predicted", *CLASSES], description="target", style=style),
-            "layer": w.Dropdown(options=CAM_LAYERS, value=layer, description="layer", style=style),
-            "method": w.Dropdown(options=list(METHODS), value=method, description="method", style=style),
-            "checkpoint": w.Dropdown(options=list(checkpoints), description="checkpoint", style=style,
-                                     layout=w.Layout(width="420px")),
-        }
+        self.controls = {"index": w.IntSlider(value=index, min=0, max=len(images) - 1, description="image",
+                                              style=style, continuous_update=False)}
+        for name, options, value in (("target", ["predicted", *CLASSES], "predicted"), ("layer", CAM_LAYERS, layer),
+                                     ("method", list(METHODS), method), ("checkpoint", list(checkpoints), None)):
+            self.controls[name] = w.Dropdown(options=options, value=value or options[0], description=name, style=style)
+        self.controls["checkpoint"].layout.width = "420px"
 
         def draw(**values):
             """Display the figure for the controls' values (ipywidgets calls this on every change)."""
-            from IPython.display import display
             fig = explorer_figure(checkpoints, images, labels, **values)
-            display(fig)
+            IPython.display.display(fig)
             plt.close(fig)
             self.renders += 1
 
@@ -185,22 +174,20 @@ class CamExplorer:
 
 def frontend_is_live() -> bool:
     """Return whether the cell's request allows stdin (JupyterLab, VS Code); not under papermill, nbval, no kernel."""
-    from IPython import get_ipython
-    kernel = getattr(get_ipython(), "kernel", None)
+    kernel = getattr(IPython.get_ipython(), "kernel", None)
     return bool(kernel is not None and kernel.get_parent("shell").get("content", {}).get("allow_stdin"))
 
 
 def show_explorer(checkpoints: dict, images: torch.Tensor, labels, index: int = 0, layers=CAM_LAYERS,
                   method: str = "GradCAM", interactive: bool | None = None):
     """Display the explorer where a live frontend can run it (None: detect), always a static grid; return it or None."""
-    from IPython.display import display
     explorer = None
     if frontend_is_live() if interactive is None else interactive:
         explorer = CamExplorer(checkpoints, images, labels, index=index, method=method)
-        display(explorer.widget)
+        IPython.display.display(explorer.widget)
     fig = cam_grid(checkpoints, images[index:index + 1], torch.as_tensor(labels)[index:index + 1],
                    rows="checkpoint", cols="layer", layers=layers, methods=(method,),
                    title=f"{method}, image {index}, predicted class")
-    display(fig)
+    IPython.display.display(fig)
     plt.close(fig)
     return explorer

@@ -79,13 +79,10 @@ LOCK_WAIT_ENV = "RUN_LOCK_WAIT"  # seconds train_run waits for a run another pro
 def lock_wait_s() -> float:
     """Return $RUN_LOCK_WAIT as seconds (0 when unset): how long train_run waits for another process's run."""
     text = os.environ.get(LOCK_WAIT_ENV, "").strip()
-    try:
-        value = float(text or 0)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise ValueError(f"parameter '{LOCK_WAIT_ENV}' (environment) = {text!r} is invalid; valid: seconds, >= 0")
-    return value
+    with contextlib.suppress(ValueError):
+        if float(text or 0) >= 0:
+            return float(text or 0)
+    raise ValueError(f"parameter '{LOCK_WAIT_ENV}' (environment) = {text!r} is invalid; valid: seconds, >= 0")
 
 
 @contextlib.contextmanager
@@ -142,12 +139,10 @@ def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
         with open(tmp, "wb") as f:
             if marker:
                 Path(marker).write_text(str(path))
-                f.write(data[:len(data) // 2])
-                f.flush()
-                time.sleep(float(seconds))
-                f.write(data[len(data) // 2:])
-            else:
-                f.write(data)
+            f.write(data[:len(data) // 2])
+            f.flush()
+            time.sleep(float(seconds))
+            f.write(data[len(data) // 2:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -170,12 +170,8 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
         if store.is_complete(path):  # another process finished it while this one waited for the lock
             return store.load_run(path)
         store.remove_leftovers(path)
-        try:
+        with store.full_disk_error(path):
             return _train(cfg, rid, path, device, ident, data, progress, on_epoch, step)
-        except OSError as e:
-            if store.is_disk_full(e):
-                raise store.full_error(path, e) from e
-            raise
 
 
 def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager") -> store.Run:

@@ -29,7 +29,8 @@ from helpers.core.data import load_cifar10
 from helpers.core.models import build_model
 from helpers.core.recipes import get_recipe
 from helpers.core.step import EagerStep, StaticStep
-from helpers.core.train import EVAL_BATCH, evaluate, make_optimizer, make_scheduler, resolve_device, train_epoch, train_run
+from helpers.core.train import (EVAL_BATCH, evaluate, make_optimizer, make_scheduler, resolve_device, train_epoch,
+                                train_run)
 
 EVERY = dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate")  # --full
 QUICK = {"cpu": dict(settings="fp32", recipes="crop", steps=2, images=256, workers="0"),

@@ -141,10 +141,12 @@ def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
         with open(tmp, "wb") as f:
             if marker:
                 Path(marker).write_text(str(path))
-            f.write(data[:len(data) // 2])
-            f.flush()
-            time.sleep(float(seconds))
-            f.write(data[len(data) // 2:])
+                f.write(data[:len(data) // 2])
+                f.flush()
+                time.sleep(float(seconds))
+                f.write(data[len(data) // 2:])
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -58,7 +58,7 @@ class Zygote:
     """The process that forks one training attempt per request; its lines are read with a timeout."""
 
     def __init__(self, tmp_path: Path, marker: Path):
-        env = {**os.environ, "PYTHONPATH": str(Path(store.__file__).parents[1]),
+        env = {**os.environ, "PYTHONPATH": str(Path(store.__file__).parents[2]),
                store.WRITE_PAUSE_ENV: f"{marker}:{WRITE_PAUSE_S}"}
         self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE, json.dumps(CONFIG)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, cwd=tmp_path)

@@ -103,69 +103,62 @@ _TYPES = {name: {"str": str, "int": int, "float": float, "bool": bool, "tuple": 
 
 
 def _fail(name, value, valid):
+    """Raise the ConfigError that names the parameter, its value and the valid choices."""
     raise ConfigError(f"parameter {name!r} = {value!r} is invalid; valid: {valid}")
 
 
 def _check_type(name, value):
+    """Raise ConfigError unless `value` is None or of the type the Config field `name` declares."""
     want = _TYPES[name]
     if value is not None and not (isinstance(value, (int, float) if want is float else want)
                                   and (want is bool or not isinstance(value, bool))):
         _fail(name, value, f"a value of type {want.__name__}")
 
 
+CHOICES = {"profile": PROFILES, "recipe": tuple(RECIPES), "stem": STEMS, "device": DEVICES, "schedule": SCHEDULES,
+           "precision": PRECISIONS}
+# (parameters, the test a set value passes, the valid values in words), checked in this order
+RANGES = [(("epochs", "step_size", "batch_size", "train_size", "test_size"), lambda v: v > 0, "a positive integer"),
+          (("lr",), lambda v: v > 0, "a positive number"), (("weight_decay",), lambda v: v >= 0, "a number >= 0"),
+          (("momentum", "gamma", "label_smoothing"), lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+          (("train_size", "test_size"), lambda v: v >= 10, "at least 10 (one image per class)")]
+
+
 def _validate(c: Config):
+    """Raise ConfigError for the first parameter of `c` with a bad value, naming it, the value and the choices."""
     for name in ("epochs", "step_size", "snapshot_epochs"):
         if getattr(c, name) is None:
             _fail(name, None, "a value; build configs with make_config(profile=...), which fills it in")
     for name in _TYPES:
         _check_type(name, getattr(c, name))
-    for name, choices in (("profile", PROFILES), ("recipe", tuple(RECIPES)), ("stem", STEMS), ("device", DEVICES),
-                          ("schedule", SCHEDULES), ("precision", PRECISIONS)):
+    for name, choices in CHOICES.items():
         if getattr(c, name) not in choices:
             _fail(name, getattr(c, name), " | ".join(choices))
     if c.validation < 0 or (c.train_size is not None and c.validation >= c.train_size):
         _fail("validation", c.validation, "0 (off) or a count smaller than train_size")
-    for name in ("epochs", "step_size", "batch_size", "train_size", "test_size"):
-        v = getattr(c, name)
-        if v is not None and v <= 0:
-            _fail(name, v, "a positive integer")
-    if c.lr <= 0:
-        _fail("lr", c.lr, "a positive number")
-    if c.weight_decay < 0:
-        _fail("weight_decay", c.weight_decay, "a number >= 0")
-    for name in ("momentum", "gamma", "label_smoothing"):
-        if not 0 <= getattr(c, name) <= 1:
-            _fail(name, getattr(c, name), "a number in [0, 1]")
-    for name in ("train_size", "test_size"):
-        if getattr(c, name) is not None and getattr(c, name) < 10:
-            _fail(name, getattr(c, name), "at least 10 (one image per class)")
-    if c.snapshot_epochs is not None:
-        for e in c.snapshot_epochs:
-            if not isinstance(e, int) or isinstance(e, bool) or e <= 0:
-                _fail("snapshot_epochs", c.snapshot_epochs, "positive integer epochs")
-            if c.epochs is not None and e > c.epochs:
-                _fail("snapshot_epochs", c.snapshot_epochs, f"epochs between 1 and epochs={c.epochs}")
+    for names, ok, valid in RANGES:
+        for name in names:
+            if getattr(c, name) is not None and not ok(getattr(c, name)):
+                _fail(name, getattr(c, name), valid)
+    for e in c.snapshot_epochs:
+        if not isinstance(e, int) or isinstance(e, bool) or not 0 < e <= c.epochs:
+            _fail("snapshot_epochs", c.snapshot_epochs, f"positive integer epochs between 1 and epochs={c.epochs}")
 
 
 def resolve_profile(profile: str = "auto") -> str:
     """Return the concrete profile: `auto` means $PROFILE if set, else full with CUDA and quick without."""
-    if profile not in PROFILES:
-        _fail("profile", profile, " | ".join(PROFILES))
-    if profile != "auto":
-        return profile
     env = os.environ.get("PROFILE", "").strip()
-    if env:
-        if env not in PROFILES:
-            _fail("PROFILE (environment)", env, " | ".join(PROFILES))
-        if env != "auto":
-            return env
+    for name, value in (("profile", profile), ("PROFILE (environment)", env or "auto")):
+        if value not in PROFILES:
+            _fail(name, value, " | ".join(PROFILES))
+        if value != "auto":
+            return value
     return "full" if torch.cuda.is_available() else "quick"
 
 
 def make_config(profile: str = "auto", **params) -> Config:
     """Return a validated Config: the profile's defaults, overridden by every parameter not None."""
-    unknown = sorted(set(params) - set(FIELDS))
-    if unknown:
+    if unknown := sorted(set(params) - set(FIELDS)):
         raise ConfigError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; valid: {', '.join(FIELDS)}")
     if isinstance(params.get("snapshot_epochs"), list):
         params["snapshot_epochs"] = tuple(params["snapshot_epochs"])
@@ -179,13 +172,12 @@ def make_config(profile: str = "auto", **params) -> Config:
             params = {**params, "epochs": FAST_EPOCHS[concrete]}
         values["lr"] = FAST_LR.get(concrete, values["lr"])
     values.update({k: v for k, v in params.items() if v is not None})
-    if "step_size" not in params or params.get("step_size") is None:
-        # Keep the report's shape (LR drop at 5/6 of training) when epochs are changed.
-        if params.get("epochs") is not None:
-            values["step_size"] = max(1, round(values["epochs"] * 5 / 6))
-    if params.get("snapshot_epochs") is None and params.get("epochs") is not None:
-        e = values["epochs"]
-        values["snapshot_epochs"] = tuple(sorted({max(1, round(e * f)) for f in (0.5, 5 / 6, 1.0)}))
+    e = params.get("epochs")
+    if e is not None:  # the report's shape: the LR drop at 5/6 of training, snapshots at 1/2, 5/6 and the end
+        if params.get("step_size") is None:
+            values["step_size"] = max(1, round(e * 5 / 6))
+        if params.get("snapshot_epochs") is None:
+            values["snapshot_epochs"] = tuple(sorted({max(1, round(e * f)) for f in (0.5, 5 / 6, 1.0)}))
     if values.get("data_dir") is None and concrete != "smoke":
         values["data_dir"] = os.environ.get("CIFAR10_DIR") or None
     return Config(profile=concrete, **values)
@@ -206,10 +198,10 @@ def with_seeds(cfg: Config, seeds: int | None = None) -> list[Config]:
     return [dataclasses.replace(cfg, seed=s) for s in seed_list(cfg.seed, seeds, cfg.profile)]
 
 
-# What a profile scales: left out of an experiment's name, so that one experiment has one name at every scale.
-SCALE_FIELDS = ("epochs", "step_size", "snapshot_epochs", "train_size", "test_size", "validation")
+# What changes training, in a name's order. What a profile scales (epochs, sizes, validation) is left out of an
+# experiment's name, so that one experiment has one name at every scale.
 NAMED_FIELDS = ("lr", "stem", "schedule", "label_smoothing", "nesterov", "momentum", "weight_decay", "gamma",
-                "batch_size", "precision", "channels_last")  # the rest of what changes training, in a name's order
+                "batch_size", "precision", "channels_last")
 
 
 def experiment_name(cfg: Config) -> str:

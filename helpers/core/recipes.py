@@ -28,24 +28,13 @@ class Recipe:
 
     def train_transform(self) -> T.Compose:
         """Return the torchvision pipeline (PIL image or uint8 tensor in, float tensor out)."""
-        steps = []
-        if self.crop_padding:
-            steps.append(T.RandomCrop(32, padding=self.crop_padding))
-        if self.flip:
-            steps.append(T.RandomHorizontalFlip())
-        if self.rotate_degrees:
-            steps.append(T.RandomRotation(self.rotate_degrees))
-        steps.append(T.ToTensor())
-        if self.normalize:
-            steps.append(T.Normalize(CIFAR10_MEAN, CIFAR10_STD))
-        return T.Compose(steps)
+        random = [(self.crop_padding, T.RandomCrop(32, padding=self.crop_padding)),
+                  (self.flip, T.RandomHorizontalFlip()), (self.rotate_degrees, T.RandomRotation(self.rotate_degrees))]
+        return T.Compose([t for used, t in random if used] + self.eval_transform().transforms)
 
     def eval_transform(self, normalize: bool = True) -> T.Compose:
         """Return the test-time pipeline; normalize=False drops the recipe's Normalize (the report's suspected bug)."""
-        steps = [T.ToTensor()]
-        if self.normalize and normalize:
-            steps.append(T.Normalize(CIFAR10_MEAN, CIFAR10_STD))
-        return T.Compose(steps)
+        return T.Compose([T.ToTensor()] + [T.Normalize(CIFAR10_MEAN, CIFAR10_STD)] * (self.normalize and normalize))
 
 
 RECIPES = {

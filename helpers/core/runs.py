@@ -39,21 +39,23 @@ class StoreFullError(RuntimeError):
     """The disk that holds the run store is full: the run stopped, and resumes once space is freed."""
 
 
-def full_error(run_folder: Path, err: OSError) -> StoreFullError:
-    """Return the one error a full disk gives: the run store, its free space, and how to go on."""
-    root = Path(run_folder).parent
+@contextlib.contextmanager
+def full_disk_error(run_folder: Path):
+    """Turn a full disk (or an exceeded quota) inside the block into one StoreFullError: the run store, its free
+    space, and how to go on."""
     try:
-        free = f"{shutil.disk_usage(root).free / 1e9:.2f} GB free"
-    except OSError:
-        free = "free space unknown"
-    return StoreFullError(f"the run store {root} is full ({free} on its disk): run {Path(run_folder).name} stopped "
-                          f"({err.strerror or err} writing {Path(err.filename).name if err.filename else 'a file'}). "
-                          "Free some space, then run it again: it resumes from its last checkpoint.")
-
-
-def is_disk_full(err: BaseException) -> bool:
-    """Return whether an error is a full disk or an exceeded quota."""
-    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        root = Path(run_folder).parent
+        try:
+            free = f"{shutil.disk_usage(root).free / 1e9:.2f} GB free"
+        except OSError:
+            free = "free space unknown"
+        raise StoreFullError(f"the run store {root} is full ({free} on its disk): run {Path(run_folder).name} stopped "
+                             f"({err.strerror or err} writing {Path(err.filename).name if err.filename else 'a file'}"
+                             "). Free some space, then run it again: it resumes from its last checkpoint.") from err
 
 
 def runs_root(root=None) -> Path:
@@ -79,13 +81,10 @@ LOCK_WAIT_ENV = "RUN_LOCK_WAIT"  # seconds train_run waits for a run another pro
 def lock_wait_s() -> float:
     """Return $RUN_LOCK_WAIT as seconds (0 when unset): how long train_run waits for another process's run."""
     text = os.environ.get(LOCK_WAIT_ENV, "").strip()
-    try:
-        value = float(text or 0)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise ValueError(f"parameter '{LOCK_WAIT_ENV}' (environment) = {text!r} is invalid; valid: seconds, >= 0")
-    return value
+    with contextlib.suppress(ValueError):
+        if float(text or 0) >= 0:
+            return float(text or 0)
+    raise ValueError(f"parameter '{LOCK_WAIT_ENV}' (environment) = {text!r} is invalid; valid: seconds, >= 0")
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ A graph replays fixed kernels on fixed memory: each batch is copied into static 
 add up in device tensors, and SGD runs as `torch._foreach_*` ops that read lr and momentum (which OneCycle changes
 every step) from 0-dim device tensors. Momentum stays in `opt.state`, so checkpoints are torch SGD state dicts.
 With `capture=False` (the CPU) the same class runs every step eagerly: the tests exercise it there.
+`EagerStep` is torch's own step (opt.step) with the same running totals: the default on the CPU.
 """
 from __future__ import annotations
 
@@ -42,7 +43,50 @@ def sgd_update(params, grads, bufs, lr, momentum, weight_decay: float, nesterov:
         torch._foreach_add_(params, d_p, alpha=-lr)
 
 
-class StaticStep:
+class EagerStep:
+    """torch's own training step (autocast forward, backward, opt.step), with the epoch's totals on the device."""
+    mode = "eager"
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, criterion, device: torch.device,
+                 precision: str = "fp32"):
+        """Keep the model, optimizer and loss; make the running loss and correct count."""
+        self.model, self.opt, self.criterion, self.device = model, opt, criterion, device
+        self.bf16 = precision == "bf16"
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), dtype=torch.long, device=device)
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, cache: bool = True):
+        """Return (outputs, loss) of the forward pass, under bf16 autocast if asked for."""
+        with (torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=cache) if self.bf16
+              else contextlib.nullcontext()):
+            out = self.model(x)
+            return out, self.criterion(out.float(), y)
+
+    def _count(self, out: torch.Tensor, loss: torch.Tensor, y: torch.Tensor):
+        """Add a batch's summed loss and correct count to the running totals."""
+        with torch.no_grad():
+            self.loss_sum += loss.detach() * len(y)
+            self.correct += (out.argmax(1) == y).sum()
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor):
+        """Train on one batch."""
+        out, loss = self._loss(xb, yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self._count(out, loss, yb)
+
+    def reset(self):
+        """Zero the epoch's running loss and correct count."""
+        self.loss_sum.zero_()
+        self.correct.zero_()
+
+    def totals(self) -> tuple[float, int]:
+        """Return (summed loss, correct count) since reset: one device sync."""
+        return self.loss_sum.item(), int(self.correct.item())
+
+
+class StaticStep(EagerStep):
     """One training step over static buffers, eager or replayed as a captured CUDA graph; `mode` says which."""
 
     def __init__(self, model: nn.Module, opt: torch.optim.SGD, criterion, batch_size: int,
@@ -54,13 +98,11 @@ class StaticStep:
         self.capture = device.type == "cuda" if capture is None else capture
         if self.capture and device.type != "cuda":
             raise ValueError(f"parameter 'capture' = True is invalid on device {device.type!r}; CUDA graphs need cuda")
-        self.model, self.opt, self.criterion, self.batch_size = model, opt, criterion, batch_size
-        self.device, self.bf16 = device, precision == "bf16"
+        super().__init__(model, opt, criterion, device, precision)
+        self.batch_size = batch_size
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.static_x = torch.zeros(batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
         self.static_y = torch.zeros(batch_size, dtype=torch.long, device=device)
-        self.loss_sum = torch.zeros((), device=device)
-        self.correct = torch.zeros((), dtype=torch.long, device=device)
         self.bufs = sgd_buffers(opt)
         # lr/momentum from device tensors (what a graph needs); eager steps may read the floats: torch's exact op
         self.tensor_hparams = self.capture if tensor_hparams is None else tensor_hparams
@@ -71,19 +113,14 @@ class StaticStep:
 
     def _body(self, x: torch.Tensor, y: torch.Tensor):
         """Forward, loss, backward, SGD update and the running totals, all on device tensors: what is captured."""
-        # bf16 without autocast's weight-cast cache: a captured graph must not reuse casts
-        with (torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False) if self.bf16
-              else contextlib.nullcontext()):
-            out = self.model(x)
-            loss = self.criterion(out.float(), y)
+        out, loss = self._loss(x, y, cache=False)  # a captured graph must not reuse autocast's weight casts
         loss.backward()
         with torch.no_grad():
             for pg, bufs, hparams in zip(self.opt.param_groups, self.bufs, self.hparams):
                 lr, momentum = hparams if self.tensor_hparams else (pg["lr"], pg["momentum"])
                 sgd_update(pg["params"], [p.grad for p in pg["params"]], bufs, lr, momentum, pg["weight_decay"],
                            pg["nesterov"])
-            self.loss_sum += loss.detach() * len(y)
-            self.correct += (out.argmax(1) == y).sum()
+        self._count(out, loss, y)
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor):
         """Train on one batch: warm-up, capture or replay for a full batch, eagerly for a smaller one."""
@@ -124,12 +161,3 @@ class StaticStep:
             return self._body(self.static_x, self.static_y)
         self.graph = graph
         graph.replay()
-
-    def reset(self):
-        """Zero the epoch's running loss and correct count."""
-        self.loss_sum.zero_()
-        self.correct.zero_()
-
-    def totals(self) -> tuple[float, int]:
-        """Return (summed loss, correct count) since reset: one device sync."""
-        return self.loss_sum.item(), int(self.correct.item())

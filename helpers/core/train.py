@@ -18,7 +18,7 @@ from .project import portable_path, project_commit
 from .models import build_model
 from .progress import RunProgress
 from .recipes import Recipe, augment_batch, eval_batch, get_recipe
-from .step import STEPS, StaticStep
+from .step import STEPS, EagerStep, StaticStep
 
 EVAL_BATCH = {"cuda": 5000, "cpu": 1000}  # evaluation batch: large on CUDA (few launches); CPU's as before
 
@@ -50,13 +50,10 @@ def make_scheduler(opt, cfg: Config, steps_per_epoch: int):
 
 
 def _autocast(device: torch.device, precision: str):
+    """Return bf16 autocast on `device` for precision bf16, else a context that does nothing."""
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def _as_recipe(recipe) -> Recipe:
-    return recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
 
 
 @torch.no_grad()
@@ -64,7 +61,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", 
              batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> dict:
     """Return {loss, acc (percent), preds} of the model on uint8 images under the recipe's eval transform
     (normalize=False: a normalizing recipe's test images without its Normalize)."""
-    recipe = _as_recipe(recipe)
+    recipe = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -96,37 +93,9 @@ def epoch_batches(x: torch.Tensor, y: torch.Tensor, recipe: Recipe, cfg: Config,
         yield xb, y[idx]
 
 
-def train_epoch(model, opt, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
-                cfg: Config, generator: torch.Generator, criterion, progress: RunProgress | None = None) -> dict:
-    """Train one epoch over resident uint8 tensors, eagerly; return {loss, acc (percent), images}."""
-    model.train()
-    device = x.device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
-    for xb, yb in epoch_batches(x, y, recipe, cfg, generator):
-        with _autocast(device, cfg.precision):
-            out = model(xb)
-            loss = criterion(out.float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if per_step:
-            sched.step()
-        loss_sum += loss.detach() * len(yb)
-        correct += (out.argmax(1) == yb).sum()
-        seen += len(yb)
-        if progress is not None and progress.tty:
-            progress.step(loss_sum.item() / seen, 100.0 * correct.item() / seen)
-    if not per_step:
-        sched.step()
-    return {"loss": loss_sum.item() / seen, "acc": 100.0 * correct.item() / seen, "images": seen}
-
-
-def train_epoch_static(stepper: StaticStep, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor,
-                       recipe: Recipe, cfg: Config, generator: torch.Generator,
-                       progress: RunProgress | None = None) -> dict:
-    """Train one epoch through a StaticStep (a CUDA graph on CUDA); same batches and schedule as train_epoch."""
+def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                cfg: Config, generator: torch.Generator, progress: RunProgress | None = None) -> dict:
+    """Train one epoch over resident uint8 tensors through a step (eager or static); return {loss, acc, images}."""
     stepper.model.train()
     stepper.reset()
     seen, shown = 0, (float("nan"), float("nan"))
@@ -150,9 +119,7 @@ def resolve_step(step: str, device: torch.device) -> str:
     """Return 'eager' or 'graph' for train_run's `step` parameter (auto: graph on CUDA, eager on CPU)."""
     if step not in STEPS:
         raise ConfigError(f"parameter 'step' = {step!r} is invalid; valid: {' | '.join(STEPS)}")
-    if step == "auto":
-        return "graph" if device.type == "cuda" else "eager"
-    return step
+    return ("graph" if device.type == "cuda" else "eager") if step == "auto" else step
 
 
 def environment(device: torch.device, cfg: Config) -> dict:
@@ -187,11 +154,9 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
     auto = a captured CUDA graph on CUDA and the eager loop on CPU; eager; graph (on CPU: its
     static-buffer step run eagerly).
     """
-    if config is None:
-        config = make_config(**params)
-    elif params:
+    if config is not None and params:
         raise TypeError(f"give either a Config or parameters, not both (got {sorted(params)})")
-    cfg = config
+    cfg = config if config is not None else make_config(**params)
     device = resolve_device(cfg.device)  # fails before any work if CUDA is asked for and absent
     step = resolve_step(step or os.environ.get("TRAIN_STEP") or "auto", device)
     ident = data.identity if data is not None else data_identity(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
@@ -205,15 +170,12 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
         if store.is_complete(path):  # another process finished it while this one waited for the lock
             return store.load_run(path)
         store.remove_leftovers(path)
-        try:
+        with store.full_disk_error(path):
             return _train(cfg, rid, path, device, ident, data, progress, on_epoch, step)
-        except OSError as e:
-            if store.is_disk_full(e):
-                raise store.full_error(path, e) from e
-            raise
 
 
 def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager") -> store.Run:
+    """Train (or resume) the run in `path`, holding its lock; write its record.json last and return it."""
     recipe = get_recipe(cfg.recipe)
     if data is None:
         data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
@@ -248,7 +210,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
         torch.set_rng_state(ckpt["rng"])
     # Built after a resume, so that it takes over the loaded momentum buffers.
     stepper = (StaticStep(model, opt, criterion, cfg.batch_size, device, cfg.precision, cfg.channels_last)
-               if step == "graph" else None)
+               if step == "graph" else EagerStep(model, opt, criterion, device, cfg.precision))
     writer = store.CheckpointWriter()
     ev_kw = dict(precision=cfg.precision, channels_last=cfg.channels_last, batch_size=EVAL_BATCH[device.type])
 
@@ -262,10 +224,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
             g = torch.Generator(device=gen_device).manual_seed(cfg.seed * 1_000_003 + epoch)
             lr = opt.param_groups[0]["lr"]
             t0 = time.perf_counter()
-            if stepper is None:
-                tr = train_epoch(model, opt, sched, per_step, x, y, recipe, cfg, g, criterion, bar)
-            else:
-                tr = train_epoch_static(stepper, sched, per_step, x, y, recipe, cfg, g, bar)
+            tr = train_epoch(stepper, sched, per_step, x, y, recipe, cfg, g, bar)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t1 = time.perf_counter()
@@ -312,7 +271,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
     if cfg.validation:  # history's test_* columns hold validation figures; the test set is scored once
         once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, **ev_kw)
         results.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))
-    env = {**environment(device, cfg), "step": stepper.mode if stepper is not None else "eager"}
+    env = {**environment(device, cfg), "step": stepper.mode}
     store.atomic_write_json(path / store.RECORD, {"run_id": rid, "experiment": experiment_name(cfg), "config": config,
                                                   "data": ident, "results": results, "env": env})  # marks it finished
     return store.load_run(path)

@@ -28,9 +28,9 @@ from helpers.core.config import make_config
 from helpers.core.data import load_cifar10
 from helpers.core.models import build_model
 from helpers.core.recipes import get_recipe
-from helpers.core.step import StaticStep
-from helpers.core.train import (EVAL_BATCH, _autocast, evaluate, make_optimizer, make_scheduler, resolve_device,
-                                train_epoch, train_epoch_static, train_run)
+from helpers.core.step import EagerStep, StaticStep
+from helpers.core.train import (EVAL_BATCH, evaluate, make_optimizer, make_scheduler, resolve_device, train_epoch,
+                                train_run)
 
 EVERY = dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate")  # --full
 QUICK = {"cpu": dict(settings="fp32", recipes="crop", steps=2, images=256, workers="0"),
@@ -59,77 +59,53 @@ def device_name(device) -> str:
 
 
 def _model(device, channels_last):
-    """Return the report's ResNet-18 on `device`, seeded, in the memory format asked for."""
+    """Return the report's ResNet-18 on `device` (seeded, in the memory format asked for) and its SGD."""
     torch.manual_seed(0)
     m = build_model().to(device)
-    return m.to(memory_format=torch.channels_last) if channels_last else m
-
-
-def _sync(device):
-    """Wait for the device's queued work (CUDA only)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    m = m.to(memory_format=torch.channels_last) if channels_last else m
+    return m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
 
 def _timed(fn, n: int, device) -> float:
-    """Return seconds per call of fn over n calls (after the caller's warm-up)."""
-    _sync(device)
+    """Return seconds per call of fn over n calls (after the caller's warm-up), waiting for CUDA's queued work."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    sync()
     t = time.perf_counter()
     for _ in range(n):
         fn()
-    _sync(device)
+    sync()
     return (time.perf_counter() - t) / n
-
-
-def _plain_step(model, opt, crit, device, precision, x, y):
-    """Run one eager training step (forward under autocast, backward, SGD) on one batch."""
-    with _autocast(device, precision):
-        loss = crit(model(x).float(), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
 
 
 def bench_step(device, precision="fp32", channels_last=False, steps=20, batch=128, compile=False,
                graph=False) -> dict:
     """Return images/s of the bare training step on one pre-made batch: eager, compiled, or a CUDA graph."""
-    model = _model(device, channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    model, opt = _model(device, channels_last)
     x = torch.rand(batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     crit = nn.CrossEntropyLoss()
-    if graph:
-        stepper = StaticStep(model, opt, crit, batch, device, precision, channels_last)
-        step = lambda: stepper.step(x, y)  # noqa: E731
-    else:
-        fwd = torch.compile(model) if compile else model
-        step = lambda: _plain_step(fwd, opt, crit, device, precision, x, y)  # noqa: E731
-    t = time.perf_counter()
-    for _ in range(5 if graph else 1 if device.type == "cpu" else 3):  # a graph warms up, captures, replays
-        step()
-    _sync(device)
-    warm = time.perf_counter() - t
-    return {"images_per_s": batch / _timed(step, steps, device), "warmup_s": warm}
+    stepper = (StaticStep(model, opt, crit, batch, device, precision, channels_last) if graph
+               else EagerStep(torch.compile(model) if compile else model, opt, crit, device, precision))
+    n_warm = 5 if graph else 1 if device.type == "cpu" else 3  # a graph warms up, captures, replays
+    warm = n_warm * _timed(lambda: stepper.step(x, y), n_warm, device)
+    return {"images_per_s": batch / _timed(lambda: stepper.step(x, y), steps, device), "warmup_s": warm}
 
 
 def bench_loop(device, data, recipe, precision="fp32", channels_last=False, images=2560, graph=False) -> dict:
     """Return images/s of this project's training epoch (eager or graph) and of evaluation."""
     cfg = make_config(profile="full", recipe=recipe, precision=precision, channels_last=channels_last,
                       device=device.type)
-    model = _model(device, channels_last)
+    model = _model(device, channels_last)[0]
     opt = make_optimizer(model, cfg)
     sched, per_step = make_scheduler(opt, cfg, 100)
     x, y = data.train_x[:images].to(device), data.train_y[:images].to(device)
     g = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(0)
     crit, rec = nn.CrossEntropyLoss(), get_recipe(recipe)
-    stepper = StaticStep(model, opt, crit, cfg.batch_size, device, precision, channels_last) if graph else None
-
-    def epoch(n):
-        if graph:
-            return train_epoch_static(stepper, sched, per_step, x[:n], y[:n], rec, cfg, g)
-        return train_epoch(model, opt, sched, per_step, x[:n], y[:n], rec, cfg, g, crit)
+    stepper = (StaticStep(model, opt, crit, cfg.batch_size, device, precision, channels_last) if graph
+               else EagerStep(model, opt, crit, device, precision))
+    epoch = lambda n: train_epoch(stepper, sched, per_step, x[:n], y[:n], rec, cfg, g)  # noqa: E731
     epoch(cfg.batch_size * (5 if graph else 1))  # warm-up (with a graph: its warm-up steps and the capture)
     train_ips = images / _timed(lambda: epoch(images), 1, device)
     n_eval = min(len(data.test_x), 10_000 if device.type == "cuda" else 500)
@@ -161,23 +137,20 @@ def bench_report_style(device, data, recipe, precision="fp32", channels_last=Fal
     ds = _ReportStyleDataset(data.train_x[:images], data.train_y[:images], get_recipe(recipe).train_transform())
     best = {}
     for w in workers:
-        model = _model(device, channels_last)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        stepper = EagerStep(*_model(device, channels_last), nn.CrossEntropyLoss(), device, precision)
         loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, num_workers=w,
                                              persistent_workers=w > 0, pin_memory=device.type == "cuda")
-        for epoch in range(2):  # the first pass (one batch) warms up workers and kernels
-            _sync(device)
-            t, n = time.perf_counter(), 0
+
+        def one_pass(first_batch_only=False):
+            """Train on the loader's batches (only the first: the warm-up of workers and kernels)."""
             for xb, yb in loader:
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-                if channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                _plain_step(model, opt, nn.CrossEntropyLoss(), device, precision, xb, yb)
-                n += len(xb)
-                if epoch == 0:
-                    break
-            _sync(device)
-        ips = n / (time.perf_counter() - t)
+                xb = xb.to(device, non_blocking=True)
+                stepper.step(xb.contiguous(memory_format=torch.channels_last) if channels_last else xb,
+                             yb.to(device, non_blocking=True))
+                if first_batch_only:
+                    return
+        _timed(lambda: one_pass(True), 1, device)
+        ips = len(ds) / _timed(one_pass, 1, device)
         if ips > best.get("images_per_s", 0):
             best = {"images_per_s": ips, "num_workers": w}
     return best
@@ -186,7 +159,7 @@ def bench_report_style(device, data, recipe, precision="fp32", channels_last=Fal
 def bench_checkpoint(device, epochs_of_history: int = 60) -> dict:
     """Return what a per-epoch last.pt of the full ResNet-18 costs: size, synchronous save, CPU snapshot."""
     cfg = make_config(profile="full", recipe="fast", device=device.type)  # OneCycle: the largest scheduler state
-    model = _model(device, False)
+    model = _model(device, False)[0]
     opt = make_optimizer(model, cfg)
     sched, _ = make_scheduler(opt, cfg, 391)
     for p in model.parameters():  # momentum buffers exist after the first step

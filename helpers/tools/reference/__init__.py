@@ -50,13 +50,19 @@ def profile_dir(profile: str, root=None) -> Path:
     return folder
 
 
+def scored(runs: pd.DataFrame) -> pd.DataFrame:
+    """Return each run scored with Normalize at test time (raw False) and, for a normalizing run, without it (raw
+    True): its final test accuracy as `score`, at its best epoch as `best`; in the runs' order."""
+    both = [runs.assign(raw=raw, score=runs.get(f"{p}final_test_acc"), best=runs.get(f"{p}best_test_acc"))
+            for raw, p in ((False, ""), (True, "raw_"))]
+    return pd.concat(both).dropna(subset=["score"]).sort_index(kind="stable")
+
+
 def reference_matches(profile: str, experiment: str, raw: bool = False, root=None) -> pd.DataFrame:
-    """Return a profile's runs of one experiment (none when the profile has no folder), with their `score`: the
-    final test accuracy with Normalize, or (raw=True) without it; `best` likewise at the best epoch."""
-    runs = records(Path(root or REFERENCE_DIR) / str(profile))  # an absent folder has no runs
-    prefix = "raw_" if raw else ""
-    runs = runs.assign(score=runs[f"{prefix}final_test_acc"], best=runs[f"{prefix}best_test_acc"])
-    runs = runs[(runs["experiment"] == experiment) & runs["score"].notna()]
+    """Return a profile's runs of one experiment (none when the profile has no folder), with their `score` and `best`
+    (scored): with Normalize at test time, or (raw=True) without it."""
+    runs = scored(records(Path(root or REFERENCE_DIR) / str(profile)))  # an absent folder has no runs
+    runs = runs[(runs["experiment"] == experiment) & (runs["raw"] == raw)]
     if runs["data"].nunique() > 1:  # never pooled
         raise ValueError(f"reference {profile!r}: experiment {experiment!r} has runs on different data (folders "
                          f"{', '.join(runs['folder'])}); keep one data set in {shown(Path(root or REFERENCE_DIR))}")
@@ -104,12 +110,22 @@ def runs_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, start: str, end: str, body: str) -> str:
-    """Return `text` with what lies between the markers `start` and `end` replaced by `body`."""
+def replace_block(text: str, start: str, end: str, body: str, missing: str = "") -> str:
+    """Return `text` with what lies between the markers `start` and `end` replaced by `body`; ValueError(missing)
+    when the markers are absent."""
     i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
-        raise ValueError(f"markers {start} ... {end} not found (in this order)")
+        raise ValueError(missing or f"markers {start} ... {end} not found (in this order)")
     return text[:i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:]
+
+
+def rewrite(path, render) -> bool:
+    """Rewrite the page `path` as render(its text); return whether it changed."""
+    text = Path(path).read_text()
+    new = render(text)
+    if new != text:
+        atomic_write_bytes(Path(path), new.encode())
+    return new != text
 
 
 def write_readme(folder: Path, profile: str, previous: Path | None = None):

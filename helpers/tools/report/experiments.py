@@ -83,13 +83,12 @@ def experiment_rows(executed, pages: list[dict], root=None) -> list[dict]:
         conf = first["config"]
         figure = report_figure(name, conf["lr"], raw)
         comparable = figure is not None and is_comparable(config_of(conf))
-        rows.append({"experiment": row_label(name, conf["lr"], raw), "name": name, "raw": raw,
+        rows.append({"experiment": row_label(name, conf["lr"], raw), "name": name, "raw": raw, "epochs": conf["epochs"],
                      "runs": list(group["folder"]), "notebook": first["notebook"], "href": first["href"],
-                     "epochs": conf["epochs"], "train_images": first.get("train_images"),
-                     "source": first.get("data_source"), "report": figure[1] if figure else None,
-                     "reference": reference_cell(name, raw, root=root), "build": measured, "measured": measured.mean,
-                     "best": spread(group["best"]).mean, "seeds": [c["seed"] for c in group["config"]],
-                     "config": conf, "difference": measured.mean - figure[0] if comparable else None})
+                     "train_images": first.get("train_images"), "source": first.get("data_source"),
+                     "report": figure[1] if figure else None, "reference": reference_cell(name, raw, root=root),
+                     "build": measured, "measured": measured.mean, "best": spread(group["best"]).mean,
+                     "difference": measured.mean - figure[0] if comparable else None})
     return rows
 
 

@@ -8,8 +8,10 @@ date. A record names its experiment, so the tables are `groupby`s over runs.reco
 """
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -50,13 +52,19 @@ def profile_dir(profile: str, root=None) -> Path:
     return folder
 
 
+def scored(runs: pd.DataFrame) -> pd.DataFrame:
+    """Return each run scored with Normalize at test time (raw False) and, for a normalizing run, without it (raw
+    True): its final test accuracy as `score`, at its best epoch as `best`; in the runs' order."""
+    both = [runs.assign(raw=raw, score=runs.get(f"{p}final_test_acc"), best=runs.get(f"{p}best_test_acc"))
+            for raw, p in ((False, ""), (True, "raw_"))]
+    return pd.concat(both).dropna(subset=["score"]).sort_index(kind="stable")
+
+
 def reference_matches(profile: str, experiment: str, raw: bool = False, root=None) -> pd.DataFrame:
-    """Return a profile's runs of one experiment (none when the profile has no folder), with their `score`: the
-    final test accuracy with Normalize, or (raw=True) without it; `best` likewise at the best epoch."""
-    runs = records(Path(root or REFERENCE_DIR) / str(profile))  # an absent folder has no runs
-    prefix = "raw_" if raw else ""
-    runs = runs.assign(score=runs[f"{prefix}final_test_acc"], best=runs[f"{prefix}best_test_acc"])
-    runs = runs[(runs["experiment"] == experiment) & runs["score"].notna()]
+    """Return a profile's runs of one experiment (none when the profile has no folder), with their `score` and `best`
+    (scored): with Normalize at test time, or (raw=True) without it."""
+    runs = scored(records(Path(root or REFERENCE_DIR) / str(profile)))  # an absent folder has no runs
+    runs = runs[(runs["experiment"] == experiment) & (runs["raw"] == raw)]
     if runs["data"].nunique() > 1:  # never pooled
         raise ValueError(f"reference {profile!r}: experiment {experiment!r} has runs on different data (folders "
                          f"{', '.join(runs['folder'])}); keep one data set in {shown(Path(root or REFERENCE_DIR))}")
@@ -104,12 +112,22 @@ def runs_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, start: str, end: str, body: str) -> str:
-    """Return `text` with what lies between the markers `start` and `end` replaced by `body`."""
+def replace_block(text: str, start: str, end: str, body: str, missing: str = "") -> str:
+    """Return `text` with what lies between the markers `start` and `end` replaced by `body`; ValueError(missing)
+    when the markers are absent."""
     i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
-        raise ValueError(f"markers {start} ... {end} not found (in this order)")
+        raise ValueError(missing or f"markers {start} ... {end} not found (in this order)")
     return text[:i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:]
+
+
+def rewrite(path, render) -> bool:
+    """Rewrite the page `path` as render(its text); return whether it changed."""
+    text = Path(path).read_text()
+    new = render(text)
+    if new != text:
+        atomic_write_bytes(Path(path), new.encode())
+    return new != text
 
 
 def write_readme(folder: Path, profile: str, previous: Path | None = None):
@@ -164,3 +182,42 @@ def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def main(argv=None) -> int:
+    """Run `python -m helpers.tools.reference write|readme|show`; return the exit code."""
+    ap = argparse.ArgumentParser(prog="python -m helpers.tools.reference", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    wr = sub.add_parser("write", help="write report/reference/<profile>/ from the run store's finished runs")
+    wr.add_argument("profile", help="smoke | quick | full")
+    wr.add_argument("--runs", help="run store folder (default: $RUNS_DIR, else runs/)")
+    wr.add_argument("--add", action="store_true", help="keep the runs already in the folder")
+    rd = sub.add_parser("readme", help="render README.md's results table, docs/results.md's tables and "
+                                       "docs/course-report.md's figures from report/reference/")
+    for flag, page in (("--readme", "README.md"), ("--results", "docs/results.md"),
+                       ("--course", "docs/course-report.md")):
+        rd.add_argument(flag, default=str(project_root() / page), help=f"the page to update (default {page})")
+    sh = sub.add_parser("show", help="list a profile's reference runs: experiment, seed, scores, device, commit")
+    sh.add_argument("profile")
+    for p in (wr, rd, sh):
+        p.add_argument("--root", help="reference folder (default report/reference)")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "write":
+            folder = write_reference(args.profile, args.runs, root=args.root, add=args.add)
+            print(f"wrote {shown(folder)}/ ({sum(1 for p in folder.iterdir() if p.is_dir())} runs)")
+        elif args.cmd == "readme":
+            from helpers.tools.report import course, readme  # the tables need the report's figures: a top-level job
+            for page, what, update in (
+                    (args.readme, "results table", lambda p: readme.update_readme(p, root=args.root)),
+                    (args.results, "reference tables", lambda p: readme.update_block(
+                        p, readme.DETAIL_START, readme.DETAIL_END, readme.detail_block(args.root), "reference tables")),
+                    (args.course, "rendered figures", lambda p: course.update_page(p, root=args.root))):
+                print(f"{shown(page)}: {what} {'updated' if update(Path(page)) else 'already up to date'}")
+        else:
+            print(records(profile_dir(args.profile, args.root)).to_string(index=False))
+    except (ReferenceMissingError, ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -29,10 +29,9 @@ NOTEBOOK_NAME = re.compile(r"^\d\d_[^/]*\.ipynb$")  # 01_baseline.ipynb, ...: th
 
 def find_notebooks(folder) -> list[Path]:
     """Return the numbered notebooks (NN_name.ipynb) in `folder`, in order."""
-    found = sorted(p for p in Path(folder).glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
-    if not found:
-        raise ReportError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
-    return found
+    if found := sorted(p for p in Path(folder).glob("*.ipynb") if NOTEBOOK_NAME.match(p.name)):
+        return found
+    raise ReportError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
 
 
 def load_params_file(path) -> dict:
@@ -70,12 +69,10 @@ def coerce(name: str, value, type_name: str):
         if "list" in t or "tuple" in t:
             return [int(v) for v in value.strip("[]()").split(",") if v.strip()]
         kind = next((k for k in (bool, int, float, str) if k.__name__ in t), None)
-        if kind in (int, float, str):
-            return kind(value)
-        parsed = yaml.safe_load(value)  # a bool, or an undeclared type: YAML, then a number (1e-3 included)
+        parsed = kind(value) if kind in (int, float, str) else yaml.safe_load(value)  # bool or undeclared: YAML
         if kind is bool and not isinstance(parsed, bool):
             raise ValueError(value)
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError):  # an undeclared type: a number where it reads as one (1e-3)
             return float(parsed) if kind is None and isinstance(parsed, str) else parsed
         return parsed
     except ValueError:
@@ -85,8 +82,7 @@ def coerce(name: str, value, type_name: str):
 def plan_parameters(notebooks: list[Path], params: dict, profile: str) -> dict:
     """Return {notebook: the parameters it declares, typed}; raise ReportError on an undeclared one."""
     import papermill as pm
-    pm_log = logging.getLogger("papermill")
-    level = pm_log.level
+    pm_log, level = logging.getLogger("papermill"), logging.getLogger("papermill").level
     pm_log.setLevel(logging.WARNING)  # not "Input Notebook: ..." per inspection; keep its parse warnings
     try:  # {notebook: {name: type name}} of each `parameters` cell, as papermill reads it
         declared = {nb: {k: p["inferred_type_name"] for k, p in pm.inspect_notebook(str(nb)).items()}
@@ -94,8 +90,7 @@ def plan_parameters(notebooks: list[Path], params: dict, profile: str) -> dict:
     finally:
         pm_log.setLevel(level)
     known = sorted({name for d in declared.values() for name in d})
-    unknown = sorted(set(params) - set(known) - {"profile"})
-    if unknown:
+    if unknown := sorted(set(params) - set(known) - {"profile"}):
         raise ReportError(f"parameter(s) {', '.join(map(repr, unknown))} declared by no notebook; "
                           f"valid: {', '.join(known) or 'none'}")
     given = {**params, "profile": profile}
@@ -131,9 +126,9 @@ def build_report(profile: str = "auto", params: dict | None = None, out="report"
     executed = []
     for i, nb in enumerate(notebooks, 1):
         log.info("[%d/%d] %s  %s", i, len(notebooks), nb.name, plan[nb])
-        executed.append(execute(nb, out / "executed", plan[nb], data, rerun=rerun))
-        how = "reused (unchanged; executed in {:.0f} s)" if executed[-1].reused else "done in {:.0f} s"
-        log.info("[%d/%d] %s %s", i, len(notebooks), nb.name, how.format(executed[-1].seconds))
+        executed.append(e := execute(nb, out / "executed", plan[nb], data, rerun=rerun))
+        how = "reused (unchanged; executed in {:.0f} s)" if e.reused else "done in {:.0f} s"
+        log.info("[%d/%d] %s %s", i, len(notebooks), nb.name, how.format(e.seconds))
     log.info("exporting HTML")
     index = write_landing(out, profile, params, data, executed, export_pages(executed, out))
     log.info("report: %s", index)

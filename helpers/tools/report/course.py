@@ -12,13 +12,13 @@ import pandas as pd
 
 from helpers.core.config import make_config
 from helpers.core.data import CLASSES
-from helpers.tools.reference import profile_dir, replace_block
+from helpers.tools.reference import profile_dir, replace_block, rewrite
 from helpers.notebook.results import (REPORT_CAM, REPORT_NORMALIZE, REPORT_NORMALIZE_LOG_EPOCHS, REPORT_PROTOCOL,
                        REPORT_SHORT_TRAINING, REPORT_STEPS_PER_EPOCH, REPORT_TEST_ACC, reference_sd)
 from helpers.core.runs import RECORD, read_json
 from helpers.core.stats import Spread, spread
 from .experiments import RECIPE_LABELS, format_spread
-from .readme import matches as runs, rewrite, table
+from .readme import matches as runs, table
 
 FULL, QUICK = "full", "quick"
 AUGMENTATION = ("none", "flip_rotate", "crop")
@@ -192,9 +192,8 @@ def render_page(text: str, root=None) -> str:
     """Return the page's text with every rendered block replaced by its rendering."""
     for name, block in BLOCKS.items():
         start, end = marker(name)
-        if start not in text or end not in text:
-            raise ValueError(f"the course-report page has no {name!r} block; add the markers {start} ... {end}")
-        text = replace_block(text, start, end, block(root))
+        missing = f"the course-report page has no {name!r} block; add the markers {start} ... {end}"
+        text = replace_block(text, start, end, block(root), missing)
     return text
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.config import FIELDS, Config
-from helpers.tools.reference import reference_matches
+from helpers.tools.reference import reference_matches, scored
 from helpers.core.runs import RECORD, is_complete, read_json
 from helpers.core.stats import Spread, spread
 from .notebooks import ReportError
@@ -55,11 +55,8 @@ def config_of(config: dict) -> Config:
 def reference_cell(experiment: str, raw: bool = False, profile: str = FULL_SCALE, root=None) -> dict | None:
     """Return the reference's spread for this experiment at `profile`'s scale, with its runs' devices."""
     runs = reference_matches(profile, experiment, raw, root)
-    if runs.empty:
-        return None
-    return {"spread": spread(runs["score"]), "devices": sorted(set(runs["device"].dropna())),
-            "epochs": sorted(set(runs["epochs"])), "train_images": sorted(set(runs["train_images"].dropna())),
-            "folders": list(runs["folder"])}
+    return None if runs.empty else {"spread": spread(runs["score"]), "devices": sorted(set(runs["device"].dropna())),
+                                    "epochs": sorted(set(runs["epochs"])), "folders": list(runs["folder"])}
 
 
 def used_runs(executed, pages: list[dict]) -> pd.DataFrame:
@@ -81,23 +78,17 @@ def experiment_rows(executed, pages: list[dict], root=None) -> list[dict]:
     and without Normalize at test time): the report's figure, the full-scale reference, and this build."""
     from helpers.notebook.results import is_comparable
     runs, rows = used_runs(executed, pages), []
-    for name, group in (runs.groupby("experiment", sort=False) if len(runs) else ()):
-        for raw in (False, True):
-            prefix = "raw_" if raw else ""
-            if f"{prefix}final_test_acc" not in group or group[f"{prefix}final_test_acc"].isna().all():
-                continue
-            first, measured = group.iloc[0], spread(group[f"{prefix}final_test_acc"])
-            conf = first["config"]
-            figure = report_figure(name, conf["lr"], raw)
-            comparable = figure is not None and is_comparable(config_of(conf))
-            rows.append({"experiment": row_label(name, conf["lr"], raw), "name": name, "raw": raw,
-                         "runs": list(group["folder"]), "notebook": first["notebook"], "href": first["href"],
-                         "epochs": conf["epochs"], "train_images": first.get("train_images"),
-                         "source": first.get("data_source"), "report": figure[1] if figure else None,
-                         "reference": reference_cell(name, raw, root=root), "build": measured,
-                         "measured": measured.mean, "best": spread(group[f"{prefix}best_test_acc"]).mean,
-                         "seeds": [c["seed"] for c in group["config"]], "config": conf,
-                         "difference": measured.mean - figure[0] if comparable else None})
+    for (name, raw), group in (scored(runs).groupby(["experiment", "raw"], sort=False) if len(runs) else ()):
+        first, measured, raw = group.iloc[0], spread(group["score"]), bool(raw)
+        conf = first["config"]
+        figure = report_figure(name, conf["lr"], raw)
+        comparable = figure is not None and is_comparable(config_of(conf))
+        rows.append({"experiment": row_label(name, conf["lr"], raw), "name": name, "raw": raw, "epochs": conf["epochs"],
+                     "runs": list(group["folder"]), "notebook": first["notebook"], "href": first["href"],
+                     "train_images": first.get("train_images"), "source": first.get("data_source"),
+                     "report": figure[1] if figure else None, "reference": reference_cell(name, raw, root=root),
+                     "build": measured, "measured": measured.mean, "best": spread(group["best"]).mean,
+                     "difference": measured.mean - figure[0] if comparable else None})
     return rows
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import platform
+from importlib.metadata import version
 from pathlib import Path
 
 from helpers.core.project import project_commit
@@ -56,8 +57,6 @@ def verdicts(rows: list[dict], profile: str) -> list[Verdict]:
 
 def environment(executed: list[Executed]) -> dict:
     """Return date, devices, versions and git commit for the landing page."""
-    import nbconvert
-    import papermill
     import torch
     import torchvision
     devices = {f"{env.get('device')} ({env.get('device_name')})" for env in (load_run(p).env for e in executed
@@ -65,9 +64,8 @@ def environment(executed: list[Executed]) -> dict:
     here = (f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available()
             else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
     return {"date": now().replace("T", " "), "device": here, "train_devices": sorted(devices),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "torchvision": torchvision.__version__, "papermill": papermill.__version__,
-                         "nbconvert": nbconvert.__version__},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,  # with their CUDA build
+                         "torchvision": torchvision.__version__, **{n: version(n) for n in ("papermill", "nbconvert")}},
             "commit": project_commit(mark_dirty=True)}
 
 

@@ -16,7 +16,6 @@ from helpers.core.project import project_root
 from helpers.core.runs import LOCK_WAIT_ENV, RECORD, is_complete, runs_root
 from helpers.core.sweep import LOCK_WAIT_S
 
-REMOVE_CELL_TAG, REMOVE_INPUT_TAG, REMOVE_OUTPUT_TAG = "remove-cell", "remove-input", "remove-output"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 TEMPLATES = project_root() / "report" / "templates"
 RUN_ID = re.compile(r"\b[0-9a-f]{12}\b")  # how a runs table, a run note or a Run's repr names a run
@@ -44,7 +43,7 @@ def input_key(source: Path, params: dict, data: str) -> str:
                                              sort_keys=True, default=str).encode()]
     helpers_dir = project_root() / "helpers"
     parts += [str(p.relative_to(helpers_dir)).encode() + p.read_bytes() for p in sorted(helpers_dir.rglob("*.py"))
-              if not p.relative_to(helpers_dir).parts[0].startswith("report")]  # the notebooks never import it
+              if p.relative_to(helpers_dir).parts[0] != "tools"]  # the notebooks never import the tools
     return hashlib.sha256(b"\0".join(parts)).hexdigest()
 
 
@@ -69,10 +68,9 @@ def execute(source: Path, dest_dir: Path, params: dict, data: str, rerun: bool =
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest, record_path = dest_dir / source.name, dest_dir / f"{source.stem}.json"
     key = input_key(source, params, data)
-    if not rerun and record_path.exists() and dest.exists():
-        record = json.loads(record_path.read_text())
-        if record.get("input_key") == key and runs_state(record["runs"]) == record["runs_state"]:
-            return Executed(source, dest, params, record["runs"], record["seconds"], reused=True)
+    record = json.loads(record_path.read_text()) if not rerun and record_path.exists() and dest.exists() else {}
+    if record.get("input_key") == key and runs_state(record["runs"]) == record["runs_state"]:
+        return Executed(source, dest, params, record["runs"], record["seconds"], reused=True)
     record_path.unlink(missing_ok=True)
     # A run another process trains is waited for inside the kernel, on the run's own lock, then loaded or resumed;
     # figures reach the notebook as outputs whatever backend the caller chose; profile="auto" reads $PROFILE.
@@ -169,14 +167,13 @@ def export_pages(executed: list[Executed], out: Path) -> list[dict]:
                                 exclude_input=not with_code, exclude_input_prompt=not with_code,
                                 exclude_output_prompt=True, embed_images=True)
         exporter.register_preprocessor(TagRemovePreprocessor(
-            remove_cell_tags={REMOVE_CELL_TAG}, remove_input_tags={REMOVE_INPUT_TAG},
-            remove_all_outputs_tags={REMOVE_OUTPUT_TAG}, enabled=True), enabled=True)
+            remove_cell_tags={"remove-cell"}, remove_input_tags={"remove-input"},
+            remove_all_outputs_tags={"remove-output"}, enabled=True), enabled=True)
         for i, (page, nb) in enumerate(zip(pages, notebooks)):
-            has_math = any(c.cell_type == "markdown" and re.search(r"\$[^$\n]+\$|\\\(|\\\[", c.source)
-                           for c in nb.cells)
-            nav = {"css": css, "with_code": with_code, "title": page["title"], "index": f"{up}index.html",
-                   "other": f"../{page['href']}" if with_code else page["code_href"],
-                   "ipynb": f"{up}{page['ipynb_href']}", "has_math": has_math,
+            nav = {"css": css, "with_code": with_code, "title": page["title"], "ipynb": f"{up}{page['ipynb_href']}",
+                   "index": f"{up}index.html", "other": f"../{page['href']}" if with_code else page["code_href"],
+                   "has_math": any(c.cell_type == "markdown" and re.search(r"\$[^$\n]+\$|\\\(|\\\[", c.source)
+                                   for c in nb.cells),
                    "prev": pages[i - 1] if i else None, "next": pages[i + 1] if i + 1 < len(pages) else None}
             body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": page["title"],
                                                                               "path": page["folder"]}, "report": nav})

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.config import PROFILE_SEEDS, Config, experiment_name, make_config
-from helpers.tools.reference import profile_dir, reference_matches, replace_block
-from helpers.core.runs import atomic_write_bytes, records
+from helpers.tools.reference import profile_dir, profiles, reference_matches, replace_block, rewrite, scored
+from helpers.core.runs import records
 from helpers.core.stats import Verdict, spread, verdict_markdown
 from .experiments import format_spread, report_figure, row_label
 
@@ -94,15 +94,13 @@ def detail_table(profile: str, root=None) -> str:
     folder = profile_dir(profile, root)
     runs = records(folder)
     runs["train_acc"] = [float(pd.read_csv(folder / f / "history.csv")["train_acc"].iloc[-1]) for f in runs["folder"]]
-    raw = runs.assign(raw=True, final_test_acc=runs["raw_final_test_acc"], best_test_acc=runs["raw_best_test_acc"])
-    both = pd.concat([runs.assign(raw=False), raw]).dropna(subset=["final_test_acc"]).sort_values("seed", kind="stable")
     rows = []
-    for (experiment, raw), g in both.groupby(["experiment", "raw"]):
-        final, best, train = (spread(g[c]) for c in ("final_test_acc", "best_test_acc", "train_acc"))
+    for (experiment, raw), g in scored(runs).sort_values("seed", kind="stable").groupby(["experiment", "raw"]):
+        final, best, train = (spread(g[c]) for c in ("score", "best", "train_acc"))
         figure = report_figure(experiment, g["lr"].iloc[0], raw)
         rows.append([row_label(experiment, g["lr"].iloc[0], raw), g["epochs"].iloc[0], figure[1] if figure else "–",
                      f"{format_spread(final)} (n={final.n})", ", ".join(f"{s}: {v:.2f}" for s, v in
-                                                                        zip(g["seed"], g["final_test_acc"])),
+                                                                        zip(g["seed"], g["score"])),
                      f"{best.mean:.2f}%", f"{train.mean:.2f}%", -final.n])
     rows.sort(key=lambda r: (r[-1], r[0], r[1]))  # the experiments with most seeds first
     return table(["experiment", "epochs", "report", "last epoch (mean ± sd, n)", "each seed, last epoch",
@@ -111,27 +109,12 @@ def detail_table(profile: str, root=None) -> str:
 
 def detail_block(root=None) -> str:
     """Return docs/results.md's rendered block: a detail table per reference profile."""
-    from helpers.tools.reference import profiles
     parts = [line for p in profiles(root) for line in (f"### `report/reference/{p}/`", "", detail_table(p, root), "")]
     return "\n".join(parts + ["Rendered by `python -m helpers.tools.reference readme` from each run's record.json; each "
                               "folder's README.md gives every run's command, device, commit and date."])
 
 
-def rewrite(path, render) -> bool:
-    """Rewrite the page `path` as render(its text); return whether it changed."""
-    path = Path(path)
-    text = path.read_text()
-    new = render(text)
-    if new != text:
-        atomic_write_bytes(path, new.encode())
-    return new != text
-
-
 def update_block(path, start: str, end: str, block: str, what: str) -> bool:
     """Rewrite the block between two markers of the page `path`; return whether it changed."""
-    def render(text: str) -> str:
-        """Return the page's text with the block replaced; ValueError naming the markers when they are missing."""
-        if start not in text or end not in text:
-            raise ValueError(f"{Path(path).name} has no {what} markers {start} ... {end}; add them where it goes")
-        return replace_block(text, start, end, block)
-    return rewrite(path, render)
+    missing = f"{Path(path).name} has no {what} markers {start} ... {end}; add them where it goes"
+    return rewrite(path, lambda text: replace_block(text, start, end, block, missing))

@@ -19,6 +19,11 @@ EXPERIMENTS = (("none", None, False), ("flip_rotate", None, False), ("crop", Non
                ("normalize", None, False), ("normalize", None, True), ("normalize", 0.5, False),
                ("normalize", 0.5, True), ("fast", None, False))
 COLUMNS = {"full": "full-scale reference", "quick": "quick reference runs, CPU"}
+# The experiments whose reference spread judges a row, as its notebook pools them (01: the baseline; 02: the four
+# recipes; 03: the baseline and both normalize experiments), so that a verdict here is the notebook's verdict.
+RECIPES_02 = ("none", "flip_rotate", "crop", "crop_flip")
+NOTEBOOK_POOLS = {"none": ("none",), "flip_rotate": RECIPES_02, "crop": RECIPES_02,
+                  "normalize": ("none", "normalize", "normalize, lr 0.5")}
 
 
 def config_for(recipe: str, lr=None) -> Config:
@@ -65,13 +70,14 @@ def results_table(root=None) -> str:
     header = [f"the report (one run, {REPORT_PROTOCOL['train_images']:,} training images, "
               f"{REPORT_PROTOCOL['epochs']} epochs)"]
     header += [f"{label} ({sizes[p]}; mean ± sd, n{', device' if p == 'full' else ''})" for p, label in COLUMNS.items()]
-    rows, verdicts, ref = [], [], reference_sd("full", list(dict.fromkeys(name for name, _, _ in found)))
+    rows, verdicts = [], []
     for (name, lr, raw), runs in found.items():
         label, figure = row_label(name, lr, raw), report_figure(name, lr, raw)
         cells = [cell(runs[p], scales[p], p == "full") for p in COLUMNS]
         if figure or any(c != "–" for c in cells):
             rows.append([label, figure[1] if figure else "–", *cells])
         if figure and len(runs["full"]):
+            ref = reference_sd("full", NOTEBOOK_POOLS[name.split(",")[0]])
             verdicts.append(Verdict(label, "full-scale reference", "the report",
                                     judge(runs["full"]["score"], [figure[0]], ref)))
     seeds = {p: "one seed" if PROFILE_SEEDS[p] == 1 else f"{PROFILE_SEEDS[p]} seeds" for p in ("quick", "full")}
@@ -79,7 +85,8 @@ def results_table(root=None) -> str:
             "readme` from `report/reference/full/` and `report/reference/quick/` (their README.md gives each run's "
             f"command, device, commit and date); see docs/reference.md. `make report` trains {seeds['quick']} per "
             f"experiment in the quick profile and {seeds['full']} in the full profile (`SEEDS=N` changes it). Each of "
-            "the report's figures against the full-scale reference, under the notebooks' rule "
+            "the report's figures against the full-scale reference, under the notebooks' rule, with the reference spread of "
+            "the notebook that measures it "
             "([seeds and spread](docs/seeds-and-spread.md)):")
     return "\n\n".join([table(["experiment", *header], rows), note, verdict_markdown(verdicts)])
 

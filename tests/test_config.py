@@ -112,3 +112,16 @@ def test_experiment_name_is_the_recipe_and_what_departs_from_the_profiles_defaul
     assert name("full", recipe="fast", lr=0.02) == "fast, lr 0.02"
     assert (name("quick", recipe="none", lr=0.05, stem="cifar", schedule="onecycle", batch_size=32)
             == "none, lr 0.05, stem cifar, schedule onecycle, batch_size 32")
+
+
+def test_onecycle_with_too_few_optimizer_steps_fails_naming_epochs_and_what_would_do(tmp_path):
+    """OneCycleLR divides by zero at 4 steps (1 batch x 4 epochs here): the config says so before any work."""
+    tiny = dict(profile="smoke", recipe="fast", train_size=200, test_size=100, validation=100)
+    with pytest.raises(ConfigError) as e:
+        h.train_run(**tiny, runs_dir=tmp_path)
+    assert str(e.value).startswith("parameter 'epochs' = 4 is invalid; valid: at least 5 with schedule 'onecycle', "
+                                   "which needs 5 optimizer steps and gets 1 per epoch (100 training images"), e.value
+    assert "smaller batch_size" in str(e.value) and "step | cosine" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+    assert h.make_config(**tiny, epochs=5).epochs == 5 and h.make_config(**tiny, batch_size=25).epochs == 4
+    assert h.make_config(**{**tiny, "recipe": "crop_flip"}, schedule="cosine").epochs == 4

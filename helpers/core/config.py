@@ -11,10 +11,6 @@ import torch
 from .recipes import RECIPES
 
 PROFILES = ("auto", "smoke", "quick", "full")
-STEMS = ("imagenet", "cifar")
-DEVICES = ("auto", "cpu", "cuda")
-SCHEDULES = ("step", "onecycle", "cosine")
-PRECISIONS = ("fp32", "bf16")
 
 # What each profile fills in when a parameter is left at None. `full` is the report's protocol.
 PROFILE_DEFAULTS = {
@@ -29,15 +25,18 @@ PROFILE_DEFAULTS = {
                  snapshot_epochs=(30, 50, 60), data_dir=None),
 }
 
-
 # The `fast` recipe's training schedule (aimed at the report's best accuracy in a quarter of its epochs;
 # docs/faster-recipe.md gives how close it gets). Applied by make_config to every parameter the caller leaves unset.
 FAST_DEFAULTS = dict(schedule="onecycle", lr=0.2, label_smoothing=0.1, nesterov=True)
 FAST_EPOCHS = {"full": 15, "quick": 10}  # a quarter of the profile's epochs; smoke keeps its own
 # Peak LR where the profile's validation split chose another: on quick's 2,700 training images (210 steps)
 # a 0.2 peak diverges. Measured, seed 0, 300 validation images: 0.2 → 18.7%, 0.1 → 34.7%, 0.05 → 42.7%,
-# 0.02 → 45.7%, 0.01 → 44.7% (`python -m helpers.tools.cli train --profile quick --recipe fast --validation 300 --lr L`).
+# 0.02 → 45.7%, 0.01 → 44.7% (python -m helpers.tools.cli train --profile quick --recipe fast --validation 300
+# --lr L).
 FAST_LR = {"quick": 0.02}
+# OneCycleLR (train.make_scheduler, warm-up over a quarter of the steps) divides by zero at 4 steps and skips
+# its warm-up below that.
+ONECYCLE_MIN_STEPS = 5
 
 # Runs per experiment (seeds seed, seed+1, ...) when a notebook or the CLI leaves `seeds` unset: smoke 2, so that
 # CI exercises the multi-seed path; quick 1, to keep the CPU build as fast as one seed; full 3, for a spread.
@@ -80,26 +79,26 @@ class Config:
 
     def to_dict(self) -> dict:
         """Return the config as a JSON-ready dict."""
-        d = dataclasses.asdict(self)
-        d["snapshot_epochs"] = list(self.snapshot_epochs)
-        return d
+        return {**dataclasses.asdict(self), "snapshot_epochs": list(self.snapshot_epochs)}
 
     def identity(self) -> dict:
         """Return the fields that decide a run's result (the run id hashes these)."""
-        d = self.to_dict()
-        for f in dataclasses.fields(self):
-            if f.name in ("profile", "device", "data_dir"):
-                # profile only fills defaults; the device does not define the experiment; the data is
-                # identified by its fingerprint (data_identity), so the same images at another path are one run
-                d.pop(f.name)
-            elif f.metadata.get("extra") and getattr(self, f.name) == f.default:
-                d.pop(f.name)
-        return d
+        # profile only fills defaults; the device does not define the experiment; the data is identified by its
+        # fingerprint (data_identity), so the same images at another path are one run
+        return {k: v for k, v in self.to_dict().items() if k not in ("profile", "device", "data_dir")
+                and not (FIELDS[k].metadata.get("extra") and getattr(self, k) == FIELDS[k].default)}
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 _TYPES = {name: {"str": str, "int": int, "float": float, "bool": bool, "tuple": tuple}[
     f.type.removeprefix("Optional[").rstrip("]")] for name, f in FIELDS.items()}  # from the annotations
+CHOICES = {"profile": PROFILES, "recipe": tuple(RECIPES), "stem": ("imagenet", "cifar"),
+           "device": ("auto", "cpu", "cuda"), "schedule": ("step", "onecycle", "cosine"), "precision": ("fp32", "bf16")}
+# (parameters, the test a set value passes, the valid values in words), checked in this order
+RANGES = [(("epochs", "step_size", "batch_size", "train_size", "test_size"), lambda v: v > 0, "a positive integer"),
+          (("lr",), lambda v: v > 0, "a positive number"), (("weight_decay",), lambda v: v >= 0, "a number >= 0"),
+          (("momentum", "gamma", "label_smoothing"), lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+          (("train_size", "test_size"), lambda v: v >= 10, "at least 10 (one image per class)")]
 
 
 def _fail(name, value, valid):
@@ -113,15 +112,6 @@ def _check_type(name, value):
     if value is not None and not (isinstance(value, (int, float) if want is float else want)
                                   and (want is bool or not isinstance(value, bool))):
         _fail(name, value, f"a value of type {want.__name__}")
-
-
-CHOICES = {"profile": PROFILES, "recipe": tuple(RECIPES), "stem": STEMS, "device": DEVICES, "schedule": SCHEDULES,
-           "precision": PRECISIONS}
-# (parameters, the test a set value passes, the valid values in words), checked in this order
-RANGES = [(("epochs", "step_size", "batch_size", "train_size", "test_size"), lambda v: v > 0, "a positive integer"),
-          (("lr",), lambda v: v > 0, "a positive number"), (("weight_decay",), lambda v: v >= 0, "a number >= 0"),
-          (("momentum", "gamma", "label_smoothing"), lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-          (("train_size", "test_size"), lambda v: v >= 10, "at least 10 (one image per class)")]
 
 
 def _validate(c: Config):
@@ -143,6 +133,14 @@ def _validate(c: Config):
     for e in c.snapshot_epochs:
         if not isinstance(e, int) or isinstance(e, bool) or not 0 < e <= c.epochs:
             _fail("snapshot_epochs", c.snapshot_epochs, f"positive integer epochs between 1 and epochs={c.epochs}")
+    if c.schedule == "onecycle":
+        images = (c.train_size or (5_000 if c.data_dir == "synthetic" else 50_000)) - c.validation
+        per_epoch = max(1, -(-images // c.batch_size))
+        if c.epochs * per_epoch < ONECYCLE_MIN_STEPS:
+            _fail("epochs", c.epochs, f"at least {-(-ONECYCLE_MIN_STEPS // per_epoch)} with schedule 'onecycle', "
+                  f"which needs {ONECYCLE_MIN_STEPS} optimizer steps and gets {per_epoch} per epoch ({images} training "
+                  f"images in batches of {c.batch_size}); or more training images, a smaller batch_size, or "
+                  "schedule step | cosine")
 
 
 def resolve_profile(profile: str = "auto") -> str:
@@ -167,10 +165,9 @@ def make_config(profile: str = "auto", **params) -> Config:
     concrete = resolve_profile(profile)
     values = dict(PROFILE_DEFAULTS[concrete])
     if params.get("recipe") == "fast":
-        values.update(FAST_DEFAULTS)
-        if concrete in FAST_EPOCHS and params.get("epochs") is None:
+        values.update(FAST_DEFAULTS, lr=FAST_LR.get(concrete, FAST_DEFAULTS["lr"]))
+        if params.get("epochs") is None and concrete in FAST_EPOCHS:
             params = {**params, "epochs": FAST_EPOCHS[concrete]}
-        values["lr"] = FAST_LR.get(concrete, values["lr"])
     values.update({k: v for k, v in params.items() if v is not None})
     e = params.get("epochs")
     if e is not None:  # the report's shape: the LR drop at 5/6 of training, snapshots at 1/2, 5/6 and the end

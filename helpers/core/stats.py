@@ -1,8 +1,6 @@
 """Spread across seeds, the one rule that says whether two experiments differ, and the verdict table built on it.
-
-The rule (`RULE`, stated under every verdict table): Welch's t-test at the 5% level, two seeds a side; with one seed on
-a side, the reference runs' pooled sd stands in for both sides' (`RULE_REFERENCE`), else the difference is not judged.
-"""
+The rule (`RULE`): Welch's t-test at the 5% level, two seeds a side; with one seed on a side, the reference runs'
+pooled sd stands in for both sides' (`RULE_REFERENCE`), else the difference is not judged."""
 from __future__ import annotations
 
 import math
@@ -18,39 +16,14 @@ RULE_REFERENCE = ("the seed-to-seed sd of the reference runs stands in for both 
                   "(an assumption: that these runs vary from seed to seed as those do)")
 
 
-def t_two_sided_p(t: float, df: float) -> float:
-    """Return P(|T| >= |t|) for Student's t with `df` (> 0, not necessarily whole) degrees of freedom."""
-    if not df > 0:
-        raise ValueError(f"parameter 'df' = {df!r} is invalid; valid: a positive number")
-    from scipy.special import stdtr  # Student-t CDF; scipy comes with grad-cam
-    return float(2.0 * stdtr(df, -abs(t)))
-
-
-def welch_df(a: Spread, b: Spread) -> float:
-    """Return the Welch–Satterthwaite degrees of freedom of mean(A) - mean(B) (both sides need two values)."""
-    va, vb = a.sd ** 2 / a.n, b.sd ** 2 / b.n
-    return (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1)) if va + vb else float(a.n + b.n - 2)
-
-
 @dataclass(frozen=True)
 class Spread:
-    """The values of one experiment across seeds, with their mean, sd, n, min and max."""
+    """The values of one experiment across seeds, with their n, mean and sample sd (nan when too few)."""
     values: tuple
 
-    @property
-    def n(self) -> int:
-        """Return the number of seeds."""
-        return len(self.values)
-
-    @property
-    def mean(self) -> float:
-        """Return the mean (nan when empty)."""
-        return statistics.fmean(self.values) if self.n else math.nan
-
-    @property
-    def sd(self) -> float:
-        """Return the sample standard deviation (n-1; nan with fewer than two values)."""
-        return statistics.stdev(self.values) if self.n >= 2 else math.nan
+    n = property(lambda self: len(self.values))
+    mean = property(lambda self: statistics.fmean(self.values) if self.n else math.nan)
+    sd = property(lambda self: statistics.stdev(self.values) if self.n >= 2 else math.nan)
 
     def format(self, digits: int = 2, unit: str = "%") -> str:
         """Return 'mean ± sd (n=k)', or 'value (n=1)' for one seed."""
@@ -80,33 +53,25 @@ class Comparison:
     @property
     def p(self) -> float | None:
         """Return the two-sided p-value of the t-test (None when the difference cannot be judged)."""
-        if self.se is None or self.se == 0:
+        if not self.se:
             return None if self.se is None else float(self.diff == 0)
-        return t_two_sided_p(self.diff / self.se, self.df)
+        from scipy.special import stdtr  # Student-t CDF; scipy comes with grad-cam
+        return float(2.0 * stdtr(self.df, -abs(self.diff / self.se)))
 
-    @property
-    def judged(self) -> bool:
-        """Return whether there was a spread to judge the difference with."""
-        return self.se is not None
-
-    @property
-    def resolved(self) -> bool:
-        """Return whether A and B differ at the 5% level."""
-        return self.judged and self.p < ALPHA
-
+    judged = property(lambda self: self.se is not None, doc="Whether there was a spread to judge the difference with.")
+    resolved = property(lambda self: self.judged and self.p < ALPHA, doc="Whether A and B differ at the 5% level.")
 
 
 def compare(a, b, reference_sd: float | None = None, reference_df: float | None = None) -> Comparison:
-    """Return the Comparison of A and B (Spreads or lists of values) under the module's rule.
-
-    With one seed on a side, `reference_sd` (with `reference_df` degrees of freedom; default 1) stands in for both.
-    """
+    """Return the Comparison of A and B (Spreads or values); one seed a side: `reference_sd` (df 1) stands in."""
     a, b = (x if isinstance(x, Spread) else spread(x) for x in (a, b))
     if a.n == 0 or b.n == 0:
         raise ValueError(f"compare needs at least one value on each side; got n={a.n} and n={b.n}")
     diff = a.mean - b.mean
     if a.n >= 2 and b.n >= 2:
-        return Comparison(a, b, diff, math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n), welch_df(a, b), "welch")
+        va, vb = a.sd ** 2 / a.n, b.sd ** 2 / b.n  # Welch–Satterthwaite; no spread at all: n_A + n_B - 2
+        df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1)) if va + vb else float(a.n + b.n - 2)
+        return Comparison(a, b, diff, math.sqrt(va + vb), df, "welch")
     if reference_sd is not None and not math.isnan(reference_sd):
         return Comparison(a, b, diff, reference_sd * math.sqrt(1 / a.n + 1 / b.n), float(reference_df or 1),
                           "reference")
@@ -123,8 +88,6 @@ def pooled_df(spreads) -> int:
     """Return the degrees of freedom of the pooled sd: the sum of n - 1 over experiments with two seeds or more."""
     return sum(s.n - 1 for s in spreads if s.n >= 2)
 
-
-# ---- the verdict table: one row per claim, rendered the same way in notebooks, landing page and README ----
 
 VERDICT_COLUMNS = ("claim", "A", "B", "difference", "spread", "rule", "verdict")
 

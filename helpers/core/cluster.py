@@ -21,6 +21,7 @@ from .sweep import EXPECTED, LOG_TAIL, load_done, record_failure, run_label, tra
 KINDS = ("slurm", "local")
 JOB_FILE = "job.json"  # in a run folder: the cluster and id of the job a submission sent the run to
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run")  # folders a compute node does not share with the login node
+NON_NEGATIVE = ("gpus_per_task", "max_requeues")  # the integer settings that may be 0
 
 
 def _setting(default, text: str):
@@ -42,32 +43,26 @@ class ClusterSettings:
     log_dir: str | None = _setting(None, "submitit's job files and logs (default <run store>/.submitit)")
 
     @classmethod
-    def from_env(cls, environ=None, **given) -> ClusterSettings:
-        """Return the settings: each `given` value that is not None, else $CLUSTER_<NAME>, else the default."""
-        environ, values = os.environ if environ is None else environ, {}
-        for f in dataclasses.fields(cls):
-            value, env = given.get(f.name), f"CLUSTER_{f.name.upper()}"
-            where = "parameter 'cluster'" if f.name == "kind" else f"parameter {f.name!r}"
-            if value is None and f.name != "kind" and environ.get(env, "").strip():
+    def from_env(cls, environ=None, kind="slurm", **given) -> ClusterSettings:
+        """Return the settings: each `given` value not None, else $CLUSTER_<NAME>, else the default; ConfigError."""
+        environ, values = os.environ if environ is None else environ, {"kind": str(kind).strip()}
+        if values["kind"] not in KINDS:
+            raise ConfigError(f"parameter 'cluster' = {kind!r} is invalid; valid: {' | '.join(KINDS)}")
+        for name in SETTING_OPTIONS:
+            value, env, where = given.get(name), f"CLUSTER_{name.upper()}", f"parameter {name!r}"
+            if value is None and environ.get(env, "").strip():
                 value, where = environ[env].strip(), f"parameter {env!r} (environment)"
-            if value is not None:
-                values[f.name] = _checked(f, value, where)
+            if value is None:
+                continue
+            text, number, low = str(value).strip(), isinstance(getattr(cls, name), int), int(name not in NON_NEGATIVE)
+            if number and (isinstance(value, bool) or not text.isdigit() or int(text) < low):
+                valid = ("a non-negative", "a positive")[low]
+                raise ConfigError(f"{where} = {value!r} is invalid; valid: {valid} integer")
+            values[name] = int(text) if number else text  # a name: '' asks for the default
         return cls(**values)
 
 
 SETTING_OPTIONS = {f.name: f.metadata["help"] for f in dataclasses.fields(ClusterSettings) if f.metadata}
-
-
-def _checked(f: dataclasses.Field, value, where: str):
-    """Return a setting's value in its type; raise ConfigError naming it, the value and the valid choices."""
-    text, low = str(value).strip(), 0 if f.name in ("gpus_per_task", "max_requeues") else 1
-    if f.name == "kind" and text not in KINDS:
-        raise ConfigError(f"{where} = {value!r} is invalid; valid: {' | '.join(KINDS)}")
-    if not isinstance(f.default, int):  # a name ('' asks for the default)
-        return text
-    if isinstance(value, bool) or not text.isdigit() or int(text) < low:
-        raise ConfigError(f"{where} = {value!r} is invalid; valid: a {('non-negative', 'positive')[low]} integer")
-    return int(text)
 
 
 def node_local_reason(path) -> str | None:
@@ -182,8 +177,7 @@ def live_job(path: Path) -> str | None:
 
 def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: list, at_once: int | None = None,
              threads: int | None = None, wait: bool = True):
-    """Train each pending (run id, config) in a job of its own, `at_once` at a time (None: all, not cancelled on
-    an interrupt), into `done` and `failures`; a run an earlier job still trains is waited for, not sent again."""
+    """Train each (run id, config) in a job, `at_once` at a time (None: all, kept on an interrupt), into `done`."""
     configs, elsewhere = dict(pending), {rid: jid for rid, _ in pending if (jid := live_job(root / rid))}
     for rid, jid in elsewhere.items():
         say(f"{run_label(configs[rid], rid)} is already queued or running as job {jid}; not sent again")
@@ -212,26 +206,24 @@ def run_jobs(pending: list, executor, root: Path, say, done: dict, failures: lis
     finally:
         for job in running if at_once else ():
             job.cancel(check=False)
-    for rid, jid in elsewhere.items() if wait else ():
-        cfg = configs[rid]
-        while not store.is_complete(root / rid):
-            if live_job(root / rid) is None and not store.is_complete(root / rid):
-                record_failure(failures, say, cfg, rid, f"job {jid} ended without finishing the run; submit again")
-                break
+    for rid, jid in elsewhere.items() if wait else ():  # a run an earlier job still trains: waited for
+        while not store.is_complete(root / rid) and live_job(root / rid):
             time.sleep(poll)
+        if store.is_complete(root / rid):
+            load_done(rid, configs[rid], root, say, done, failures, f"finished (job {jid})")
         else:
-            load_done(rid, cfg, root, say, done, failures, f"finished (job {jid})")
+            record_failure(failures, say, configs[rid], rid, f"job {jid} ended without finishing the run; submit again")
 
 
 def _collect(job, rid, cfg, root, say, done, failures):
-    """Record a finished job: its run, loaded from the store; or a failure named with its log's tail."""
+    """Load a finished job's run into `done`, or record its failure with its log's tail."""
     error = job.exception()
     if error is None and store.is_complete(root / rid):
         return load_done(rid, cfg, root, say, done, failures, f"finished (job {job.job_id}, {job.result()['host']})")
     logs = [[t for t in (text or "").splitlines() if t.strip()] for text in (job.stderr(), job.stdout())]
     tail = next((lines[-LOG_TAIL:] for lines in logs if lines), [])  # stderr (a traceback), else stdout
     last = tail[-1] if tail else str(error).strip().splitlines()[-1] if error else "no output"
-    why = "failed" if isinstance(error, submitit.core.utils.FailedJobError) else \
-        "ended without a result (killed: out of memory, kill -9?)"
+    why = "failed" if isinstance(error, submitit.core.utils.FailedJobError) else "ended without a result (killed: " \
+        "out of memory, kill -9?)"
     record_failure(failures, say, cfg, rid, f"job {job.job_id} {why}: {last}", tail,
                    any(f"{e.__name__}:" in last for e in EXPECTED), log=job.paths.stderr)

@@ -1,9 +1,6 @@
 """Augmentation recipes: the report's torchvision pipelines, and the batched form training uses.
-
-torchvision's random transforms draw one parameter per call, so applied to a batch tensor every
-image gets the same crop or angle. Training therefore uses `augment_batch`, which draws a
-parameter per image for a whole batch at once on the training device.
-"""
+torchvision's random transforms draw one parameter per call (one crop or angle for a whole batch tensor), so
+training uses `augment_batch`, which draws a parameter per image for a whole batch at once on the training device."""
 from __future__ import annotations
 
 import math
@@ -59,63 +56,32 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-# ---- batched, per-sample augmentation -------------------------------------------------------
-
 def draw_params(recipe: Recipe, n: int, generator: torch.Generator, device="cpu") -> dict:
-    """Return one random parameter per image: crop offsets, flip flags, rotation angles."""
-    p = {}
-    kw = dict(generator=generator, device=generator.device)
+    """Return one random parameter per image: crop offsets (dy, dx), flip flags, rotation angles in degrees."""
+    kw, p = dict(generator=generator, device=generator.device), {}
     if recipe.crop_padding:
-        hi = 2 * recipe.crop_padding + 1
-        p["dy"] = torch.randint(0, hi, (n,), **kw).to(device)
-        p["dx"] = torch.randint(0, hi, (n,), **kw).to(device)
+        p["dy"], p["dx"] = (torch.randint(0, 2 * recipe.crop_padding + 1, (n,), **kw) for _ in "yx")
     if recipe.flip:
-        p["flip"] = (torch.rand(n, **kw) < 0.5).to(device)
+        p["flip"] = torch.rand(n, **kw) < 0.5
     if recipe.rotate_degrees:
-        d = float(recipe.rotate_degrees)
-        p["angle"] = ((torch.rand(n, **kw) * 2 - 1) * d).to(device)
-    return p
-
-
-def crop_batch(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, padding: int) -> torch.Tensor:
-    """Return 32x32 crops of the zero-padded batch at per-image offsets (dy, dx)."""
-    n, c, h, w = x.shape
-    xp = F.pad(x, (padding,) * 4)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    return xp[torch.arange(n, device=x.device)[:, None, None, None],
-              torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
-
-
-def flip_batch(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Return the batch with the flagged images mirrored left-right."""
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
+        p["angle"] = (torch.rand(n, **kw) * 2 - 1) * float(recipe.rotate_degrees)
+    return {k: v.to(device) for k, v in p.items()}
 
 
 def rotate_batch(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Return the batch rotated by per-image angles (degrees, counter-clockwise), nearest, fill 0.
-
-    Builds the sampling grid exactly as torchvision's tensor `rotate` does, one matrix per image,
-    so the output matches `torchvision.transforms.functional.rotate` for the same angle.
-    """
+    """Return the batch rotated by per-image angles (degrees, counter-clockwise), nearest, fill 0, as torchvision."""
     n, _, h, w = x.shape
     dt = x.dtype if x.is_floating_point() else torch.float32
-    # torchvision computes the matrix in float64 (Python math), then casts: do the same so that
-    # nearest-neighbour sampling picks the same pixels.
+    # torchvision's tensor `rotate` builds this grid, but computes the matrix in float64 (Python math), then casts:
+    # so do we, so that nearest-neighbour sampling picks the same pixels.
     a = torch.deg2rad(angle.double())
     cos, sin = torch.cos(a).to(dt), torch.sin(a).to(dt)
-    # inverse affine matrix of rotate(angle) about the centre: [[cos, -sin, 0], [sin, cos, 0]]
-    theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1),
-                         torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)  # (n, 2, 3)
-    xs = torch.linspace(-w * 0.5 + 0.5, w * 0.5 - 0.5, steps=w, device=x.device, dtype=dt)
-    ys = torch.linspace(-h * 0.5 + 0.5, h * 0.5 - 0.5, steps=h, device=x.device, dtype=dt)
-    base = torch.empty(1, h, w, 3, dtype=dt, device=x.device)
-    base[..., 0] = xs
-    base[..., 1] = ys[:, None]
-    base[..., 2] = 1
+    theta = torch.stack([cos, -sin, torch.zeros_like(cos), sin, cos, torch.zeros_like(cos)], 1).view(n, 2, 3)
+    gy, gx = torch.meshgrid(*(torch.linspace(-s * 0.5 + 0.5, s * 0.5 - 0.5, steps=s, device=x.device, dtype=dt)
+                              for s in (h, w)), indexing="ij")
+    base = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, h * w, 3)
     scale = torch.tensor([0.5 * w, 0.5 * h], dtype=dt, device=x.device)
-    grid = base.view(1, h * w, 3).expand(n, -1, -1).bmm(theta.transpose(1, 2) / scale)
-    grid = grid.view(n, h, w, 2)
+    grid = base.expand(n, -1, -1).bmm(theta.transpose(1, 2) / scale).view(n, h, w, 2)
     return F.grid_sample(x.to(dt), grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
@@ -128,22 +94,18 @@ def normalize_batch(x: torch.Tensor) -> torch.Tensor:
 
 def augment_batch(recipe: Recipe, x: torch.Tensor, generator: torch.Generator | None = None,
                   params: dict | None = None) -> torch.Tensor:
-    """Return a float batch in the recipe's training form, one random draw per image.
-
-    `x` is uint8 (N,3,32,32) or float in [0,1]; pass `params` to replay given draws.
-    """
+    """Return a uint8 (or [0, 1] float) batch in the recipe's training form, one draw per image (or `params`')."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
     if params is None:
         params = draw_params(recipe, x.shape[0], generator or torch.default_generator, x.device)
-    if recipe.crop_padding:
-        x = crop_batch(x, params["dy"], params["dx"], recipe.crop_padding)
+    if recipe.crop_padding:  # every 32x32 window of the padded image, then each image's own
+        windows = F.pad(x, (recipe.crop_padding,) * 4).unfold(2, x.shape[2], 1).unfold(3, x.shape[3], 1)
+        x = windows[torch.arange(len(x), device=x.device), :, params["dy"], params["dx"]]
     if recipe.flip:
-        x = flip_batch(x, params["flip"])
+        x = torch.where(params["flip"][:, None, None, None], x.flip(3), x)
     if recipe.rotate_degrees:
         x = rotate_batch(x, params["angle"])
-    if recipe.normalize:
-        x = normalize_batch(x)
-    return x
+    return normalize_batch(x) if recipe.normalize else x
 
 
 def eval_batch(recipe: Recipe, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:

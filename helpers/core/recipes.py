@@ -3,7 +3,6 @@ torchvision's random transforms draw one parameter per call (one crop or angle f
 training uses `augment_batch`, which draws a parameter per image for a whole batch at once on the training device."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch

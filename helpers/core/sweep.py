@@ -77,8 +77,7 @@ def config_run_id(cfg: Config, identities: dict | None = None) -> str:
 def resolve_jobs(jobs: int | None, pending: int, cuda: bool, free_bytes: int | None = None,
                  cpus: int | None = None) -> int:
     """Return runs at once: `jobs`, else $RUN_JOBS, else 1 on CPU, on CUDA all up to RUN_GPU_BYTES each and cores."""
-    text = os.environ.get("RUN_JOBS", "").strip()
-    if jobs is None and text:
+    if jobs is None and (text := os.environ.get("RUN_JOBS", "").strip()):
         if not text.isdigit() or int(text) < 1:
             raise ConfigError(f"parameter 'RUN_JOBS' (environment) = {text!r} is invalid; valid: a positive integer")
         jobs = int(text)
@@ -94,11 +93,7 @@ def resolve_jobs(jobs: int | None, pending: int, cuda: bool, free_bytes: int | N
 
 def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, jobs: int | None = None,
                executor=None, wait: bool = True) -> list[Run] | None:
-    """Return the finished run of every config, in order: loaded from the store, resumed or trained.
-
-    `jobs` runs at once (resolve_jobs), each in a process of its own when more than one. `executor` ('slurm',
-    'local' or a submitit executor) sends one job per run; with it, `wait=False` returns None once they are
-    submitted. Duplicate configs train once. A failing run is named; the others finish; then SweepError."""
+    """Return each config's run: loaded, resumed or trained, `jobs` at once or by `executor`; then SweepError."""
     from . import cluster
     from .train import resolve_device
     configs = list(configs)
@@ -128,9 +123,9 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
         cuda = any(resolve_device(c.device).type == "cuda" for _, c in pending)
         at_once = resolve_jobs(jobs, len(pending), cuda)
         if at_once > 1:
-            # On CUDA the CPU only launches kernels, so the runs share its cores. On the CPU every run keeps
-            # the default thread count: CPU kernels sum in another order with other thread counts, and a run
-            # must give the same history whether it trains in its own process or in this one.
+            # On CUDA the CPU only launches kernels, so the runs share its cores. On the CPU every run keeps the
+            # default thread count: other thread counts sum in another order, and a run's history must not depend
+            # on whether it trains in its own process or in this one.
             threads = max(1, (os.cpu_count() or 1) // at_once) if cuda else None
             executor = cluster.local_executor(root, cuda)
     for rid, c in pending if executor is None else ():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -25,22 +25,13 @@ PROFILE_DEFAULTS = {
                  snapshot_epochs=(30, 50, 60), data_dir=None),
 }
 
-# The `fast` recipe's training schedule (aimed at the report's best accuracy in a quarter of its epochs;
-# docs/faster-recipe.md gives how close it gets). Applied by make_config to every parameter the caller leaves unset.
+# The `fast` recipe's schedule (docs/faster-recipe.md), for every parameter the caller leaves unset.
 FAST_DEFAULTS = dict(schedule="onecycle", lr=0.2, label_smoothing=0.1, nesterov=True)
 FAST_EPOCHS = {"full": 15, "quick": 10}  # a quarter of the profile's epochs; smoke keeps its own
-# Peak LR where the profile's validation split chose another: on quick's 2,700 training images (210 steps)
-# a 0.2 peak diverges. Measured, seed 0, 300 validation images: 0.2 → 18.7%, 0.1 → 34.7%, 0.05 → 42.7%,
-# 0.02 → 45.7%, 0.01 → 44.7% (python -m helpers.tools.cli train --profile quick --recipe fast --validation 300
-# --lr L).
-FAST_LR = {"quick": 0.02}
-# OneCycleLR (train.make_scheduler, warm-up over a quarter of the steps) divides by zero at 4 steps and skips
-# its warm-up below that.
+FAST_LR = {"quick": 0.02}  # where validation chose another peak: 0.2 diverges on quick (docs/faster-recipe.md)
+# OneCycleLR (train.make_scheduler: warm-up over a quarter of the steps) divides by zero at 4 steps, skips it below
 ONECYCLE_MIN_STEPS = 5
-
-# Runs per experiment (seeds seed, seed+1, ...) when a notebook or the CLI leaves `seeds` unset: smoke 2, so that
-# CI exercises the multi-seed path; quick 1, to keep the CPU build as fast as one seed; full 3, for a spread.
-PROFILE_SEEDS = {"smoke": 2, "quick": 1, "full": 3}
+PROFILE_SEEDS = {"smoke": 2, "quick": 1, "full": 3}  # runs per experiment, `seeds` unset: docs/seeds-and-spread.md
 
 
 class ConfigError(ValueError):
@@ -65,14 +56,14 @@ class Config:
     snapshot_epochs: Optional[tuple] = None  # epochs whose weights are kept (report: 30, 50, 60)
     device: str = "auto"             # auto | cpu | cuda
     stem: str = "imagenet"           # imagenet: torchvision's 7x7/2 + max-pool; cifar: 3x3/1, no pool
-    # Extras beyond the report: they enter the run id only when changed from these defaults.
-    schedule: str = field(default="step", metadata={"extra": True})        # step | onecycle | cosine
-    label_smoothing: float = field(default=0.0, metadata={"extra": True})  # cross-entropy smoothing
-    nesterov: bool = field(default=False, metadata={"extra": True})        # Nesterov momentum
-    precision: str = field(default="fp32", metadata={"extra": True})       # fp32 | bf16 (autocast)
-    channels_last: bool = field(default=False, metadata={"extra": True})   # NHWC memory format
-    validation: int = field(default=0, metadata={"extra": True})  # >0: hold out this many training images
-    #   (class-balanced) and evaluate on them each epoch; the test set is then evaluated once, at the end
+    # Extras beyond the report (EXTRAS): they enter the run id only when changed from these defaults.
+    schedule: str = "step"           # step | onecycle | cosine
+    label_smoothing: float = 0.0     # cross-entropy smoothing
+    nesterov: bool = False           # Nesterov momentum
+    precision: str = "fp32"          # fp32 | bf16 (autocast)
+    channels_last: bool = False      # NHWC memory format
+    validation: int = 0              # >0: hold out this many training images (class-balanced), scored each epoch;
+    #                                  the test set is then scored once, at the end
 
     def __post_init__(self):
         _validate(self)
@@ -86,10 +77,11 @@ class Config:
         # profile only fills defaults; the device does not define the experiment; the data is identified by its
         # fingerprint (data_identity), so the same images at another path are one run
         return {k: v for k, v in self.to_dict().items() if k not in ("profile", "device", "data_dir")
-                and not (FIELDS[k].metadata.get("extra") and getattr(self, k) == FIELDS[k].default)}
+                and not (k in EXTRAS and getattr(self, k) == FIELDS[k].default)}
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+EXTRAS = ("schedule", "label_smoothing", "nesterov", "precision", "channels_last", "validation")
 _TYPES = {name: {"str": str, "int": int, "float": float, "bool": bool, "tuple": tuple}[
     f.type.removeprefix("Optional[").rstrip("]")] for name, f in FIELDS.items()}  # from the annotations
 CHOICES = {"profile": PROFILES, "recipe": tuple(RECIPES), "stem": ("imagenet", "cifar"),
@@ -195,8 +187,7 @@ def with_seeds(cfg: Config, seeds: int | None = None) -> list[Config]:
     return [dataclasses.replace(cfg, seed=s) for s in seed_list(cfg.seed, seeds, cfg.profile)]
 
 
-# What changes training, in a name's order. What a profile scales (epochs, sizes, validation) is left out of an
-# experiment's name, so that one experiment has one name at every scale.
+# What changes training, in a name's order; what a profile scales is left out (one name at every scale)
 NAMED_FIELDS = ("lr", "stem", "schedule", "label_smoothing", "nesterov", "momentum", "weight_decay", "gamma",
                 "batch_size", "precision", "channels_last")
 

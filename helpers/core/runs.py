@@ -1,9 +1,6 @@
-"""The run store: runs/<id>/ holds a run's history, checkpoints and, once finished, its record.json.
+"""The run store: runs/<id>/ holds a run's history, checksummed checkpoints and, written last, its record.json.
 
-The id hashes what changes training and the data, so the same run is found again instead of being retrained.
-record.json, written last, names the experiment and holds the results and the environment. Every write is atomic;
-every checkpoint carries its SHA-256 in its header and is never used when it does not match. One flock per run
-folder says which process trains it.
+The id hashes what changes training and the data; every write is atomic; one flock per run folder names its trainer.
 """
 from __future__ import annotations
 
@@ -41,19 +38,15 @@ class StoreFullError(RuntimeError):
 
 @contextlib.contextmanager
 def full_disk_error(run_folder: Path):
-    """Turn a full disk (or an exceeded quota) inside the block into one StoreFullError: the run store, its free
-    space, and how to go on."""
+    """Turn a full disk (or exceeded quota) inside the block into one StoreFullError saying how to go on."""
     try:
         yield
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        root = Path(run_folder).parent
-        try:
-            free = f"{shutil.disk_usage(root).free / 1e9:.2f} GB free"
-        except OSError:
-            free = "free space unknown"
-        raise StoreFullError(f"the run store {root} is full ({free} on its disk): run {Path(run_folder).name} stopped "
+        root = Path(run_folder).parent  # exists: run_lock made the run folder
+        free = shutil.disk_usage(root).free / 1e9
+        raise StoreFullError(f"the run store {root} is full ({free:.2f} GB free on its disk): run {Path(run_folder).name} stopped "
                              f"({err.strerror or err} writing {Path(err.filename).name if err.filename else 'a file'}"
                              "). Free some space, then run it again: it resumes from its last checkpoint.") from err
 
@@ -69,8 +62,6 @@ def run_id(config_identity: dict, data_identity: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-# ---- the lock: which process trains a run ---------------------------------------------------------
-
 class RunLockedError(RuntimeError):
     """Another live process is training this run."""
 
@@ -80,20 +71,16 @@ LOCK_WAIT_ENV = "RUN_LOCK_WAIT"  # seconds train_run waits for a run another pro
 
 def lock_wait_s() -> float:
     """Return $RUN_LOCK_WAIT as seconds (0 when unset): how long train_run waits for another process's run."""
-    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip() or "0"
     with contextlib.suppress(ValueError):
-        if float(text or 0) >= 0:
-            return float(text or 0)
+        if float(text) >= 0:
+            return float(text)
     raise ValueError(f"parameter '{LOCK_WAIT_ENV}' (environment) = {text!r} is invalid; valid: seconds, >= 0")
 
 
 @contextlib.contextmanager
 def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
-    """Hold the exclusive lock on a run folder (fcntl.flock on `<run>/lock`), waited for up to `timeout` seconds.
-
-    The kernel drops the lock when the holding process ends, however it ends: there is no stale lock to detect.
-    The file stays (deleting it would let two processes lock two different files); it names the holder's pid.
-    """
+    """Hold the flock on `<run>/lock` (naming the holder's pid), waited for up to `timeout` seconds."""
     file = Path(path) / "lock"
     file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
@@ -113,7 +100,7 @@ def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
         os.write(fd, str(os.getpid()).encode())
         yield
     finally:
-        os.close(fd)  # closing the only descriptor releases the flock
+        os.close(fd)  # releases the flock; the file stays, or two processes could lock two different files
 
 
 def wait_unlocked(path: Path, timeout: float):
@@ -121,8 +108,6 @@ def wait_unlocked(path: Path, timeout: float):
     with run_lock(path, timeout=timeout, poll_s=1.0):
         pass
 
-
-# ---- atomic files ---------------------------------------------------------------------------
 
 TMP_SUFFIX = ".tmp"
 # Test-only: "<marker file>:<seconds>" makes every checkpoint write create the marker, pause half-way through
@@ -139,14 +124,13 @@ def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
     marker, seconds = hook.rsplit(":", 1) if hook else (None, 0)
     try:
         with open(tmp, "wb") as f:
+            half = len(data) // 2 if marker else len(data)
+            f.write(memoryview(data)[:half])  # a view: a checkpoint's bytes are not copied
             if marker:
                 Path(marker).write_text(str(path))
-                f.write(data[:len(data) // 2])
                 f.flush()
                 time.sleep(float(seconds))
-                f.write(data[len(data) // 2:])
-            else:
-                f.write(data)
+            f.write(memoryview(data)[half:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -180,10 +164,8 @@ def read_json(path: Path):
         raise CorruptRunError(f"{path}: not valid JSON ({e}); delete the run folder or rerun with force=True") from None
 
 
-# ---- checkpoints: one file, its SHA-256 in its header -------------------------------------------
-# A checkpoint file is CHECKPOINT_MAGIC, the 64 hex digits of the SHA-256 of the rest, a newline, then torch.save's
-# bytes. Weights and checksum so land on disk in one rename: there is no moment at which one is new and the other old.
-
+# A checkpoint file: CHECKPOINT_MAGIC, the SHA-256 hex of the rest, a newline, then torch.save's bytes. Weights and
+# checksum so land on disk in one rename: there is no moment at which one is new and the other old.
 CHECKPOINT_MAGIC = b"RUNCKPT1 sha256="
 _HEADER = len(CHECKPOINT_MAGIC) + 65
 
@@ -202,7 +184,7 @@ def map_state(obj, leaf):
 
 
 def _plain(x):
-    """Return a leaf as a tensor or a plain type (numpy scalars and arrays converted), or raise TypeError."""
+    """Return a leaf as a tensor or a plain type (numpy values converted), or raise TypeError."""
     if x is None or isinstance(x, (torch.Tensor, bool, int, float, str)):
         return x
     if hasattr(x, "item") and getattr(x, "shape", None) == ():  # a numpy scalar
@@ -212,27 +194,22 @@ def _plain(x):
     raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(x).__name__}")
 
 
-def checkpoint_bytes(obj: dict) -> bytes:
-    """Return the bytes of a checkpoint file: the header with the SHA-256 of torch.save's bytes, then those bytes."""
+def save_checkpoint(obj: dict, path: Path):
+    """Write `obj` (tensors and plain types) as a checkpoint file, its checksum inside, in one atomic rename."""
     buf = io.BytesIO()
     torch.save(map_state(obj, _plain), buf)
     data = buf.getvalue()
-    return CHECKPOINT_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data
-
-
-def save_checkpoint(obj: dict, path: Path):
-    """Write `obj` (tensors and plain types) as a checkpoint file, its checksum inside, in one atomic rename."""
-    atomic_write_bytes(path, checkpoint_bytes(obj), pause=True)
+    atomic_write_bytes(path, CHECKPOINT_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data, pause=True)
 
 
 def cpu_snapshot(obj):
-    """Return a deep copy of `obj` whose tensors are CPU copies (CUDA ones via pinned memory, synchronised once),
-    safe to save while training goes on."""
+    """Return a copy of `obj` with CPU copies of its tensors (CUDA ones via pinned memory), safe to save later."""
     cuda = set()
 
     def copy_leaf(x):
+        x = _plain(x)
         if not isinstance(x, torch.Tensor):
-            return copy.deepcopy(x)
+            return x  # immutable
         if x.device.type != "cuda":
             return x.detach().clone()
         cuda.add(x.device)
@@ -245,13 +222,7 @@ def cpu_snapshot(obj):
 
 
 class CheckpointWriter:
-    """Writes checkpoints on a background thread, one epoch's files at a time, in order.
-
-    `submit` snapshots the state to CPU tensors (the only part the training thread waits for, besides the previous
-    epoch's write), then serialises, hashes and writes atomically in the background. The previous write is drained
-    first, so on disk there is always the last or the next-to-last finished epoch: a kill -9 loses at most one
-    epoch. A write error is raised in the training thread at the next `submit` or `drain`, never lost.
-    """
+    """Writes one epoch's checkpoints at a time on a background thread; its errors surface at submit or drain."""
 
     def __init__(self):
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-writer")
@@ -279,13 +250,9 @@ class CheckpointWriter:
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     """Return a checkpoint (weights_only) after checking its SHA-256; raise CorruptRunError if it does not match."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    data = path.read_bytes()
+    data = Path(path).read_bytes()
     payload = data[_HEADER:]
-    if data[:len(CHECKPOINT_MAGIC)] != CHECKPOINT_MAGIC or \
-            data[len(CHECKPOINT_MAGIC):_HEADER - 1].decode(errors="replace") != hashlib.sha256(payload).hexdigest():
+    if data[:_HEADER] != CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n":
         raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match its header); "
                               "delete it, or rerun with force=True")
     try:
@@ -294,8 +261,6 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         raise CorruptRunError(f"{path}: holds more than tensors and plain types, so it is not loaded "
                               f"(torch.load weights_only: {str(e).splitlines()[0]}); rerun with force=True") from None
 
-
-# ---- runs ----------------------------------------------------------------------------------
 
 @dataclass
 class Run:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import copy
 import errno
 import fcntl
 import hashlib
@@ -45,10 +44,10 @@ def full_disk_error(run_folder: Path):
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         root = Path(run_folder).parent  # exists: run_lock made the run folder
-        free = shutil.disk_usage(root).free / 1e9
-        raise StoreFullError(f"the run store {root} is full ({free:.2f} GB free on its disk): run {Path(run_folder).name} stopped "
-                             f"({err.strerror or err} writing {Path(err.filename).name if err.filename else 'a file'}"
-                             "). Free some space, then run it again: it resumes from its last checkpoint.") from err
+        file = Path(err.filename).name if err.filename else "a file"
+        raise StoreFullError(f"the run store {root} is full ({shutil.disk_usage(root).free / 1e9:.2f} GB free on its "
+                             f"disk): run {Path(run_folder).name} stopped ({err.strerror or err} writing {file}). "
+                             "Free some space, then run it again: it resumes from its last checkpoint.") from err
 
 
 def runs_root(root=None) -> Path:
@@ -87,15 +86,14 @@ def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
     deadline = time.monotonic() + timeout
     try:
         while True:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    waited = f" after waiting {timeout:g} s" if timeout else ""
-                    raise RunLockedError(f"{file.parent} is being trained by another process{waited}; "
-                                         f"wait for it, or stop it (set {LOCK_WAIT_ENV}=seconds to wait)") from None
-                time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
+            if time.monotonic() >= deadline:
+                waited = f" after waiting {timeout:g} s" if timeout else ""
+                raise RunLockedError(f"{file.parent} is being trained by another process{waited}; "
+                                     f"wait for it, or stop it (set {LOCK_WAIT_ENV}=seconds to wait)")
+            time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
@@ -170,52 +168,40 @@ CHECKPOINT_MAGIC = b"RUNCKPT1 sha256="
 _HEADER = len(CHECKPOINT_MAGIC) + 65
 
 
-def map_state(obj, leaf):
-    """Return `obj` rebuilt with `leaf` applied to all but its dicts, lists and tuples (state_dict versions kept)."""
-    if isinstance(obj, dict):
-        out = (type(obj) if type(obj) in (dict, collections.OrderedDict) else dict)(
-            (k, map_state(v, leaf)) for k, v in obj.items())
-        if hasattr(obj, "_metadata"):  # a module state_dict's versions, used by load_state_dict
-            out._metadata = copy.deepcopy(obj._metadata)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return (type(obj) if type(obj) in (list, tuple) else list)(map_state(v, leaf) for v in obj)
-    return leaf(obj)
-
-
-def _plain(x):
-    """Return a leaf as a tensor or a plain type (numpy values converted), or raise TypeError."""
-    if x is None or isinstance(x, (torch.Tensor, bool, int, float, str)):
-        return x
-    if hasattr(x, "item") and getattr(x, "shape", None) == ():  # a numpy scalar
-        return x.item()
-    if hasattr(x, "__array__"):
-        return torch.as_tensor(x)
-    raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(x).__name__}")
-
-
 def save_checkpoint(obj: dict, path: Path):
     """Write `obj` (tensors and plain types) as a checkpoint file, its checksum inside, in one atomic rename."""
     buf = io.BytesIO()
-    torch.save(map_state(obj, _plain), buf)
+    torch.save(cpu_snapshot(obj), buf)
     data = buf.getvalue()
     atomic_write_bytes(path, CHECKPOINT_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data, pause=True)
 
 
 def cpu_snapshot(obj):
-    """Return a copy of `obj` with CPU copies of its tensors (CUDA ones via pinned memory), safe to save later."""
+    """Return a copy of `obj` with CPU copies of its tensors (CUDA ones via pinned memory), numpy values converted."""
     cuda = set()
 
-    def copy_leaf(x):
-        x = _plain(x)
+    def copy(x):
+        if isinstance(x, dict):
+            out = (type(x) if type(x) in (dict, collections.OrderedDict) else dict)((k, copy(v)) for k, v in x.items())
+            if hasattr(x, "_metadata"):  # a module state_dict's versions, used by load_state_dict
+                out._metadata = x._metadata
+            return out
+        if isinstance(x, (list, tuple)):
+            return (type(x) if type(x) in (list, tuple) else list)(copy(v) for v in x)
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
         if not isinstance(x, torch.Tensor):
-            return x  # immutable
+            if hasattr(x, "item") and getattr(x, "shape", None) == ():  # a numpy scalar
+                return x.item()
+            if not hasattr(x, "__array__"):
+                raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(x).__name__}")
+            x = torch.as_tensor(x)
         if x.device.type != "cuda":
             return x.detach().clone()
         cuda.add(x.device)
         return torch.empty(x.shape, dtype=x.dtype, pin_memory=True).copy_(x.detach(), non_blocking=True)
 
-    out = map_state(obj, copy_leaf)
+    out = copy(obj)
     for device in cuda:
         torch.cuda.synchronize(device)
     return out

@@ -139,12 +139,10 @@ def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
         Path(marker).unlink(missing_ok=True)
 
 
-def remove_leftovers(folder: Path) -> list[Path]:
-    """Delete the temporary files a killed write left in a run folder; return them."""
-    left = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
-    for p in left:
+def remove_leftovers(folder: Path):
+    """Delete the temporary files a killed write left in a run folder."""
+    for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
         p.unlink(missing_ok=True)
-    return left
 
 
 def atomic_write_json(path: Path, obj):

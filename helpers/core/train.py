@@ -21,7 +21,7 @@ from .progress import RunProgress
 from .recipes import Recipe, augment_batch, eval_batch, get_recipe
 from .step import STEPS, EagerStep, StaticStep
 
-EVAL_BATCH = {"cuda": 5000, "cpu": 1000}  # evaluation batch: large on CUDA (few launches); CPU's as before
+EVAL_BATCH = {"cuda": 5000, "cpu": 1000}  # evaluation batch: large on CUDA (few launches)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -53,8 +53,7 @@ def make_scheduler(opt, cfg: Config, steps_per_epoch: int):
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", normalize: bool = True,
              batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> dict:
-    """Return {loss, acc (percent), preds} on uint8 images under the recipe's eval transform (normalize=False: without
-    its Normalize)."""
+    """Return {loss, acc (percent), preds} under the recipe's eval transform (normalize=False: without Normalize)."""
     recipe = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
     device = next(model.parameters()).device
     was_training = model.training
@@ -135,10 +134,8 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
         data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     config = {**cfg.to_dict(), "data_dir": portable_path(cfg.data_dir)}
     store.atomic_write_json(path / "config.json", {**config, "run_id": rid, "data": ident})  # for a person to read
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    x, y = data.train_x, data.train_y
-    tx, ty = data.test_x, data.test_y
+    torch.backends.cudnn.benchmark |= device.type == "cuda"
+    x, y, tx, ty = data.train_x, data.train_y, data.test_x, data.test_y
     if cfg.validation:
         # Settings are chosen on images held out of training; the test set is looked at once, at the end.
         held = torch.zeros(len(y), dtype=torch.bool)

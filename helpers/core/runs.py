@@ -154,10 +154,8 @@ def read_json(path: Path):
     """Return the parsed JSON file, or raise CorruptRunError naming it."""
     try:
         return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CorruptRunError(f"{path}: missing; delete the run folder or rerun with force=True") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptRunError(f"{path}: not valid JSON ({e}); delete the run folder or rerun with force=True") from None
+    except (FileNotFoundError, ValueError) as e:  # JSON's and UTF-8's decoding errors are ValueErrors
+        raise CorruptRunError(f"{path}: missing or not JSON ({e}); delete the run or rerun with force=True") from None
 
 
 # A checkpoint file: CHECKPOINT_MAGIC, the SHA-256 hex of the rest, a newline, then torch.save's bytes. Weights and

@@ -79,7 +79,7 @@ def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: t
     """Train one epoch of seeded, augmented batches of resident uint8 tensors; return {loss, acc, images}."""
     stepper.model.train()
     stepper.reset()
-    seen, shown = 0, (float("nan"), float("nan"))
+    shown = (float("nan"), float("nan"))
     perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
     for n, i in enumerate(range(0, len(x), cfg.batch_size)):  # the last, smaller batch is kept, as DataLoader does
         idx = perm[i:i + cfg.batch_size]
@@ -89,16 +89,15 @@ def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: t
         stepper.step(xb, y[idx])
         if per_step:
             sched.step()
-        seen += len(idx)
         if progress is not None and progress.tty:
             if n % 25 == 0:  # reading the totals syncs the device: not every step
                 loss, correct = stepper.totals()
-                shown = (loss / seen, 100.0 * correct / seen)
+                shown = (loss / (i + len(idx)), 100.0 * correct / (i + len(idx)))
             progress.step(*shown)
     if not per_step:
         sched.step()
     loss, correct = stepper.totals()
-    return {"loss": loss / seen, "acc": 100.0 * correct / seen, "images": seen}
+    return {"loss": loss / len(x), "acc": 100.0 * correct / len(x), "images": len(x)}
 
 
 def train_run(config: Config | None = None, *, force: bool = False, progress: bool = True,

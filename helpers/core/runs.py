@@ -1,16 +1,12 @@
-"""The run store: runs/<id>/ holds a run's history, checkpoints and, once finished, its record.json.
+"""The run store: runs/<id>/ holds a run's history, checksummed checkpoints and, written last, its record.json.
 
-The id hashes what changes training and the data, so the same run is found again instead of being retrained.
-record.json, written last, names the experiment and holds the results and the environment. Every write is atomic;
-every checkpoint carries its SHA-256 in its header and is never used when it does not match. One flock per run
-folder says which process trains it.
+The id hashes what changes training and the data; every write is atomic; one flock per run folder names its trainer.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
 import contextlib
-import copy
 import errno
 import fcntl
 import hashlib
@@ -41,21 +37,17 @@ class StoreFullError(RuntimeError):
 
 @contextlib.contextmanager
 def full_disk_error(run_folder: Path):
-    """Turn a full disk (or an exceeded quota) inside the block into one StoreFullError: the run store, its free
-    space, and how to go on."""
+    """Turn a full disk (or exceeded quota) inside the block into one StoreFullError saying how to go on."""
     try:
         yield
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        root = Path(run_folder).parent
-        try:
-            free = f"{shutil.disk_usage(root).free / 1e9:.2f} GB free"
-        except OSError:
-            free = "free space unknown"
-        raise StoreFullError(f"the run store {root} is full ({free} on its disk): run {Path(run_folder).name} stopped "
-                             f"({err.strerror or err} writing {Path(err.filename).name if err.filename else 'a file'}"
-                             "). Free some space, then run it again: it resumes from its last checkpoint.") from err
+        root = Path(run_folder).parent  # exists: run_lock made the run folder
+        file = Path(err.filename).name if err.filename else "a file"
+        raise StoreFullError(f"the run store {root} is full ({shutil.disk_usage(root).free / 1e9:.2f} GB free on its "
+                             f"disk): run {Path(run_folder).name} stopped ({err.strerror or err} writing {file}). "
+                             "Free some space, then run it again: it resumes from its last checkpoint.") from err
 
 
 def runs_root(root=None) -> Path:
@@ -69,8 +61,6 @@ def run_id(config_identity: dict, data_identity: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-# ---- the lock: which process trains a run ---------------------------------------------------------
-
 class RunLockedError(RuntimeError):
     """Another live process is training this run."""
 
@@ -80,40 +70,35 @@ LOCK_WAIT_ENV = "RUN_LOCK_WAIT"  # seconds train_run waits for a run another pro
 
 def lock_wait_s() -> float:
     """Return $RUN_LOCK_WAIT as seconds (0 when unset): how long train_run waits for another process's run."""
-    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip() or "0"
     with contextlib.suppress(ValueError):
-        if float(text or 0) >= 0:
-            return float(text or 0)
+        if float(text) >= 0:
+            return float(text)
     raise ValueError(f"parameter '{LOCK_WAIT_ENV}' (environment) = {text!r} is invalid; valid: seconds, >= 0")
 
 
 @contextlib.contextmanager
 def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
-    """Hold the exclusive lock on a run folder (fcntl.flock on `<run>/lock`), waited for up to `timeout` seconds.
-
-    The kernel drops the lock when the holding process ends, however it ends: there is no stale lock to detect.
-    The file stays (deleting it would let two processes lock two different files); it names the holder's pid.
-    """
+    """Hold the flock on `<run>/lock` (naming the holder's pid), waited for up to `timeout` seconds."""
     file = Path(path) / "lock"
     file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout
     try:
         while True:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    waited = f" after waiting {timeout:g} s" if timeout else ""
-                    raise RunLockedError(f"{file.parent} is being trained by another process{waited}; "
-                                         f"wait for it, or stop it (set {LOCK_WAIT_ENV}=seconds to wait)") from None
-                time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
+            if time.monotonic() >= deadline:
+                waited = f" after waiting {timeout:g} s" if timeout else ""
+                raise RunLockedError(f"{file.parent} is being trained by another process{waited}; "
+                                     f"wait for it, or stop it (set {LOCK_WAIT_ENV}=seconds to wait)")
+            time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
     finally:
-        os.close(fd)  # closing the only descriptor releases the flock
+        os.close(fd)  # releases the flock; the file stays, or two processes could lock two different files
 
 
 def wait_unlocked(path: Path, timeout: float):
@@ -121,8 +106,6 @@ def wait_unlocked(path: Path, timeout: float):
     with run_lock(path, timeout=timeout, poll_s=1.0):
         pass
 
-
-# ---- atomic files ---------------------------------------------------------------------------
 
 TMP_SUFFIX = ".tmp"
 # Test-only: "<marker file>:<seconds>" makes every checkpoint write create the marker, pause half-way through
@@ -139,14 +122,13 @@ def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
     marker, seconds = hook.rsplit(":", 1) if hook else (None, 0)
     try:
         with open(tmp, "wb") as f:
+            half = len(data) // 2 if marker else len(data)
+            f.write(memoryview(data)[:half])  # a view: a checkpoint's bytes are not copied
             if marker:
                 Path(marker).write_text(str(path))
-                f.write(data[:len(data) // 2])
                 f.flush()
                 time.sleep(float(seconds))
-                f.write(data[len(data) // 2:])
-            else:
-                f.write(data)
+            f.write(memoryview(data)[half:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -157,12 +139,10 @@ def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
         Path(marker).unlink(missing_ok=True)
 
 
-def remove_leftovers(folder: Path) -> list[Path]:
-    """Delete the temporary files a killed write left in a run folder; return them."""
-    left = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
-    for p in left:
+def remove_leftovers(folder: Path):
+    """Delete the temporary files a killed write left in a run folder."""
+    for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
         p.unlink(missing_ok=True)
-    return left
 
 
 def atomic_write_json(path: Path, obj):
@@ -174,84 +154,57 @@ def read_json(path: Path):
     """Return the parsed JSON file, or raise CorruptRunError naming it."""
     try:
         return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CorruptRunError(f"{path}: missing; delete the run folder or rerun with force=True") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptRunError(f"{path}: not valid JSON ({e}); delete the run folder or rerun with force=True") from None
+    except (FileNotFoundError, ValueError) as e:  # JSON's and UTF-8's decoding errors are ValueErrors
+        raise CorruptRunError(f"{path}: missing or not JSON ({e}); delete the run or rerun with force=True") from None
 
 
-# ---- checkpoints: one file, its SHA-256 in its header -------------------------------------------
-# A checkpoint file is CHECKPOINT_MAGIC, the 64 hex digits of the SHA-256 of the rest, a newline, then torch.save's
-# bytes. Weights and checksum so land on disk in one rename: there is no moment at which one is new and the other old.
-
+# A checkpoint file: CHECKPOINT_MAGIC, the SHA-256 hex of the rest, a newline, then torch.save's bytes. Weights and
+# checksum so land on disk in one rename: there is no moment at which one is new and the other old.
 CHECKPOINT_MAGIC = b"RUNCKPT1 sha256="
 _HEADER = len(CHECKPOINT_MAGIC) + 65
 
 
-def map_state(obj, leaf):
-    """Return `obj` rebuilt with `leaf` applied to all but its dicts, lists and tuples (state_dict versions kept)."""
-    if isinstance(obj, dict):
-        out = (type(obj) if type(obj) in (dict, collections.OrderedDict) else dict)(
-            (k, map_state(v, leaf)) for k, v in obj.items())
-        if hasattr(obj, "_metadata"):  # a module state_dict's versions, used by load_state_dict
-            out._metadata = copy.deepcopy(obj._metadata)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return (type(obj) if type(obj) in (list, tuple) else list)(map_state(v, leaf) for v in obj)
-    return leaf(obj)
-
-
-def _plain(x):
-    """Return a leaf as a tensor or a plain type (numpy scalars and arrays converted), or raise TypeError."""
-    if x is None or isinstance(x, (torch.Tensor, bool, int, float, str)):
-        return x
-    if hasattr(x, "item") and getattr(x, "shape", None) == ():  # a numpy scalar
-        return x.item()
-    if hasattr(x, "__array__"):
-        return torch.as_tensor(x)
-    raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(x).__name__}")
-
-
-def checkpoint_bytes(obj: dict) -> bytes:
-    """Return the bytes of a checkpoint file: the header with the SHA-256 of torch.save's bytes, then those bytes."""
-    buf = io.BytesIO()
-    torch.save(map_state(obj, _plain), buf)
-    data = buf.getvalue()
-    return CHECKPOINT_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data
-
-
 def save_checkpoint(obj: dict, path: Path):
     """Write `obj` (tensors and plain types) as a checkpoint file, its checksum inside, in one atomic rename."""
-    atomic_write_bytes(path, checkpoint_bytes(obj), pause=True)
+    buf = io.BytesIO()
+    torch.save(cpu_snapshot(obj), buf)
+    data = buf.getvalue()
+    atomic_write_bytes(path, CHECKPOINT_MAGIC + hashlib.sha256(data).hexdigest().encode() + b"\n" + data, pause=True)
 
 
 def cpu_snapshot(obj):
-    """Return a deep copy of `obj` whose tensors are CPU copies (CUDA ones via pinned memory, synchronised once),
-    safe to save while training goes on."""
+    """Return a copy of `obj` with CPU copies of its tensors (CUDA ones via pinned memory), numpy values converted."""
     cuda = set()
 
-    def copy_leaf(x):
+    def copy(x):
+        if isinstance(x, dict):
+            out = (type(x) if type(x) in (dict, collections.OrderedDict) else dict)((k, copy(v)) for k, v in x.items())
+            if hasattr(x, "_metadata"):  # a module state_dict's versions, used by load_state_dict
+                out._metadata = x._metadata
+            return out
+        if isinstance(x, (list, tuple)):
+            return (type(x) if type(x) in (list, tuple) else list)(copy(v) for v in x)
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
         if not isinstance(x, torch.Tensor):
-            return copy.deepcopy(x)
+            if hasattr(x, "item") and getattr(x, "shape", None) == ():  # a numpy scalar
+                return x.item()
+            if not hasattr(x, "__array__"):
+                raise TypeError(f"a checkpoint holds tensors and plain types only; got {type(x).__name__}")
+            x = torch.as_tensor(x)
         if x.device.type != "cuda":
             return x.detach().clone()
         cuda.add(x.device)
         return torch.empty(x.shape, dtype=x.dtype, pin_memory=True).copy_(x.detach(), non_blocking=True)
 
-    out = map_state(obj, copy_leaf)
+    out = copy(obj)
     for device in cuda:
         torch.cuda.synchronize(device)
     return out
 
 
 class CheckpointWriter:
-    """Writes checkpoints on a background thread, one epoch's files at a time, in order.
-
-    `submit` snapshots the state to CPU tensors (the only part the training thread waits for, besides the previous
-    epoch's write), then serialises, hashes and writes atomically in the background. The previous write is drained
-    first, so on disk there is always the last or the next-to-last finished epoch: a kill -9 loses at most one
-    epoch. A write error is raised in the training thread at the next `submit` or `drain`, never lost.
-    """
+    """Writes one epoch's checkpoints at a time on a background thread; its errors surface at submit or drain."""
 
     def __init__(self):
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-writer")
@@ -279,13 +232,9 @@ class CheckpointWriter:
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     """Return a checkpoint (weights_only) after checking its SHA-256; raise CorruptRunError if it does not match."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    data = path.read_bytes()
+    data = Path(path).read_bytes()
     payload = data[_HEADER:]
-    if data[:len(CHECKPOINT_MAGIC)] != CHECKPOINT_MAGIC or \
-            data[len(CHECKPOINT_MAGIC):_HEADER - 1].decode(errors="replace") != hashlib.sha256(payload).hexdigest():
+    if data[:_HEADER] != CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n":
         raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match its header); "
                               "delete it, or rerun with force=True")
     try:
@@ -294,8 +243,6 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
         raise CorruptRunError(f"{path}: holds more than tensors and plain types, so it is not loaded "
                               f"(torch.load weights_only: {str(e).splitlines()[0]}); rerun with force=True") from None
 
-
-# ---- runs ----------------------------------------------------------------------------------
 
 @dataclass
 class Run:

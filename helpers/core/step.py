@@ -1,14 +1,8 @@
-"""A training step without per-kernel launch cost on CUDA: forward, backward and SGD as one CUDA graph.
-
-A graph replays fixed kernels on fixed memory: each batch is copied into static buffers, loss and correct count
-add up in device tensors, and SGD runs as `torch._foreach_*` ops that read lr and momentum (which OneCycle changes
-every step) from 0-dim device tensors. Momentum stays in `opt.state`, so checkpoints are torch SGD state dicts.
-With `capture=False` (the CPU) the same class runs every step eagerly: the tests exercise it there.
-`EagerStep` is torch's own step (opt.step) with the same running totals: the default on the CPU.
+"""Training steps: torch's own (`EagerStep`), or forward, backward and SGD over static buffers as one CUDA graph
+(`StaticStep`, run eagerly where it cannot capture: on the CPU, its tests). docs/performance-gpu.md explains both.
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import torch
@@ -55,26 +49,26 @@ class EagerStep:
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), dtype=torch.long, device=device)
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor, cache: bool = True):
-        """Return (outputs, loss) of the forward pass, under bf16 autocast if asked for."""
-        with (torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=cache) if self.bf16
-              else contextlib.nullcontext()):
+    def _body(self, x: torch.Tensor, y: torch.Tensor):
+        """Forward, loss, backward, update and the running totals: what a static step captures."""
+        # A captured graph must not reuse autocast's weight casts; a forward uses each weight once, so none is lost.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False):
             out = self.model(x)
-            return out, self.criterion(out.float(), y)
-
-    def _count(self, out: torch.Tensor, loss: torch.Tensor, y: torch.Tensor):
-        """Add a batch's summed loss and correct count to the running totals."""
+            loss = self.criterion(out.float(), y)
+        loss.backward()
         with torch.no_grad():
+            self._update()
             self.loss_sum += loss.detach() * len(y)
             self.correct += (out.argmax(1) == y).sum()
 
+    def _update(self):
+        """Apply the optimizer's step."""
+        self.opt.step()
+
     def step(self, xb: torch.Tensor, yb: torch.Tensor):
         """Train on one batch."""
-        out, loss = self._loss(xb, yb)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self._count(out, loss, yb)
+        self._body(xb, yb)
 
     def reset(self):
         """Zero the epoch's running loss and correct count."""
@@ -111,16 +105,12 @@ class StaticStep(EagerStep):
         self.mode = "graph" if self.capture else "static eager"
         self.side = torch.cuda.Stream(device) if self.capture else None
 
-    def _body(self, x: torch.Tensor, y: torch.Tensor):
-        """Forward, loss, backward, SGD update and the running totals, all on device tensors: what is captured."""
-        out, loss = self._loss(x, y, cache=False)  # a captured graph must not reuse autocast's weight casts
-        loss.backward()
-        with torch.no_grad():
-            for pg, bufs, hparams in zip(self.opt.param_groups, self.bufs, self.hparams):
-                lr, momentum = hparams if self.tensor_hparams else (pg["lr"], pg["momentum"])
-                sgd_update(pg["params"], [p.grad for p in pg["params"]], bufs, lr, momentum, pg["weight_decay"],
-                           pg["nesterov"])
-        self._count(out, loss, y)
+    def _update(self):
+        """Apply SGD with foreach ops, lr and momentum read from device tensors when a graph needs them."""
+        for pg, bufs, hparams in zip(self.opt.param_groups, self.bufs, self.hparams):
+            lr, momentum = hparams if self.tensor_hparams else (pg["lr"], pg["momentum"])
+            sgd_update(pg["params"], [p.grad for p in pg["params"]], bufs, lr, momentum, pg["weight_decay"],
+                       pg["nesterov"])
 
     def step(self, xb: torch.Tensor, yb: torch.Tensor):
         """Train on one batch: warm-up, capture or replay for a full batch, eagerly for a smaller one."""
@@ -157,7 +147,6 @@ class StaticStep(EagerStep):
         except Exception as e:  # capture is best effort: the eager step computes the same thing
             self.capture, self.mode = False, f"static eager (CUDA graph capture failed: {type(e).__name__}: {e})"
             warnings.warn(f"CUDA graph capture failed, training eagerly: {type(e).__name__}: {e}", RuntimeWarning)
-            self.opt.zero_grad(set_to_none=True)
-            return self._body(self.static_x, self.static_y)
+            return self.step(self.static_x, self.static_y)
         self.graph = graph
         graph.replay()

@@ -9,18 +9,19 @@ import time
 
 import pandas as pd
 import torch
+import torchvision
 from torch import nn
 
 from . import runs as store
 from .config import Config, ConfigError, experiment_name, make_config
-from .data import CLASSES, Cifar10, balanced_subset, data_identity, load_cifar10
+from .data import Cifar10, balanced_subset, data_identity, load_cifar10
 from .project import portable_path, project_commit
 from .models import build_model
 from .progress import RunProgress
 from .recipes import Recipe, augment_batch, eval_batch, get_recipe
 from .step import STEPS, EagerStep, StaticStep
 
-EVAL_BATCH = {"cuda": 5000, "cpu": 1000}  # evaluation batch: large on CUDA (few launches); CPU's as before
+EVAL_BATCH = {"cuda": 5000, "cpu": 1000}  # evaluation batch: large on CUDA (few launches)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -49,18 +50,10 @@ def make_scheduler(opt, cfg: Config, steps_per_epoch: int):
                                                div_factor=10, final_div_factor=100), True
 
 
-def _autocast(device: torch.device, precision: str):
-    """Return bf16 autocast on `device` for precision bf16, else a context that does nothing."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", normalize: bool = True,
              batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> dict:
-    """Return {loss, acc (percent), preds} of the model on uint8 images under the recipe's eval transform
-    (normalize=False: a normalizing recipe's test images without its Normalize)."""
+    """Return {loss, acc (percent), preds} under the recipe's eval transform (normalize=False: without Normalize)."""
     recipe = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
     device = next(model.parameters()).device
     was_training = model.training
@@ -71,7 +64,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", 
         yb = y[i:i + batch_size].to(device, non_blocking=True)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, precision):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             out = model(xb)
         total_loss += nn.functional.cross_entropy(out.float(), yb, reduction="sum").item()
         p = out.argmax(1)
@@ -81,84 +74,43 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", 
     return {"loss": total_loss / len(x), "acc": 100.0 * correct / len(x), "preds": torch.cat(preds)}
 
 
-def epoch_batches(x: torch.Tensor, y: torch.Tensor, recipe: Recipe, cfg: Config, generator: torch.Generator):
-    """Yield the epoch's augmented (images, labels) batches: seeded order and draws, the last smaller batch kept."""
-    device = x.device
-    perm = torch.randperm(len(x), generator=generator, device=generator.device).to(device)
-    for i in range(0, len(x), cfg.batch_size):  # the last, smaller batch is kept, as DataLoader does
+def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+                cfg: Config, generator: torch.Generator, progress: RunProgress | None = None) -> dict:
+    """Train one epoch of seeded, augmented batches of resident uint8 tensors; return {loss, acc, images}."""
+    stepper.model.train()
+    stepper.reset()
+    shown = (float("nan"), float("nan"))
+    perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
+    for n, i in enumerate(range(0, len(x), cfg.batch_size)):  # the last, smaller batch is kept, as DataLoader does
         idx = perm[i:i + cfg.batch_size]
         xb = augment_batch(recipe, x[idx], generator)
         if cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        yield xb, y[idx]
-
-
-def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
-                cfg: Config, generator: torch.Generator, progress: RunProgress | None = None) -> dict:
-    """Train one epoch over resident uint8 tensors through a step (eager or static); return {loss, acc, images}."""
-    stepper.model.train()
-    stepper.reset()
-    seen, shown = 0, (float("nan"), float("nan"))
-    for n, (xb, yb) in enumerate(epoch_batches(x, y, recipe, cfg, generator)):
-        stepper.step(xb, yb)
+        stepper.step(xb, y[idx])
         if per_step:
             sched.step()
-        seen += len(yb)
         if progress is not None and progress.tty:
             if n % 25 == 0:  # reading the totals syncs the device: not every step
                 loss, correct = stepper.totals()
-                shown = (loss / seen, 100.0 * correct / seen)
+                shown = (loss / (i + len(idx)), 100.0 * correct / (i + len(idx)))
             progress.step(*shown)
     if not per_step:
         sched.step()
     loss, correct = stepper.totals()
-    return {"loss": loss / seen, "acc": 100.0 * correct / seen, "images": seen}
-
-
-def resolve_step(step: str, device: torch.device) -> str:
-    """Return 'eager' or 'graph' for train_run's `step` parameter (auto: graph on CUDA, eager on CPU)."""
-    if step not in STEPS:
-        raise ConfigError(f"parameter 'step' = {step!r} is invalid; valid: {' | '.join(STEPS)}")
-    return ("graph" if device.type == "cuda" else "eager") if step == "auto" else step
-
-
-def environment(device: torch.device, cfg: Config) -> dict:
-    """Return the versions, device, threads, seed and git commit a run was made with."""
-    import torchvision
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "device": device.type, "device_name": name, "threads": torch.get_num_threads(),
-            "seed": cfg.seed, "git_commit": project_commit(),
-            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-
-
-def class_metrics(preds: torch.Tensor, y: torch.Tensor, classes=CLASSES) -> dict:
-    """Return per-class accuracy (percent) and the confusion matrix (rows: true, cols: predicted)."""
-    k = len(classes)
-    cm = torch.bincount(y * k + preds, minlength=k * k).reshape(k, k)
-    per_class = (100.0 * cm.diag() / cm.sum(1).clamp(min=1)).tolist()
-    return {"per_class_acc": dict(zip(classes, per_class)), "confusion": cm.tolist()}
+    return {"loss": loss / len(x), "acc": 100.0 * correct / len(x), "images": len(x)}
 
 
 def train_run(config: Config | None = None, *, force: bool = False, progress: bool = True,
               runs_dir=None, data: Cifar10 | None = None, on_epoch=None, step: str | None = None,
               **params) -> store.Run:
-    """Return the finished run for a config: loaded from the store, resumed, or trained.
-
-    Pass a Config, or the parameters of `make_config` (profile, recipe, epochs, lr, ...).
-    `on_epoch(row)` is called after every epoch; `force=True` discards a stored run and retrains.
-    Another process training the same run raises RunLockedError, or is waited for up to $RUN_LOCK_WAIT seconds;
-    a full disk raises StoreFullError (the run resumes when called again).
-    `step` (None: $TRAIN_STEP, else auto) is how a step runs, not part of the experiment (like `device`):
-    auto = a captured CUDA graph on CUDA and the eager loop on CPU; eager; graph (on CPU: its
-    static-buffer step run eagerly).
-    """
+    """Return the finished run of a Config or of make_config's parameters: loaded, resumed or trained."""
     if config is not None and params:
         raise TypeError(f"give either a Config or parameters, not both (got {sorted(params)})")
     cfg = config if config is not None else make_config(**params)
     device = resolve_device(cfg.device)  # fails before any work if CUDA is asked for and absent
-    step = resolve_step(step or os.environ.get("TRAIN_STEP") or "auto", device)
+    step = step or os.environ.get("TRAIN_STEP") or "auto"
+    if step not in STEPS:
+        raise ConfigError(f"parameter 'step' = {step!r} is invalid; valid: {' | '.join(STEPS)}")
     ident = data.identity if data is not None else data_identity(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     rid = store.run_id(cfg.identity(), ident)
     path = store.runs_root(runs_dir) / rid
@@ -174,17 +126,15 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
             return _train(cfg, rid, path, device, ident, data, progress, on_epoch, step)
 
 
-def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager") -> store.Run:
+def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> store.Run:
     """Train (or resume) the run in `path`, holding its lock; write its record.json last and return it."""
     recipe = get_recipe(cfg.recipe)
     if data is None:
         data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     config = {**cfg.to_dict(), "data_dir": portable_path(cfg.data_dir)}
     store.atomic_write_json(path / "config.json", {**config, "run_id": rid, "data": ident})  # for a person to read
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    x, y = data.train_x, data.train_y
-    tx, ty = data.test_x, data.test_y
+    torch.backends.cudnn.benchmark |= device.type == "cuda"
+    x, y, tx, ty = data.train_x, data.train_y, data.test_x, data.test_y
     if cfg.validation:
         # Settings are chosen on images held out of training; the test set is looked at once, at the end.
         held = torch.zeros(len(y), dtype=torch.bool)
@@ -210,7 +160,8 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
         torch.set_rng_state(ckpt["rng"])
     # Built after a resume, so that it takes over the loaded momentum buffers.
     stepper = (StaticStep(model, opt, criterion, cfg.batch_size, device, cfg.precision, cfg.channels_last)
-               if step == "graph" else EagerStep(model, opt, criterion, device, cfg.precision))
+               if step == "graph" or (step == "auto" and device.type == "cuda")
+               else EagerStep(model, opt, criterion, device, cfg.precision))
     writer = store.CheckpointWriter()
     ev_kw = dict(precision=cfg.precision, channels_last=cfg.channels_last, batch_size=EVAL_BATCH[device.type])
 
@@ -220,8 +171,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
         for epoch in range(start + 1, cfg.epochs + 1):
             # One generator per epoch, seeded from (seed, epoch): a resumed run draws what an
             # uninterrupted one would have drawn, without replaying earlier epochs.
-            gen_device = device if device.type == "cuda" else torch.device("cpu")
-            g = torch.Generator(device=gen_device).manual_seed(cfg.seed * 1_000_003 + epoch)
+            g = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + epoch)
             lr = opt.param_groups[0]["lr"]
             t0 = time.perf_counter()
             tr = train_epoch(stepper, sched, per_step, x, y, recipe, cfg, g, bar)
@@ -233,9 +183,8 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
             # the same weights, and a second evaluation costs a fraction of training the same weights again.
             raw = evaluate(model, tx, ty, recipe, normalize=False, **ev_kw) if recipe.normalize else None
             t2 = time.perf_counter()
-            row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"],
-                   "test_loss": ev["loss"], "test_acc": ev["acc"], "seconds": t2 - t0,
-                   "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
+            row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"], "test_loss": ev["loss"],
+                   "test_acc": ev["acc"], "seconds": t2 - t0, "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
                    "images_per_s": tr["images"] / (t1 - t0)}
             if raw is not None:
                 row.update(raw_test_loss=raw["loss"], raw_test_acc=raw["acc"])
@@ -257,21 +206,26 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step="eager"
         bar.close()
     writer.drain()  # every checkpoint is on disk before record.json marks the run finished
 
-    final = evaluate(model, tx, ty, recipe, **ev_kw)
+    k = len(data.classes)  # confusion matrix of the final weights: rows true, columns predicted
+    cm = torch.bincount(ty.cpu() * k + evaluate(model, tx, ty, recipe, **ev_kw)["preds"], minlength=k * k).view(k, k)
     h = pd.DataFrame(history)
     best = h.loc[h["test_acc"].idxmax()]
     results = {"final_test_acc": float(h["test_acc"].iloc[-1]), "best_test_acc": float(best["test_acc"]),
                "best_epoch": int(best["epoch"]), "data_source": data.source,
                "eval_set": "validation" if cfg.validation else "test",
-               "train_images": len(x), "test_images": len(tx),
-               **class_metrics(final["preds"], ty.cpu(), data.classes)}
+               "train_images": len(x), "test_images": len(tx), "confusion": cm.tolist(),
+               "per_class_acc": dict(zip(data.classes, (100.0 * cm.diag() / cm.sum(1).clamp(min=1)).tolist()))}
     if "raw_test_acc" in h:  # the same weights without Normalize (see the epoch loop)
         results.update(raw_final_test_acc=float(h["raw_test_acc"].iloc[-1]),
                        raw_best_test_acc=float(h["raw_test_acc"].max()))
     if cfg.validation:  # history's test_* columns hold validation figures; the test set is scored once
         once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, **ev_kw)
         results.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))
-    env = {**environment(device, cfg), "step": stepper.mode}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    env = {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version(),
+           "platform": platform.platform(), "device": device.type, "device_name": name,
+           "threads": torch.get_num_threads(), "seed": cfg.seed, "git_commit": project_commit(), "step": stepper.mode,
+           "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     store.atomic_write_json(path / store.RECORD, {"run_id": rid, "experiment": experiment_name(cfg), "config": config,
                                                   "data": ident, "results": results, "env": env})  # marks it finished
     return store.load_run(path)

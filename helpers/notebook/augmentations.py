@@ -5,7 +5,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from helpers.core.recipes import get_recipe
-from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judged, md,
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judged,
                       seed_columns)
 from helpers.core.stats import Verdict, spread
 
@@ -14,7 +14,7 @@ FINAL, BEST, TRAIN, GAP = "final test acc (%)", "best test acc (%)", "final trai
 
 def recipe_forms(recipes) -> Markdown:
     """Return each recipe's torchvision pipeline, printed by torchvision itself, as Markdown."""
-    return md("\n\n".join(f"**`{r}`** — {get_recipe(r).about}\n\n```\n{get_recipe(r).train_transform()!r}\n```"
+    return Markdown("\n\n".join(f"**`{r}`** — {get_recipe(r).about}\n\n```\n{get_recipe(r).train_transform()!r}\n```"
                           for r in recipes))
 
 

@@ -27,8 +27,7 @@ def stage_note(shapes_by_stem: dict) -> Markdown:
 
 
 def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
-    """Return the report's test accuracy and the measured final/best test and final train accuracy across seeds
-    (mean ± sd, n); one row per seed if asked."""
+    """Return the report's test accuracy and the measured final/best test and final train accuracy across seeds."""
     runs = _as_list(runs)
     groups = [("all seeds", runs)] + ([(f"seed {r.config.get('seed')}", [r]) for r in runs] if per_seed else [])
     return pd.DataFrame([{"runs": label, "report test acc (%)": REPORT_TEST_ACC["none"] if rs is runs else None,
@@ -38,8 +37,7 @@ def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
 
 
 def baseline_verdicts(runs, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
-    """Return notebook 01's verdicts: the final test accuracy against the best epoch's, against the training accuracy
-    (overfitting), and against the report's where the profile compares with it."""
+    """Return notebook 01's verdicts on the final test accuracy: against the best epoch's, train's and the report's."""
     runs = _as_list(runs)
     final = final_spread(runs)
     return judged([("the last epoch is as good as the best one", "last epoch", final, "best epoch",
@@ -56,9 +54,9 @@ def per_class_note(metrics: dict) -> Markdown:
     classes, ranked = list(acc), sorted(acc, key=acc.get)
     n, i, j = max((cm[i][j], i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j)
     return Markdown(f"Best class: **{ranked[-1]}** ({acc[ranked[-1]]:.2f}%); worst: **{ranked[0]}** "
-              f"({acc[ranked[0]]:.2f}%); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
-              f"The most frequent mistake is a true **{classes[i]}** predicted as **{classes[j]}** "
-              f"({n} of {sum(cm[i])} test images of that class).")
+                    f"({acc[ranked[0]]:.2f}%); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
+                    f"The most frequent mistake is a true **{classes[i]}** predicted as **{classes[j]}** "
+                    f"({n} of {sum(cm[i])} test images of that class).")
 
 
 def checkpoints_table(run, cfg: Config) -> pd.DataFrame:

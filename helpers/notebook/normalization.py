@@ -26,10 +26,10 @@ def channel_stats_table(mean, std) -> pd.DataFrame:
 def channel_stats_note(table: pd.DataFrame, n_images: int, source: str, tolerance: float = 0.01) -> Markdown:
     """Return whether the report's constants fit the measured statistics, within `tolerance`."""
     worst = max(table["mean diff"].abs().max(), table["std diff"].abs().max())
+    fits = (f"within {tolerance}: **the constants are right**, so the numbers cannot explain a collapse."
+            if worst <= tolerance else f"more than {tolerance}: the constants **do not fit** these images.")
     return Markdown(f"Measured on {n_images:,} training images ({source} data): the largest difference from the "
-                    f"report's constants is {worst:.4f} (pixel scale 0–1), " + (
-                        f"within {tolerance}: **the constants are right**, so the numbers cannot explain a collapse."
-                        if worst <= tolerance else f"more than {tolerance}: the constants **do not fit** these images."))
+                    f"report's constants is {worst:.4f} (pixel scale 0–1), {fits}")
 
 
 def input_ranges(x) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from torchvision.utils import make_grid
 from helpers.core.data import CLASSES, balanced_subset
 from helpers.core.recipes import augment_batch, get_recipe
 from helpers.core.stats import Spread
+from .results import _as_list
 
 # One colour per recipe, the same in every figure; other labels take the default cycle's colours.
 COLORS = {"none": "tab:blue", "flip_rotate": "tab:orange", "crop": "tab:green", "crop_flip": "tab:red",
@@ -136,7 +137,7 @@ def plot_metric(history, metric: str = "acc", ax=None):
     if metric not in METRICS:
         raise ValueError(f"parameter 'metric' = {metric!r} is invalid; valid: {' | '.join(METRICS)}")
     train, test, ylabel, name = METRICS[metric]
-    hs = list(history) if isinstance(history, (list, tuple)) else [history]  # one per seed
+    hs = _as_list(history)  # one per seed
     series = [("train", hs, train, _CYCLE[0], dict(marker="o", ms=3)),
               ("test", hs, test, _CYCLE[1], dict(marker="s", ms=3))]
     title = f"{name} per epoch" + ("" if len(hs) == 1 else f" (band: min–max of {len(hs)} seeds)")
@@ -157,11 +158,10 @@ def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: boo
     """Overlay a column of each label's history or histories (dashed: its train counterpart); return the Axes."""
     series = []
     for i, (label, h) in enumerate(histories.items()):
-        hs = list(h) if isinstance(h, (list, tuple)) else [h]  # one per seed
         color = COLORS.get(label, _CYCLE[i % len(_CYCLE)])
-        series.append((label, hs, metric, color, dict(marker=".")))
+        series.append((label, _as_list(h), metric, color, dict(marker=".")))
         if train_too:
-            series.append((None, hs, metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))
+            series.append((None, _as_list(h), metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))
     what = metric.replace("test_", "") if train_too else metric  # train_too: both train and test are drawn
     ylabel = what.replace("_", " ").replace("acc", "accuracy (%)")
     band = "\n(band: min–max over seeds)" if any(len(hs) > 1 for _, hs, *_ in series) else ""
@@ -260,8 +260,7 @@ def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title:
                 dotted = True
             ax.text(mid, max(seeds + [v]), f"{v:.1f}", ha="center", va="bottom", fontsize=7)
     ax.tick_params(axis="x", labelsize=8)
-    # headroom above 100% for the legend over the tallest bars
-    ax.set(ylabel="accuracy (%)", ylim=(0, 118), yticks=range(0, 101, 20), title=title or "")
+    ax.set(ylabel="accuracy (%)", ylim=(0, 118), yticks=range(0, 101, 20), title=title or "")  # 118: legend room
     ax.legend(fontsize=8, loc="upper center", ncol=len(columns) + dotted, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return ax

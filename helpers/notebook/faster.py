@@ -52,22 +52,20 @@ def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = F
 def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
     """Draw accuracy per epoch and per minute of both experiments (mean, min–max band, target); return the Figure."""
     axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")[1] if axes is None else axes
-    fig = axes[0].figure
     for label, runs, color in (("report protocol (test)", reference, "tab:green"),
                                ("fast (validation)", fast, "tab:red")):
-        histories = [r.history for r in _as_list(runs)]
-        epochs, ys = stack_column(histories, "test_acc")
-        minutes = stack_column(histories, "seconds")[1].cumsum(axis=1).mean(axis=0) / 60
-        name = label if len(histories) == 1 else f"{label}, mean of {len(histories)}"
-        draw_mean_band(axes[0], epochs, ys, color, name, marker=".")
-        draw_mean_band(axes[1], minutes, ys, color, name, marker=".")
+        hs = [r.history for r in _as_list(runs)]
+        epochs, ys = stack_column(hs, "test_acc")
+        name = label if len(hs) == 1 else f"{label}, mean of {len(hs)}"
+        for ax, x in zip(axes, (epochs, stack_column(hs, "seconds")[1].cumsum(axis=1).mean(axis=0) / 60)):
+            draw_mean_band(ax, x, ys, color, name, marker=".")
     titles = ("Accuracy per epoch (band: min–max over seeds)", "Accuracy per minute of training")
     for ax, xlabel, title in zip(axes, ("epoch", "minutes of training (this machine)"), titles):
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"report's best, {target:.2f}%")
         ax.set(xlabel=xlabel, ylabel="accuracy (%)", title=title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return fig
+    return axes[0].figure
 
 
 def speed_verdicts(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERENCE,

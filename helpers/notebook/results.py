@@ -149,25 +149,12 @@ class Reference:
     measured_in: str | None = None  # the profile whose runs gave the sd, when not this one (BORROWED_SPREAD)
     dof: int | None = None          # degrees of freedom of the pooled sd (None: at least one per experiment)
 
-    @property
-    def folder(self) -> str:
-        """Return the folder of this profile's reference runs."""
-        return REFERENCE_FOLDER.format(self.profile)
-
-    @property
-    def sd_folder(self) -> str:
-        """Return the folder the sd was measured in."""
-        return REFERENCE_FOLDER.format(self.measured_in or self.profile)
-
-    @property
-    def measured(self) -> bool:
-        """Return whether a seed-to-seed sd was measured."""
-        return not math.isnan(self.sd)
-
-    @property
-    def borrowed(self) -> bool:
-        """Return whether the sd was measured in another profile's runs."""
-        return self.measured and self.measured_in not in (None, self.profile)
+    folder = property(lambda self: REFERENCE_FOLDER.format(self.profile), doc="This profile's reference runs.")
+    sd_folder = property(lambda self: REFERENCE_FOLDER.format(self.measured_in or self.profile),
+                         doc="The folder the sd was measured in.")
+    measured = property(lambda self: not math.isnan(self.sd), doc="Whether a seed-to-seed sd was measured.")
+    borrowed = property(lambda self: self.measured and self.measured_in not in (None, self.profile),
+                        doc="Whether the sd was measured in another profile's runs.")
 
 
 def reference_sd(profile: str, experiments) -> Reference:

@@ -107,17 +107,15 @@ FullScale = NormalizationStudy  # the study at the report's scale: FullScale.loa
 
 def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
     """Return one row per (training, test-time transform) setting, mean ± sd (n), with the report's figure."""
-    fix = REPORT_NORMALIZE["fix_test_acc"]
-    rows = [
-        ("none (baseline)", lr, "ToTensor", "ToTensor", None, s.baseline, REPORT_TEST_ACC["none"], ""),
-        ("normalize, correct pipeline", lr, "Normalize", "Normalize", s.train_loss, s.matched, float("nan"), ""),
-        ("normalize, test without Normalize", lr, "Normalize", "ToTensor", s.train_loss, s.mismatched,
-         REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
-        (f"normalize, lr {s.fix_lr}, test without Normalize", s.fix_lr, "Normalize", "ToTensor",
-         s.fix_train_loss, s.fix_mismatched, fix, REPORT_READING["fix"]),
-        (f"normalize, lr {s.fix_lr}, correct pipeline", s.fix_lr, "Normalize", "Normalize",
-         s.fix_train_loss, s.fix_matched, fix, REPORT_READING["fix"]),
-    ]
+    fix = (REPORT_NORMALIZE["fix_test_acc"], REPORT_READING["fix"])
+    rows = [("none (baseline)", lr, "ToTensor", "ToTensor", None, s.baseline, REPORT_TEST_ACC["none"], ""),
+            ("normalize, correct pipeline", lr, "Normalize", "Normalize", s.train_loss, s.matched, float("nan"), ""),
+            ("normalize, test without Normalize", lr, "Normalize", "ToTensor", s.train_loss, s.mismatched,
+             REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
+            (f"normalize, lr {s.fix_lr}, test without Normalize", s.fix_lr, "Normalize", "ToTensor", s.fix_train_loss,
+             s.fix_mismatched, *fix),
+            (f"normalize, lr {s.fix_lr}, correct pipeline", s.fix_lr, "Normalize", "Normalize", s.fix_train_loss,
+             s.fix_matched, *fix)]
     return pd.DataFrame(rows, columns=["setting", "lr", "train transform", "test transform", "final train loss",
                                        "measured test acc (%)", "report test acc (%)", "report's test transform"])
 

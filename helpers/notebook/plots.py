@@ -15,7 +15,6 @@ from torchvision.utils import make_grid
 from helpers.core.data import CLASSES, balanced_subset
 from helpers.core.recipes import augment_batch, get_recipe
 from helpers.core.stats import Spread
-from .results import _as_list
 
 # One colour per recipe, the same in every figure; other labels take the default cycle's colours.
 COLORS = {"none": "tab:blue", "flip_rotate": "tab:orange", "crop": "tab:green", "crop_flip": "tab:red",
@@ -137,7 +136,7 @@ def plot_metric(history, metric: str = "acc", ax=None):
     if metric not in METRICS:
         raise ValueError(f"parameter 'metric' = {metric!r} is invalid; valid: {' | '.join(METRICS)}")
     train, test, ylabel, name = METRICS[metric]
-    hs = _as_list(history)  # one per seed
+    hs = list(history) if isinstance(history, (list, tuple)) else [history]  # one per seed
     series = [("train", hs, train, _CYCLE[0], dict(marker="o", ms=3)),
               ("test", hs, test, _CYCLE[1], dict(marker="s", ms=3))]
     title = f"{name} per epoch" + ("" if len(hs) == 1 else f" (band: min–max of {len(hs)} seeds)")
@@ -158,10 +157,10 @@ def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: boo
     """Overlay a column of each label's history or histories (dashed: its train counterpart); return the Axes."""
     series = []
     for i, (label, h) in enumerate(histories.items()):
-        color = COLORS.get(label, _CYCLE[i % len(_CYCLE)])
-        series.append((label, _as_list(h), metric, color, dict(marker=".")))
+        hs, color = list(h) if isinstance(h, (list, tuple)) else [h], COLORS.get(label, _CYCLE[i % len(_CYCLE)])
+        series.append((label, hs, metric, color, dict(marker=".")))
         if train_too:
-            series.append((None, _as_list(h), metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))
+            series.append((None, hs, metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))
     what = metric.replace("test_", "") if train_too else metric  # train_too: both train and test are drawn
     ylabel = what.replace("_", " ").replace("acc", "accuracy (%)")
     band = "\n(band: min–max over seeds)" if any(len(hs) > 1 for _, hs, *_ in series) else ""

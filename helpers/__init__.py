@@ -1,23 +1,12 @@
-"""helpers: the code behind the notebooks, in three layers that import downwards only (docs/development.md).
-
-- helpers.core: configs, data, recipes, the model, training, the run store, statistics (no matplotlib, no IPython);
-- helpers.notebook: each notebook's figures, tables and verdicts, and CAM (helpers.notebook.cam);
-- helpers.tools: the command line, the benchmarks, the report builder and the reference folder.
-
-Notebooks `import helpers as h` and call `h.<name>`: the names of helpers.notebook, loaded on first use, so that
-`import helpers.core` (a training job) loads none of the notebook layer's libraries.
-"""
+"""helpers: the code behind the notebooks, in three layers that import downwards only (docs/development.md):
+helpers.core (training; no matplotlib, no IPython), helpers.notebook (figures, tables, verdicts, CAM), helpers.tools.
+Notebooks `import helpers as h` and call `h.<name>`, helpers.notebook's names, loaded on first use."""
+import importlib
 
 
 def __getattr__(name):
-    import importlib
-    notebook = importlib.import_module("helpers.notebook")
-    try:
-        return getattr(notebook, name)
-    except AttributeError:
-        raise AttributeError(f"module 'helpers' has no attribute {name!r}") from None
+    return getattr(importlib.import_module("helpers.notebook"), name)
 
 
 def __dir__():
-    import importlib
     return sorted(importlib.import_module("helpers.notebook").__all__)

@@ -76,6 +76,7 @@ def test_one_seed_without_a_reference_spread_is_not_judged():
     assert [r["verdict"] for r in out] == ["not judged", "not judged"]
 
 
-def test_default_validation_is_a_tenth_with_a_floor():
+def test_default_validation_is_a_tenth_with_a_floor_and_never_most_of_the_set():
     assert faster.default_validation(3000) == 300 and faster.default_validation(500) == 100
     assert faster.default_validation(None) == 5000
+    assert faster.default_validation(100) == 50  # the floor would hold out every image, which config rejects

@@ -1,7 +1,5 @@
-"""The notebook layer: each notebook's figures, tables and verdicts, and CAM (helpers.notebook.cam).
-
-`import helpers as h` gives every name below as `h.<name>`, with the names of the core the notebooks call.
-"""
+"""The notebook layer: each notebook's figures, tables and verdicts, and CAM (helpers.notebook.cam, loaded on first
+use so that other notebooks and `python -m helpers.tools.cam_bench` do not pay for it). `h.<name>` gives these names."""
 from helpers.core.config import (ConfigError, experiment_name, make_config, resolve_profile, scaled_report_epochs,
                                  seed_list, with_seeds)
 from helpers.core.data import CLASSES, channel_stats, check_data, load_cifar10
@@ -24,20 +22,14 @@ from .normalization import (FullScale, NormalizationStudy, channel_stats_note, c
 from .normalization import experiments as normalization_experiments
 from .faster import default_validation, plot_speed, speed_table, speed_verdicts
 
-# Notebook 04's CAM names (and the module, h.cam) load helpers.notebook.cam, and with it pytorch-grad-cam, on first
-# use, so other notebooks and `python -m helpers.tools.cam_bench` don't pay for it.
-_CAM_NAMES = ("CAM_LAYERS", "CAM_METHODS", "BlankCamWarning", "CamExplorer", "Checkpoint", "blank_note", "blank_table",
-              "cam_gallery", "cam_grid", "cam_summary", "cam_layer_table", "cam_settings", "checkpoint_from_run",
-              "cifar_stem_config", "compute_cams", "explorer_figure", "faithfulness", "faithfulness_verdicts",
-              "faithfulness_pivot", "faithfulness_table", "pick_per_class", "plot_faithfulness", "set_threads",
-              "show_explorer")
-
 
 def __getattr__(name):
-    if name == "cam" or name in _CAM_NAMES:
+    """Return a name of helpers.notebook.cam (or the module, `cam`), loading it and pytorch-grad-cam on first use."""
+    if not name.startswith("_"):
         import importlib
         cam = importlib.import_module(".cam", __name__)
-        return cam if name == "cam" else getattr(cam, name)
+        if name == "cam" or name in vars(cam):
+            return cam if name == "cam" else vars(cam)[name]
     raise AttributeError(f"module 'helpers' has no attribute {name!r}")
 
 

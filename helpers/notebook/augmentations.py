@@ -5,7 +5,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from helpers.core.recipes import get_recipe
-from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judged, md,
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judged,
                       seed_columns)
 from helpers.core.stats import Verdict, spread
 
@@ -14,13 +14,12 @@ FINAL, BEST, TRAIN, GAP = "final test acc (%)", "best test acc (%)", "final trai
 
 def recipe_forms(recipes) -> Markdown:
     """Return each recipe's torchvision pipeline, printed by torchvision itself, as Markdown."""
-    return md("\n\n".join(f"**`{r}`** — {get_recipe(r).about}\n\n```\n{get_recipe(r).train_transform()!r}\n```"
-                          for r in recipes))
+    return Markdown("\n\n".join(f"**`{r}`** — {get_recipe(r).about}\n\n```\n{get_recipe(r).train_transform()!r}\n```"
+                                for r in recipes))
 
 
 def recipe_table(runs: dict, per_seed: bool = False) -> pd.DataFrame:
-    """Return one row per recipe ({recipe: its run or its seeds' runs}): the report's accuracy and the measured ones
-    as mean ± sd (n), each seed if asked."""
+    """Return one row per recipe ({recipe: its runs}): the report's and the measured accuracies, each seed if asked."""
     df = pd.DataFrame([{"recipe": recipe, "report test acc (%)": REPORT_TEST_ACC.get(recipe) or float("nan"),
                         FINAL: final_spread(rs), BEST: spread(r.best_acc for r in rs),
                         TRAIN: column_spread(rs, "train_acc"),
@@ -30,19 +29,14 @@ def recipe_table(runs: dict, per_seed: bool = False) -> pd.DataFrame:
 
 
 def recipe_verdicts(table: pd.DataFrame, ref: Reference = NO_REFERENCE) -> list[Verdict]:
-    """Return notebook 02's verdicts: each recipe against `none` (the report's difference in the claim), the pairs of
-    the report's ranking that do not involve `none`, and each recipe's train–test gap against `none`'s."""
+    """Return notebook 02's verdicts: each recipe against `none`, the report's ranking, and the train–test gaps."""
     t = table.set_index("recipe")
     if "none" not in t.index:
         raise ValueError(f"parameter 'table' has recipes {list(t.index)}; valid: a table with a 'none' row")
     report = t["report test acc (%)"].dropna().sort_values(ascending=False)
     others = [r for r in t.index if r != "none"]
     pairs = [(r, "none") for r in others] + [(a, b) for a, b in zip(report.index, report.index[1:]) if b != "none"]
-
-    def claim(a, b):
-        """Return 'a beats b', with the report's difference where it has both."""
-        said = f" (report: {report[a] - report[b]:+.2f} points)" if a in report and b in report else ""
-        return f"{a} beats {b}{said}"
-
+    said = {(a, b): f" (report: {report[a] - report[b]:+.2f} points)" for a in report.index for b in report.index}
     gaps = [(f"{r} narrows the train–test gap", r, t.loc[r, GAP], "none", t.loc["none", GAP]) for r in others]
-    return judged([(claim(a, b), a, t.loc[a, FINAL], b, t.loc[b, FINAL]) for a, b in pairs] + gaps, ref)
+    return judged([(f"{a} beats {b}{said.get((a, b), '')}", a, t.loc[a, FINAL], b, t.loc[b, FINAL]) for a, b in pairs]
+                  + gaps, ref)

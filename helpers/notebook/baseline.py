@@ -6,7 +6,7 @@ from IPython.display import Markdown
 
 from helpers.core.config import Config, scaled_report_epochs
 from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, is_comparable,
-                      judged, md, report_side)
+                      judged, report_side)
 from helpers.core.stats import Verdict, spread
 
 
@@ -21,14 +21,13 @@ def stage_table(shapes_by_stem: dict) -> pd.DataFrame:
 def stage_note(shapes_by_stem: dict) -> Markdown:
     """Return what the layer4 shapes mean for a CAM on that layer, read from the measured shapes."""
     layer4 = {stem: dict(shapes)["layer4"] for stem, shapes in shapes_by_stem.items()}
-    return md("\n".join(f"- **{stem} stem**: layer4 is {c}×{hh}×{ww}, " + (
+    return Markdown("\n".join(f"- **{stem} stem**: layer4 is {c}×{hh}×{ww}, " + (
         "a single spatial position: a CAM on it is uniform and cannot say *where* the evidence is." if hh * ww == 1
         else f"{hh * ww} positions: a coarse but real map for a CAM to show.") for stem, (c, hh, ww) in layer4.items()))
 
 
 def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
-    """Return the report's test accuracy and the measured final/best test and final train accuracy across seeds
-    (mean ± sd, n); one row per seed if asked."""
+    """Return the report's test accuracy and the measured final/best test and final train accuracy across seeds."""
     runs = _as_list(runs)
     groups = [("all seeds", runs)] + ([(f"seed {r.config.get('seed')}", [r]) for r in runs] if per_seed else [])
     return pd.DataFrame([{"runs": label, "report test acc (%)": REPORT_TEST_ACC["none"] if rs is runs else None,
@@ -38,8 +37,7 @@ def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
 
 
 def baseline_verdicts(runs, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
-    """Return notebook 01's verdicts: the final test accuracy against the best epoch's, against the training accuracy
-    (overfitting), and against the report's where the profile compares with it."""
+    """Return notebook 01's verdicts on the final test accuracy: against the best epoch's, train's and the report's."""
     runs = _as_list(runs)
     final = final_spread(runs)
     return judged([("the last epoch is as good as the best one", "last epoch", final, "best epoch",
@@ -55,10 +53,10 @@ def per_class_note(metrics: dict) -> Markdown:
     acc, cm = metrics["per_class_acc"], metrics["confusion"]
     classes, ranked = list(acc), sorted(acc, key=acc.get)
     n, i, j = max((cm[i][j], i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j)
-    return md(f"Best class: **{ranked[-1]}** ({acc[ranked[-1]]:.2f}%); worst: **{ranked[0]}** "
-              f"({acc[ranked[0]]:.2f}%); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
-              f"The most frequent mistake is a true **{classes[i]}** predicted as **{classes[j]}** "
-              f"({n} of {sum(cm[i])} test images of that class).")
+    return Markdown(f"Best class: **{ranked[-1]}** ({acc[ranked[-1]]:.2f}%); worst: **{ranked[0]}** "
+                    f"({acc[ranked[0]]:.2f}%); spread {acc[ranked[-1]] - acc[ranked[0]]:.1f} points. "
+                    f"The most frequent mistake is a true **{classes[i]}** predicted as **{classes[j]}** "
+                    f"({n} of {sum(cm[i])} test images of that class).")
 
 
 def checkpoints_table(run, cfg: Config) -> pd.DataFrame:

@@ -1,8 +1,5 @@
-"""The `fast` recipe against the report's protocol: accuracy per epoch and per minute, and the verdicts.
-
-The fast run's per-epoch curve is on a validation split of the training set, so nothing about its schedule was chosen
-on the test set, which it scores once, at the end. Both experiments run over the same seeds.
-"""
+"""Notebook 05: the `fast` recipe against the report's protocol, accuracy per epoch and per minute, and the verdicts.
+The fast run's per-epoch curve is on a validation split; it scores the test set once, at the end."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -19,8 +16,9 @@ TEST = "test acc (%)"
 
 
 def default_validation(cfg_train_size: int | None) -> int:
-    """Return the validation hold-out for a training-set size: a tenth, at least 100 images."""
-    return max(100, (cfg_train_size or 50_000) // 10)
+    """Return the validation hold-out for a training-set size: a tenth, at least 100 images, at most half the set."""
+    n = cfg_train_size or 50_000
+    return min(max(100, n // 10), n // 2)
 
 
 def heldout_acc(run) -> float:
@@ -32,8 +30,7 @@ LABELS = ("report protocol (crop, StepLR)", "fast (crop+flip, OneCycle)")
 
 
 def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = False) -> pd.DataFrame:
-    """Return one row per experiment: schedule, epochs, minutes and accuracies (mean ± sd, n), and when the
-    mean curve first reached the target; each seed's test accuracy if asked."""
+    """Return one row per experiment: schedule, epochs, minutes, accuracies, the epoch the mean curve reached target."""
     rows = []
     for label, runs in zip(LABELS, map(_as_list, (reference, fast))):
         mean = pd.concat(r.history for r in runs).groupby("epoch")[["test_acc", "seconds"]].mean()
@@ -53,31 +50,27 @@ def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = F
 
 
 def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):
-    """Draw accuracy per epoch and per minute for both experiments (mean, min–max band), target marked;
-    return the Figure."""
+    """Draw accuracy per epoch and per minute of both experiments (mean, min–max band, target); return the Figure."""
     axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")[1] if axes is None else axes
-    fig = axes[0].figure
     for label, runs, color in (("report protocol (test)", reference, "tab:green"),
                                ("fast (validation)", fast, "tab:red")):
-        histories = [r.history for r in _as_list(runs)]
-        epochs, ys = stack_column(histories, "test_acc")
-        minutes = stack_column(histories, "seconds")[1].cumsum(axis=1).mean(axis=0) / 60
-        name = label if len(histories) == 1 else f"{label}, mean of {len(histories)}"
-        draw_mean_band(axes[0], epochs, ys, color, name, marker=".")
-        draw_mean_band(axes[1], minutes, ys, color, name, marker=".")
+        hs = [r.history for r in _as_list(runs)]
+        epochs, ys = stack_column(hs, "test_acc")
+        name = label if len(hs) == 1 else f"{label}, mean of {len(hs)}"
+        for ax, x in zip(axes, (epochs, stack_column(hs, "seconds")[1].cumsum(axis=1).mean(axis=0) / 60)):
+            draw_mean_band(ax, x, ys, color, name, marker=".")
     titles = ("Accuracy per epoch (band: min–max over seeds)", "Accuracy per minute of training")
     for ax, xlabel, title in zip(axes, ("epoch", "minutes of training (this machine)"), titles):
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"report's best, {target:.2f}%")
         ax.set(xlabel=xlabel, ylabel="accuracy (%)", title=title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return fig
+    return axes[0].figure
 
 
 def speed_verdicts(table: pd.DataFrame, cfg: Config, ref: Reference = NO_REFERENCE,
                    target: float = REPORT_BEST) -> list[Verdict]:
-    """Return notebook 05's verdicts: the fast recipe's test accuracy against the protocol's, and against the report's
-    best figure where the profile (`cfg`, the protocol's config) compares with the report."""
+    """Return notebook 05's verdicts: fast against the protocol, and against the report's best where `cfg` compares."""
     protocol, fast = table.iloc[0][TEST], table.iloc[1][TEST]
     return judged([("the fast recipe is as accurate as the report's protocol", "fast", fast, "protocol", protocol),
                    ("the fast recipe reaches the report's best figure", "fast", fast, "the report",

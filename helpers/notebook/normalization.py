@@ -1,8 +1,5 @@
 """Notebook 03's measurements, tables and verdicts: the normalization failure across seeds, and at full scale.
-
-Each normalizing run is scored with and without Normalize at test time (history's test_* and raw_test_* columns),
-so every setting of the study is read from the run store, one value per seed.
-"""
+Each normalizing run is scored with and without Normalize at test time (history's test_* and raw_test_* columns)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,7 +10,8 @@ from IPython.display import Markdown
 from helpers.core.config import Config, experiment_name, make_config
 from helpers.core.recipes import eval_batch, get_recipe
 from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_READING, REPORT_STD, REPORT_TEST_ACC,
-                      Reference, _as_list, column_spread, final_spread, is_comparable, judged, md, report_side)
+                      Reference, _as_list, column_spread, final_spread, is_comparable, judged, reference_sd,
+                      report_side, stored_spread)
 from helpers.core.stats import Spread, Verdict, spread
 
 
@@ -28,10 +26,10 @@ def channel_stats_table(mean, std) -> pd.DataFrame:
 def channel_stats_note(table: pd.DataFrame, n_images: int, source: str, tolerance: float = 0.01) -> Markdown:
     """Return whether the report's constants fit the measured statistics, within `tolerance`."""
     worst = max(table["mean diff"].abs().max(), table["std diff"].abs().max())
-    return md(f"Measured on {n_images:,} training images ({source} data): the largest difference from the report's "
-              f"constants is {worst:.4f} (pixel scale 0–1), " + (
-                  f"within {tolerance}: **the constants are right**, so the numbers cannot explain a collapse."
-                  if worst <= tolerance else f"more than {tolerance}: the constants **do not fit** these images."))
+    fits = (f"within {tolerance}: **the constants are right**, so the numbers cannot explain a collapse."
+            if worst <= tolerance else f"more than {tolerance}: the constants **do not fit** these images.")
+    return Markdown(f"Measured on {n_images:,} training images ({source} data): the largest difference from the "
+                    f"report's constants is {worst:.4f} (pixel scale 0–1), {fits}")
 
 
 def input_ranges(x) -> pd.DataFrame:
@@ -70,38 +68,54 @@ def scored_spread(runs, normalize: bool) -> Spread:
 
 @dataclasses.dataclass
 class NormalizationStudy:
-    """The measurements of notebook 03: accuracies (percent) and losses, one value per seed."""
-    baseline: Spread             # recipe none: final test accuracy
-    matched: Spread              # normalize-trained, tested WITH normalization (correct pipeline)
-    mismatched: Spread           # same weights, tested WITHOUT normalization (the report's setup)
-    train_loss: Spread           # normalize-trained, final training loss
-    fix_lr: float                # the report's "fix"
-    fix_mismatched: Spread       # lr fix_lr, tested without normalization (the report's fixed setup)
-    fix_matched: Spread          # same weights, tested with normalization
-    fix_train_loss: Spread
+    """Notebook 03's four normalizing settings, accuracy (%) per seed, with the baseline and losses where measured."""
+    matched: Spread                   # trained with Normalize at lr, tested with it (the correct pipeline)
+    mismatched: Spread                # the same weights tested without it (the report's setup)
+    fix_matched: Spread               # the same at fix_lr, the report's "fix"
+    fix_mismatched: Spread
+    ref: Reference = NO_REFERENCE     # the reference spread that judges one seed (set by `load`)
+    lr: float = 0.1
+    fix_lr: float = 0.5
+    baseline: Spread = Spread(())     # recipe none; empty for the full-scale reference runs
+    train_loss: Spread = Spread(())   # final training loss at lr, and at fix_lr
+    fix_train_loss: Spread = Spread(())
 
     @classmethod
     def from_runs(cls, baseline, correct, fixed) -> "NormalizationStudy":
         """Return the study from the three experiments' runs (a run or a list of seeds' runs each)."""
         correct, fixed = _as_list(correct), _as_list(fixed)
-        return cls(final_spread(baseline), scored_spread(correct, True), scored_spread(correct, False),
-                   column_spread(correct, "train_loss"), float(fixed[0].config["lr"]), scored_spread(fixed, False),
-                   scored_spread(fixed, True), column_spread(fixed, "train_loss"))
+        return cls(scored_spread(correct, True), scored_spread(correct, False), scored_spread(fixed, True),
+                   scored_spread(fixed, False), lr=float(correct[0].config["lr"]), fix_lr=float(fixed[0].config["lr"]),
+                   baseline=final_spread(baseline), train_loss=column_spread(correct, "train_loss"),
+                   fix_train_loss=column_spread(fixed, "train_loss"))
+
+    @classmethod
+    def load(cls, lr: float = 0.1, fix_lr: float = 0.5, profile: str = "full") -> "NormalizationStudy":
+        """Return the settings stored in the profile's reference folder (empty Spreads where missing)."""
+        names = experiments(lr, fix_lr, profile)
+        return cls(*(stored_spread(profile, name, raw) for name in names[1:] for raw in (False, True)),
+                   reference_sd(profile, names), lr, fix_lr)
+
+    def settings(self) -> dict:
+        """Return {label: Spread} of the four settings."""
+        labels = (f"lr {x}, tested {t} Normalize" for x in (self.lr, self.fix_lr) for t in ("with", "without"))
+        return dict(zip(labels, (self.matched, self.mismatched, self.fix_matched, self.fix_mismatched)))
+
+
+FullScale = NormalizationStudy  # the study at the report's scale: FullScale.load() reads the full-scale reference
 
 
 def normalization_table(s: NormalizationStudy, lr: float) -> pd.DataFrame:
     """Return one row per (training, test-time transform) setting, mean ± sd (n), with the report's figure."""
-    fix = REPORT_NORMALIZE["fix_test_acc"]
-    rows = [
-        ("none (baseline)", lr, "ToTensor", "ToTensor", None, s.baseline, REPORT_TEST_ACC["none"], ""),
-        ("normalize, correct pipeline", lr, "Normalize", "Normalize", s.train_loss, s.matched, float("nan"), ""),
-        ("normalize, test without Normalize", lr, "Normalize", "ToTensor", s.train_loss, s.mismatched,
-         REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
-        (f"normalize, lr {s.fix_lr}, test without Normalize", s.fix_lr, "Normalize", "ToTensor",
-         s.fix_train_loss, s.fix_mismatched, fix, REPORT_READING["fix"]),
-        (f"normalize, lr {s.fix_lr}, correct pipeline", s.fix_lr, "Normalize", "Normalize",
-         s.fix_train_loss, s.fix_matched, fix, REPORT_READING["fix"]),
-    ]
+    fix = (REPORT_NORMALIZE["fix_test_acc"], REPORT_READING["fix"])
+    rows = [("none (baseline)", lr, "ToTensor", "ToTensor", None, s.baseline, REPORT_TEST_ACC["none"], ""),
+            ("normalize, correct pipeline", lr, "Normalize", "Normalize", s.train_loss, s.matched, float("nan"), ""),
+            ("normalize, test without Normalize", lr, "Normalize", "ToTensor", s.train_loss, s.mismatched,
+             REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),
+            (f"normalize, lr {s.fix_lr}, test without Normalize", s.fix_lr, "Normalize", "ToTensor", s.fix_train_loss,
+             s.fix_mismatched, *fix),
+            (f"normalize, lr {s.fix_lr}, correct pipeline", s.fix_lr, "Normalize", "Normalize", s.fix_train_loss,
+             s.fix_matched, *fix)]
     return pd.DataFrame(rows, columns=["setting", "lr", "train transform", "test transform", "final train loss",
                                        "measured test acc (%)", "report test acc (%)", "report's test transform"])
 
@@ -112,69 +126,34 @@ def experiments(lr: float, fix_lr: float, profile: str = "full") -> list[str]:
             for r, x in (("none", lr), ("normalize", lr), ("normalize", fix_lr))]
 
 
-def _settings(study, lr: float) -> dict:
-    """Return {label: Spread} of a study's four normalizing settings (a NormalizationStudy or FullScale)."""
-    labels = (f"lr {x}, tested {t} Normalize" for x in (lr, study.fix_lr) for t in ("with", "without"))
-    return dict(zip(labels, (study.matched, study.mismatched, study.fix_matched, study.fix_mismatched)))
-
-
-def _verdicts(study, lr: float, ref: Reference, baseline: Spread = Spread(()), comparable: bool = True) -> list:
-    """Return the verdicts on a study's four normalizing settings whose two sides were both measured; the report's
-    two figures are one-run sides where the runs compare with the report."""
-    fix_lr, settings = study.fix_lr, _settings(study, lr)
-    m, w, fm, fw = settings
-    report, report_fix = f"the report, lr {lr}", f"the report, lr {fix_lr}"
-    sides = {"none": baseline, **settings, report: report_side(REPORT_NORMALIZE["test_acc"], comparable),
+def _verdicts(s: NormalizationStudy, ref: Reference, comparable: bool = True) -> list[Verdict]:
+    """Return the verdicts whose two sides were both measured; the report's figures are sides where they compare."""
+    m, w, fm, fw = s.settings()
+    report, report_fix = f"the report, lr {s.lr}", f"the report, lr {s.fix_lr}"
+    sides = {"none": s.baseline, **s.settings(), report: report_side(REPORT_NORMALIZE["test_acc"], comparable),
              report_fix: report_side(REPORT_NORMALIZE["fix_test_acc"], comparable)}
     claims = [("dropping Normalize at test time lowers accuracy (the mismatch)", w, m),
               ("normalizing, done right, is as good as no normalization", m, "none"),
               ("the mismatch gives the report's collapse", w, report),
-              (f"lr {fix_lr} improves the mismatched evaluation", fw, w),
-              (f"lr {fix_lr} repairs the mismatch: as good as the correct pipeline", fw, m),
-              (f"lr {fix_lr} is better in itself (correct pipeline)", fm, m),
-              (f"lr {fix_lr}, still mismatched, gives the report's fixed figure", fw, report_fix),
-              (f"hypothesis: the report tested its lr {fix_lr} run with Normalize", fm, report_fix)]
+              (f"lr {s.fix_lr} improves the mismatched evaluation", fw, w),
+              (f"lr {s.fix_lr} repairs the mismatch: as good as the correct pipeline", fw, m),
+              (f"lr {s.fix_lr} is better in itself (correct pipeline)", fm, m),
+              (f"lr {s.fix_lr}, still mismatched, gives the report's fixed figure", fw, report_fix),
+              (f"hypothesis: the report tested its lr {s.fix_lr} run with Normalize", fm, report_fix)]
     return judged([(c, a, sides[a], b, sides[b]) for c, a, b in claims], ref)
 
 
 def normalization_verdicts(s: NormalizationStudy, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
-    """Return notebook 03's verdicts: the mismatch, normalization done right, the report's fix, and the report's figures
-    where the profile compares with the report."""
-    return _verdicts(s, cfg.lr, ref, s.baseline, is_comparable(cfg))
+    """Return notebook 03's verdicts, with the report's figures where the profile compares with the report."""
+    return _verdicts(s, ref, is_comparable(cfg))
 
 
-# ---- at the report's scale: the full-scale reference runs ------------------------------------------
-
-@dataclasses.dataclass
-class FullScale:
-    """The full-scale reference runs of the study's normalizing settings (accuracy percent per seed)."""
-    matched: Spread          # lr, tested with Normalize; mismatched: without (the report's setup)
-    mismatched: Spread
-    fix_matched: Spread      # the same at fix_lr
-    fix_mismatched: Spread
-    ref: Reference
-    lr: float = 0.1
-    fix_lr: float = 0.5
-
-    @classmethod
-    def load(cls, lr: float = 0.1, fix_lr: float = 0.5, profile: str = "full") -> "FullScale":
-        """Return the study's settings as stored in the profile's reference folder (empty Spreads where missing)."""
-        from .results import reference_sd, stored_spread
-        names = experiments(lr, fix_lr, profile)
-        return cls(*(stored_spread(profile, name, raw) for name in names[1:] for raw in (False, True)),
-                   ref=reference_sd(profile, names), lr=lr, fix_lr=fix_lr)
-
-    def settings(self) -> dict:
-        """Return {label: Spread} of the four settings."""
-        return _settings(self, self.lr)
-
-
-def full_scale_verdicts(fs: FullScale) -> list[Verdict]:
+def full_scale_verdicts(fs: NormalizationStudy) -> list[Verdict]:
     """Return the study's verdicts at the report's scale, judged with the full-scale reference spread."""
-    return _verdicts(fs, fs.lr, fs.ref)
+    return _verdicts(fs, fs.ref)
 
 
-def full_scale_table(fs: FullScale) -> pd.DataFrame:
+def full_scale_table(fs: NormalizationStudy) -> pd.DataFrame:
     """Return the full-scale reference's four settings (mean ± sd, n) beside the report's figures."""
     fix = (REPORT_NORMALIZE["fix_test_acc"], REPORT_READING["fix"])
     report = {f"lr {fs.lr}, tested without Normalize": (REPORT_NORMALIZE["test_acc"], REPORT_READING["collapse"]),

@@ -157,8 +157,7 @@ def plot_runs(histories: dict, metric: str = "test_acc", ax=None, train_too: boo
     """Overlay a column of each label's history or histories (dashed: its train counterpart); return the Axes."""
     series = []
     for i, (label, h) in enumerate(histories.items()):
-        hs = list(h) if isinstance(h, (list, tuple)) else [h]  # one per seed
-        color = COLORS.get(label, _CYCLE[i % len(_CYCLE)])
+        hs, color = list(h) if isinstance(h, (list, tuple)) else [h], COLORS.get(label, _CYCLE[i % len(_CYCLE)])
         series.append((label, hs, metric, color, dict(marker=".")))
         if train_too:
             series.append((None, hs, metric.replace("test_", "train_"), color, dict(ls="--", alpha=0.1)))
@@ -260,8 +259,7 @@ def compare_bars(table: pd.DataFrame, label: str, columns: dict, ax=None, title:
                 dotted = True
             ax.text(mid, max(seeds + [v]), f"{v:.1f}", ha="center", va="bottom", fontsize=7)
     ax.tick_params(axis="x", labelsize=8)
-    # headroom above 100% for the legend over the tallest bars
-    ax.set(ylabel="accuracy (%)", ylim=(0, 118), yticks=range(0, 101, 20), title=title or "")
+    ax.set(ylabel="accuracy (%)", ylim=(0, 118), yticks=range(0, 101, 20), title=title or "")  # 118: legend room
     ax.legend(fontsize=8, loc="upper center", ncol=len(columns) + dotted, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return ax

@@ -1,6 +1,5 @@
-"""What every notebook shares: the report's figures, profile and run notes, runs grouped by experiment with their spread
-across seeds, the reference spread that judges single-seed differences, the note under each verdict table, and table
-styling. Every number a notebook shows is rendered from measured values or from the report's figures below."""
+"""What every notebook shares: the report's figures, profile and run notes, runs grouped by experiment with their
+spread across seeds, the reference spread that judges single-seed differences, verdict notes and table styling."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,19 +14,13 @@ from helpers.core.project import project_root
 from helpers.core.runs import records
 from helpers.core.stats import RULE, RULE_REFERENCE, Comparison, Spread, Verdict, compare, pooled_df, pooled_sd, spread
 
-# ---- the report's figures ---------------------------------------------------------------------
-
 REPORT_PROTOCOL = dict(epochs=60, lr=0.1, momentum=0.9, weight_decay=5e-4, step_size=50, gamma=0.1,
                        batch_size=128, train_images=50_000, test_images=10_000)
 REPORT_TEST_ACC = {"none": 79.44, "flip_rotate": 81.94, "crop": 83.98, "crop_flip": None}
-REPORT_NORMALIZE = {
-    "test_acc": 30.0,            # "decreased to 30%"; its log shows 30.64-32.38% around epochs 51-54
-    "log_test_acc": (30.64, 32.38, 31.56),
-    "train_loss": 0.01,          # its log: 0.032, 0.015, 0.0094 at epochs 52-54
-    "log_train_loss": (0.032054922957916544, 0.015394367509857391, 0.009395566143695732),
-    "fix_lr": 0.5,
-    "fix_test_acc": 76.37,
-}
+# Its text's "decreased to 30%" and loss 0.01 round its log's figures (log_*, at REPORT_NORMALIZE_LOG_EPOCHS).
+REPORT_NORMALIZE = {"test_acc": 30.0, "log_test_acc": (30.64, 32.38, 31.56), "train_loss": 0.01,
+                    "log_train_loss": (0.032054922957916544, 0.015394367509857391, 0.009395566143695732),
+                    "fix_lr": 0.5, "fix_test_acc": 76.37}
 # Which test transform each normalize figure was measured with. The report shows its training transform only; the
 # ≈30% fits its loader as written (ToTensor). The 76.37% could be either, so it sits beside both lr-0.5 settings.
 REPORT_READING = {"collapse": "not shown; our reading: ToTensor", "fix": "not stated"}
@@ -43,9 +36,6 @@ REPORT_SHORT_TRAINING = {"epochs": (30, 50), "test_acc": (50.0, 70.0)}
 REPORT_CAM = {"image_index": 23, "target_class": 0, "layer": "layer4", "text_class": "cat"}
 
 
-md = Markdown  # the display object a note returns
-
-
 def variant(cfg: Config, **changes) -> Config:
     """Return the config with some parameters changed, validated again."""
     try:
@@ -53,8 +43,6 @@ def variant(cfg: Config, **changes) -> Config:
     except TypeError as e:
         raise ConfigError(f"unknown parameter in {sorted(changes)}: {e}") from None
 
-
-# ---- profile and runs ---------------------------------------------------------------------------
 
 def is_comparable(cfg: Config) -> bool:
     """Return whether the config follows the report's protocol, so its figures compare with the report's."""
@@ -82,15 +70,16 @@ def profile_note(cfg: Config, seeds: int | None = None) -> Markdown:
     from helpers.core.train import resolve_device
     device = f"device `{cfg.device}` ({resolve_device(cfg.device).type})"
     runs = "" if seeds is None else f"; {seeds} run(s) per experiment, seeds {cfg.seed} to {cfg.seed + seeds - 1}"
-    return md(f"Profile **`{cfg.profile}`**: {data}; {size}, {device}{runs}.  \n{comparability(cfg)}")
+    return Markdown(f"Profile **`{cfg.profile}`**: {data}; {size}, {device}{runs}.  \n{comparability(cfg)}")
 
 
 def run_note(run) -> Markdown:
     """Return a line naming a run, where it is stored, and how long its training took."""
     env, c = run.env, run.config
-    return md(f"Run `{run.id}` (recipe `{c['recipe']}`, lr {c['lr']}, seed {c.get('seed', '?')}): {len(run.history)} "
-              f"epochs, trained in {run.history['seconds'].sum() / 60:.1f} min on {env.get('device', '?')} "
-              f"({env.get('threads', '?')} threads), finished {env.get('finished', '?')}; stored in `{run.path}`.")
+    return Markdown(f"Run `{run.id}` (recipe `{c['recipe']}`, lr {c['lr']}, seed {c.get('seed', '?')}): "
+                    f"{len(run.history)} epochs, trained in {run.history['seconds'].sum() / 60:.1f} min on "
+                    f"{env.get('device', '?')} ({env.get('threads', '?')} threads), finished "
+                    f"{env.get('finished', '?')}; stored in `{run.path}`.")
 
 
 def _as_list(runs) -> list:
@@ -108,10 +97,8 @@ def runs_table(runs: dict) -> pd.DataFrame:
 
 def group_runs(runs) -> dict:
     """Return {recipe: [runs in the given order]}: the seeds of each experiment together."""
-    out: dict = {}
-    for r in runs:
-        out.setdefault(r.config["recipe"], []).append(r)
-    return out
+    runs = list(runs)
+    return {k: [r for r in runs if r.config["recipe"] == k] for k in dict.fromkeys(r.config["recipe"] for r in runs)}
 
 
 def final_spread(runs) -> Spread:
@@ -134,23 +121,16 @@ def seed_columns(table: pd.DataFrame, runs: dict, label: str, value=lambda r: r.
 
 def style_table(df: pd.DataFrame, precision: int = 2):
     """Return the table styled for display: fixed decimals, spreads as 'mean ± sd (n=k)', missing values as —."""
-    def cell(x):
-        """Return one cell as text."""
-        return (x.format(precision, unit="") if isinstance(x, Spread) else f"{x:.{precision}f}" if isinstance(x, float)
-                else str(x))
-    return df.style.format(cell, na_rep="—").hide(axis="index")
+    return df.style.format(lambda x: x.format(precision, unit="") if isinstance(x, Spread) else
+                           f"{x:.{precision}f}" if isinstance(x, float) else str(x), na_rep="—").hide(axis="index")
 
 
-# ---- the reference runs' spread, which judges single-seed differences ---------------------------
-
-def reference_folder(profile: str) -> str:
-    """Return the project-relative folder of a profile's reference runs."""
-    return f"report/reference/{profile}/"
+REFERENCE_FOLDER = "report/reference/{}/"  # a profile's reference runs, relative to the project
 
 
 def stored_spread(profile: str, experiment: str, raw: bool = False) -> Spread:
     """Return the reference runs' Spread of one experiment's final test accuracy, with Normalize or (raw) without."""
-    runs = records(project_root() / reference_folder(profile)).query("experiment == @experiment")
+    runs = records(project_root() / REFERENCE_FOLDER.format(profile)).query("experiment == @experiment")
     return spread(runs["raw_final_test_acc" if raw else "final_test_acc"])
 
 
@@ -169,35 +149,16 @@ class Reference:
     measured_in: str | None = None  # the profile whose runs gave the sd, when not this one (BORROWED_SPREAD)
     dof: int | None = None          # degrees of freedom of the pooled sd (None: at least one per experiment)
 
-    @property
-    def df(self) -> int:
-        """Return the degrees of freedom the t-test uses with this sd (sum of n - 1; else one per experiment)."""
-        return self.dof if self.dof else max(self.experiments, 1)
-
-    @property
-    def folder(self) -> str:
-        """Return the folder of this profile's reference runs."""
-        return reference_folder(self.profile)
-
-    @property
-    def sd_folder(self) -> str:
-        """Return the folder the sd was measured in."""
-        return reference_folder(self.measured_in or self.profile)
-
-    @property
-    def measured(self) -> bool:
-        """Return whether a seed-to-seed sd was measured."""
-        return not math.isnan(self.sd)
-
-    @property
-    def borrowed(self) -> bool:
-        """Return whether the sd was measured in another profile's runs."""
-        return self.measured and self.measured_in not in (None, self.profile)
+    folder = property(lambda self: REFERENCE_FOLDER.format(self.profile), doc="This profile's reference runs.")
+    sd_folder = property(lambda self: REFERENCE_FOLDER.format(self.measured_in or self.profile),
+                         doc="The folder the sd was measured in.")
+    measured = property(lambda self: not math.isnan(self.sd), doc="Whether a seed-to-seed sd was measured.")
+    borrowed = property(lambda self: self.measured and self.measured_in not in (None, self.profile),
+                        doc="Whether the sd was measured in another profile's runs.")
 
 
 def reference_sd(profile: str, experiments) -> Reference:
-    """Return the pooled sd of the named experiments in the profile's reference runs (both test transforms of a
-    normalizing one), else the sd borrowed from BORROWED_SPREAD's profile."""
+    """Return the pooled sd of the experiments' reference runs (both test transforms), else BORROWED_SPREAD's."""
     experiments = list(experiments)
     spreads = [stored_spread(profile, name, raw) for name in experiments for raw in (False, True)]
     own = Reference(profile, pooled_sd(spreads), sum(1 for s in spreads if s.n >= 2), dof=pooled_df(spreads))
@@ -212,7 +173,7 @@ NO_REFERENCE = Reference("none", math.nan)
 
 def judge(a, b, ref: Reference = NO_REFERENCE) -> Comparison:
     """Return the Comparison of A and B, with the reference spread standing in where a side has one seed."""
-    return compare(a, b, ref.sd if ref.measured else None, ref.df)
+    return compare(a, b, ref.sd, ref.dof or max(ref.experiments, 1))
 
 
 def judged(claims, ref: Reference = NO_REFERENCE) -> list[Verdict]:
@@ -235,4 +196,4 @@ def verdict_note(verdicts, ref: Reference = NO_REFERENCE, cfg: Config | None = N
         if ref.borrowed:
             text += (f" `{ref.folder}` has none with two seeds; the {ref.measured_in} profile's smaller runs stand in, "
                      "assumed to vary from seed to seed at least as much.")
-    return md(text + (f"  \n{comparability(cfg)}" if cfg is not None else ""))
+    return Markdown(text + (f"  \n{comparability(cfg)}" if cfg is not None else ""))

@@ -1,5 +1,4 @@
-"""Class activation maps with pytorch-grad-cam. Modules import only those above them: wrappers, evidence, figures.
-`helpers` loads this package, and with it pytorch-grad-cam, only when a notebook first asks for a CAM name."""
+"""Class activation maps with pytorch-grad-cam, loaded on first use; evidence and figures build on wrappers."""
 from helpers.notebook.cam.wrappers import (CAM_DEFAULTS, CAM_LAYERS, CAM_METHODS, METHODS, REFERENCE_METHODS,
                                            BlankCamWarning, CamResult, Checkpoint, cam_settings, checkpoint_from_run,
                                            cifar_stem_config, compute_cams, layer_map_sizes, resolve_targets,

@@ -21,14 +21,13 @@ from .wrappers import (CAM_LAYERS, METHODS, REFERENCE_METHODS, ROAD_PERCENTILES,
 
 def cam_layer_table(models: dict) -> pd.DataFrame:
     """Return one row per CAM layer: each model's feature map (C×H×W) and how many positions a CAM has there."""
-    rows = {layer: {"layer": layer} for layer in CAM_LAYERS}
+    table = pd.DataFrame({"layer": CAM_LAYERS})
     for name, model in models.items():
-        shapes = dict(stage_shapes(as_checkpoint(model).model))
-        for layer in CAM_LAYERS:
-            c, hh, ww = shapes[layer]
-            rows[layer][f"{name}: map"] = f"{c}×{hh}×{ww}"
-            rows[layer][f"{name}: CAM"] = "1 value: blank" if hh * ww == 1 else f"{hh}×{ww} = {hh * ww} positions"
-    return pd.DataFrame(rows.values())
+        shapes = [*map(dict(stage_shapes(as_checkpoint(model).model)).get, CAM_LAYERS)]
+        table[f"{name}: map"] = [f"{c}×{hh}×{ww}" for c, hh, ww in shapes]
+        table[f"{name}: CAM"] = ["1 value: blank" if hh * ww == 1 else f"{hh}×{ww} = {hh * ww} positions"
+                                 for _, hh, ww in shapes]
+    return table
 
 
 def blank_table(checkpoints: dict, images: torch.Tensor, layers=CAM_LAYERS, method: str = "GradCAM",

@@ -109,9 +109,8 @@ def pick_per_class(labels, per_class: int = 2) -> list:
 def plot_faithfulness(table: pd.DataFrame, axes=None):
     """Plot mean ROAD (± standard error) per layer, one line per method, one panel per model; return the figure."""
     models = list(dict.fromkeys(table["model"]))
-    if axes is None:
-        axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), sharey=True, layout="constrained",
-                            squeeze=False)[1][0]
+    axes = axes if axes is not None else plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), sharey=True,
+                                                      layout="constrained", squeeze=False)[1][0]
     for ax, (name, sub) in zip(axes, table.groupby("model", sort=False)):
         maps = sub.drop_duplicates("layer").set_index("layer")["map"]
         for method, m in sub.groupby("method", sort=False):

@@ -30,7 +30,7 @@ class BlankCamWarning(UserWarning):
     """A CAM was asked of a layer whose feature map is 1x1: the map is blank by construction."""
 
 
-warnings.filterwarnings("always", category=BlankCamWarning)  # every request for a blank map is warned
+warnings.filterwarnings("always", category=BlankCamWarning)
 
 # Per profile: the CIFAR-stem model's training and the CAM subset sizes. The stem costs about 16x the compute per
 # image of the ImageNet stem, so short profiles train it briefly on a subset, one-cycle, in batches of 32 (lr 0.05):
@@ -68,15 +68,8 @@ class CamResult:
     method: str
     map_size: tuple       # (H, W) of the layer's feature map
 
-    @property
-    def blank(self) -> bool:
-        """Return whether the layer's map is 1x1 (so every CAM here is uniform)."""
-        return tuple(self.map_size) == (1, 1)
-
-    @property
-    def size_text(self) -> str:
-        """Return the map size as 'H×W'."""
-        return "×".join(map(str, self.map_size))
+    blank = property(lambda self: tuple(self.map_size) == (1, 1), doc="Whether the map is 1x1: every CAM uniform.")
+    size_text = property(lambda self: "×".join(map(str, self.map_size)), doc="The map size as 'H×W'.")
 
 
 def as_checkpoint(obj, label: str = "model") -> Checkpoint:
@@ -110,7 +103,7 @@ def check_method(method: str):
 
 def resolve_targets(target, n: int):
     """Return None for None/"predicted", else one class index per image from a class (name or index) or one each."""
-    if target is None or (isinstance(target, str) and target == "predicted"):
+    if target is None or str(target) == "predicted":
         return None
     targets = [target] * n if isinstance(target, (str, int, np.integer)) else list(target)
     if len(targets) != n:
@@ -125,17 +118,16 @@ def resolve_targets(target, n: int):
 def to_rgb01(images) -> np.ndarray:
     """Return uint8 images (or floats in [0, 1]) as (N, H, W, 3) float32 in [0, 1], as `show_cam_on_image` needs."""
     t = torch.as_tensor(images).detach().cpu()
-    t = t.float() / 255 if t.dtype == torch.uint8 else t
+    t = t.float() / (255 if t.dtype == torch.uint8 else 1)
     if t.min() < 0 or t.max() > 1:
         raise ValueError(f"parameter 'images' has values in [{t.min():.2f}, {t.max():.2f}]; valid: uint8 images, "
                          "or floats in [0, 1] (pass the images before normalization)")
-    return t.float().permute(0, 2, 3, 1).contiguous().numpy()
+    return t.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def compute_cams(model: nn.Module, images: torch.Tensor, layer: str = "layer4", method: str = "GradCAM",
                  target=None, recipe: str = "none", batch_size: int = 128, warn: bool = True) -> CamResult:
-    """Return CAMs of `layer` for uint8 images (N, 3, 32, 32) in batches, explaining `target` (see resolve_targets);
-    warn=False: no BlankCamWarning (for tables that mark 1x1 maps themselves)."""
+    """Return CAMs of `layer` for uint8 images (N, 3, 32, 32) explaining `target`; warn: a BlankCamWarning on 1x1."""
     cam_class, images = check_method(method), torch.as_tensor(images)
     require("layer", layer, layer in CAM_LAYERS, " | ".join(CAM_LAYERS))
     map_size = layer_map_sizes(model)[layer]
@@ -174,7 +166,7 @@ def compute_cams(model: nn.Module, images: torch.Tensor, layer: str = "layer4", 
 
 def cam_settings(cfg: Config, image_index: int = -1, target: str = "predicted", method: str = "GradCAM",
                  metric_images: int | None = None, scorecam_images: int | None = None) -> SimpleNamespace:
-    """Return the validated CAM settings (the arguments, and the profile's ROAD percentiles), defaults for None."""
+    """Return the validated CAM settings and the profile's ROAD percentiles, the profile's defaults for None."""
     d, n = CAM_DEFAULTS[cfg.profile], cfg.test_size or 10_000
     metric = d["metric_images"] if metric_images is None else metric_images
     scorecam = d["scorecam_images"] if scorecam_images is None else scorecam_images

@@ -1,7 +1,6 @@
 """`make lab` (`python -m helpers.tools.lab [--port 8888] [--notebooks DIR] [jupyter lab options]`): JupyterLab on
 notebooks/ with this environment's kernel first; a busy port is reported and the next free one taken. The kernels
-inherit PROFILE, CIFAR10_DIR and RUNS_DIR, made absolute from where the command runs (they run in notebooks/).
-"""
+inherit PROFILE, CIFAR10_DIR and RUNS_DIR, made absolute from where the command runs (they run in notebooks/)."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +33,7 @@ def choose_port(port: int, tries: int = 50) -> int:
     if not 1 <= port <= 65535:
         raise ConfigError(f"parameter 'port' = {port!r} is invalid; valid: 1..65535")
     last = min(port + tries, 65536) - 1
-    for free in (p for p in range(port, last + 1) if port_is_free(p)):
+    if free := next((p for p in range(port, last + 1) if port_is_free(p)), None):
         return free
     raise ConfigError(f"parameter 'port' = {port!r}: ports {port}..{last} are all busy; valid: a free port (PORT=N)")
 
@@ -46,8 +45,7 @@ def lab_environment(environ=None) -> dict:
     if env.get("RUNS_DIR") and not os.path.isabs(env["RUNS_DIR"]):
         env["RUNS_DIR"] = str(Path(env["RUNS_DIR"]).expanduser().resolve())
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, whatever the shell sets
-    # This environment's kernel spec ("python3", which runs this Python) before any of the user's own.
-    kernels = [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")]
+    kernels = [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")]  # its "python3" runs this Python
     env["JUPYTER_PATH"] = os.pathsep.join(filter(None, kernels))
     return env
 

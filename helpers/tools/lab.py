@@ -75,8 +75,7 @@ def prepare(port: int, notebooks, extra=(), environ=None) -> tuple[list[str], di
 
 def main(argv=None) -> int:
     """Check the port and the data, then replace this process with JupyterLab; return an exit code on error."""
-    ap = argparse.ArgumentParser(prog="python -m helpers.tools.lab", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m helpers.tools.lab", description=__doc__)
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
     ap.add_argument("--notebooks", default=str(project_root() / "notebooks"), help="folder to open (notebooks/)")
     args, extra = ap.parse_known_args(argv)

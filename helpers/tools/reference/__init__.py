@@ -112,8 +112,8 @@ def rewrite(path, render) -> bool:
 def write_readme(folder: Path, profile: str, previous: Path):
     """Write <folder>/README.md: the previous README's text (else a short default) with its runs table regenerated."""
     text = previous.read_text() if previous.exists() else (
-        f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` "
-        f"(`python -m helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
+        f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` (`python -m "
+        f"helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
         "folder holds the run's `record.json` and `history.csv` (no checkpoints); the table is rendered from them.\n")
     if TABLE_START not in text:
         text = text.rstrip("\n") + f"\n\n{TABLE_START}\n{TABLE_END}\n"
@@ -160,8 +160,7 @@ def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False
 
 def main(argv=None) -> int:
     """Run `python -m helpers.tools.reference write|readme|show`; return the exit code."""
-    ap = argparse.ArgumentParser(prog="python -m helpers.tools.reference", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m helpers.tools.reference", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     wr = sub.add_parser("write", help="write report/reference/<profile>/ from the run store's finished runs")
     wr.add_argument("profile", help="smoke | quick | full")
@@ -186,7 +185,8 @@ def main(argv=None) -> int:
             for page, what, update in ((args.readme, "results table", readme.update_readme),
                                        (args.results, "reference tables", readme.update_details),
                                        (args.course, "rendered figures", course.update_page)):
-                print(f"{shown(page)}: {what} {'updated' if update(Path(page), root=args.root) else 'already up to date'}")
+                changed = update(Path(page), root=args.root)
+                print(f"{shown(page)}: {what} {'updated' if changed else 'already up to date'}")
         else:
             print(records(profile_dir(args.profile, args.root)).to_string(index=False))
     except (ReferenceMissingError, ConfigError, ValueError) as e:

@@ -1,5 +1,5 @@
-"""docs/course-report.md's figures, rendered from the report's constants (helpers.notebook.results) and report/reference/
-into its `<!-- course:NAME:start -->` ... `<!-- course:NAME:end -->` blocks by `python -m helpers.tools.reference readme`."""
+"""docs/course-report.md's figures, rendered from the report's constants (helpers.notebook.results) and
+report/reference/ into its `<!-- course:NAME:start/end -->` blocks by `python -m helpers.tools.reference readme`."""
 from __future__ import annotations
 
 import math
@@ -44,8 +44,7 @@ def value(s: Spread, digits: int = 2, unit: str = "%") -> str:
 
 def batch_sizes_for(steps: int, images: int, drop_last: bool = False) -> list[int]:
     """Return every batch size that gives `steps` batches per epoch over `images` images."""
-    count = (lambda b: images // b) if drop_last else (lambda b: math.ceil(images / b))
-    return [b for b in range(1, images + 1) if count(b) == steps]
+    return [b for b in range(1, images + 1) if (images // b if drop_last else math.ceil(images / b)) == steps]
 
 
 def protocol_block() -> str:

@@ -26,7 +26,7 @@ def row_label(experiment: str, lr: float, raw: bool = False) -> str:
 
 
 def report_figure(experiment: str, lr: float, raw: bool = False) -> tuple[float, str] | None:
-    """Return (accuracy, as the report writes it) if the experiment (lr aside, at the profile's length) is the report's."""
+    """Return (accuracy, as the report writes it) if the experiment (lr aside, at any length) is the report's."""
     from helpers.notebook.results import REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_READING, REPORT_TEST_ACC
     recipe, *rest = experiment.split(", ")
     if any(not p.startswith("lr ") for p in rest):

@@ -67,7 +67,7 @@ def environment(executed: list[Executed]) -> dict:
             "commit": project_commit(mark_dirty=True)}
 
 
-def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed], pages: list[dict]) -> Path:
+def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed], pages: list) -> Path:
     """Render report/templates/landing.html.j2 into <out>/index.html; return its path."""
     import jinja2
     from helpers.notebook.results import REPORT_PROTOCOL

@@ -78,12 +78,12 @@ def results_table(root=None) -> str:
             verdicts.append(Verdict(label, "full-scale reference", "the report",
                                     judge(runs["full"]["score"], [figure[0]], ref)))
     seeds = {p: "one seed" if PROFILE_SEEDS[p] == 1 else f"{PROFILE_SEEDS[p]} seeds" for p in ("quick", "full")}
-    note = ("Test accuracy after the last epoch; n is the number of seeds. Rendered by `python -m helpers.tools.reference "
-            "readme` from `report/reference/full/` and `report/reference/quick/` (their README.md gives each run's "
-            f"command, device, commit and date); see docs/reference.md. `make report` trains {seeds['quick']} per "
-            f"experiment in the quick profile and {seeds['full']} in the full profile (`SEEDS=N` changes it). Each of "
-            "the report's figures against the full-scale reference, under the notebooks' rule, with the reference spread "
-            "of the notebook that measures it ([seeds and spread](docs/seeds-and-spread.md)):")
+    note = ("Test accuracy after the last epoch; n is the number of seeds. Rendered by `python -m "
+            "helpers.tools.reference readme` from `report/reference/full/` and `report/reference/quick/` (their "
+            "README.md gives each run's command, device, commit and date); see docs/reference.md. `make report` trains "
+            f"{seeds['quick']} per experiment in the quick profile and {seeds['full']} in the full profile (`SEEDS=N` "
+            "changes it). Each of the report's figures against the full-scale reference, under the notebooks' rule, with "
+            "the reference spread of the notebook that measures it ([seeds and spread](docs/seeds-and-spread.md)):")
     return "\n\n".join([table(["experiment", *header], rows), note, verdict_markdown(verdicts)])
 
 
@@ -113,8 +113,8 @@ def detail_table(profile: str, root=None) -> str:
 def detail_block(root=None) -> str:
     """Return docs/results.md's rendered block: a detail table per reference profile."""
     parts = [line for p in profiles(root) for line in (f"### `report/reference/{p}/`", "", detail_table(p, root), "")]
-    return "\n".join(parts + ["Rendered by `python -m helpers.tools.reference readme` from each run's record.json; each "
-                              "folder's README.md gives every run's command, device, commit and date."])
+    return "\n".join(parts + ["Rendered by `python -m helpers.tools.reference readme` from each run's record.json; "
+                              "each folder's README.md gives every run's command, device, commit and date."])
 
 
 def update_details(path, root=None) -> bool:

@@ -38,9 +38,8 @@ FULL = {"cpu": dict(EVERY, steps=20, images=2560, workers="0,1,2"), "cuda": dict
 def header(command: str, device, versions: str, data: str) -> str:
     """Return the lines naming a benchmark's command, machine (with `versions`), data and date."""
     return (f"command: {command}\nmachine: {device_name(device)}, {os.cpu_count()} cores, load average "
-            f"{os.getloadavg()[0]:.1f}; "
-            f"Python {platform.python_version()}, {versions}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
-            f"data: {data}")
+            f"{os.getloadavg()[0]:.1f}; Python {platform.python_version()}, {versions}; "
+            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\ndata: {data}")
 
 
 def device_name(device) -> str:

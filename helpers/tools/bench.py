@@ -31,8 +31,8 @@ from helpers.core.train import (EVAL_BATCH, evaluate, make_optimizer, make_sched
 EVERY = dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate")  # --full
 QUICK = {"cpu": dict(settings="fp32", recipes="crop", steps=2, images=256, workers="0"),
          "cuda": dict(settings="fp32,bf16+cl", recipes="crop", steps=50, images=5120, workers="4")}
-FULL = {"cpu": dict(EVERY, steps=20, images=2560, workers="0,1,2"), "cuda": dict(EVERY, steps=200, images=25600,
-                                                                                 workers="0,4,8")}
+FULL = {"cpu": dict(EVERY, steps=20, images=2560, workers="0,1,2"),
+        "cuda": dict(EVERY, steps=200, images=25600, workers="0,4,8")}
 
 
 def header(command: str, device, versions: str, data: str) -> str:

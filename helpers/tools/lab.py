@@ -12,7 +12,7 @@ from pathlib import Path
 from helpers.core.config import ConfigError, resolve_profile
 from helpers.core.data import DataError, check_data, resolve_source
 from helpers.core.project import portable_path, project_root
-from .report.build import NOTEBOOK_NAME, anchor_data_folder
+from .report.build import NOTEBOOK_NAME
 
 DEFAULT_PORT = 8888
 
@@ -41,9 +41,9 @@ def choose_port(port: int, tries: int = 50) -> int:
 def lab_environment(environ=None) -> dict:
     """Return JupyterLab's and its kernels' environment: data and run store anchored, this Python's kernel first."""
     env = dict(os.environ if environ is None else environ)
-    anchor_data_folder({}, env)  # a relative CIFAR10_DIR, as `make report` reads it
-    if env.get("RUNS_DIR") and not os.path.isabs(env["RUNS_DIR"]):
-        env["RUNS_DIR"] = str(Path(env["RUNS_DIR"]).expanduser().resolve())
+    for name in ("CIFAR10_DIR", "RUNS_DIR"):  # relative to where the command runs, as `make report` reads them
+        if env.get(name) and not os.path.isabs(env[name]):
+            env[name] = str(Path(env[name]).expanduser().resolve())
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, whatever the shell sets
     kernels = [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")]  # its "python3" runs this Python
     env["JUPYTER_PATH"] = os.pathsep.join(filter(None, kernels))

@@ -1,11 +1,6 @@
-"""Benchmarks, not tests: each prints its figures with its command, machine, data and date.
-
-`python -m helpers.tools.bench` prints images/s per numeric setting (fp32/bf16, NCHW/channels_last) of the bare
-training step (eager, and as a captured CUDA graph), this project's training loop (eager, graph), the report's
-way (per-sample PIL transforms through a DataLoader) and evaluation, and what a per-epoch last.pt costs. It is
-short by default; `--full` runs every setting, two recipes, more steps, DataLoader worker counts, torch.compile.
-`python -m helpers.tools.bench cluster` times submitit's overhead per run and estimates the study's wall time on N GPUs.
-"""
+"""Benchmarks, printed with their command, machine, data and date: images/s of training (bare step, this loop, the
+report's DataLoader way; eager or CUDA graph) and evaluation per setting, and a checkpoint's cost (docs/performance.md).
+`python -m helpers.tools.bench cluster` times submitit's overhead per run and estimates the study's wall time."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -35,16 +31,15 @@ from helpers.core.train import (EVAL_BATCH, evaluate, make_optimizer, make_sched
 EVERY = dict(settings="fp32,fp32+cl,bf16,bf16+cl", recipes="crop,flip_rotate")  # --full
 QUICK = {"cpu": dict(settings="fp32", recipes="crop", steps=2, images=256, workers="0"),
          "cuda": dict(settings="fp32,bf16+cl", recipes="crop", steps=50, images=5120, workers="4")}
-FULL = {"cpu": dict(EVERY, steps=20, images=2560, workers="0,1,2"), "cuda": dict(EVERY, steps=200, images=25600,
-                                                                                 workers="0,4,8")}
+FULL = {"cpu": dict(EVERY, steps=20, images=2560, workers="0,1,2"),
+        "cuda": dict(EVERY, steps=200, images=25600, workers="0,4,8")}
 
 
 def header(command: str, device, versions: str, data: str) -> str:
     """Return the lines naming a benchmark's command, machine (with `versions`), data and date."""
     return (f"command: {command}\nmachine: {device_name(device)}, {os.cpu_count()} cores, load average "
-            f"{os.getloadavg()[0]:.1f}; "
-            f"Python {platform.python_version()}, {versions}; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
-            f"data: {data}")
+            f"{os.getloadavg()[0]:.1f}; Python {platform.python_version()}, {versions}; "
+            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\ndata: {data}")
 
 
 def device_name(device) -> str:
@@ -180,21 +175,20 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["cluster"]:
         return cluster_bench(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m helpers.tools.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m helpers.tools.bench", description=__doc__)
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR") or "synthetic",
                     help="data for loop/report: a CIFAR-10 folder, or 'synthetic' (default without $CIFAR10_DIR)")
-    ap.add_argument("--full", action="store_true", help="the long sweep: every setting, two recipes, more steps")
-    for name, text in (("images", "images per timed loop/report pass (default: by device and --full)"),
-                       ("steps", "timed steps of the bare step"), ("threads", "torch.set_num_threads")):
-        ap.add_argument(f"--{name}", type=int, help=text)
-    for name, text in (("settings", "comma list of fp32 | bf16, each optionally +cl (channels_last)"),
-                       ("recipes", "comma list of recipes for the loop and report columns"),
-                       ("workers", "comma list of DataLoader num_workers for the report column (best is shown)")):
-        ap.add_argument(f"--{name}", help=text)
-    ap.add_argument("--compile", action="store_true", help="also time torch.compile on the bare step (with --full: on)")
-    ap.add_argument("--no-checkpoint", action="store_true", help="skip the checkpoint cost")
+    for name, kind, text in (("images", int, "images per timed loop/report pass (default: by device and --full)"),
+                             ("steps", int, "timed steps of the bare step"), ("threads", int, "torch.set_num_threads"),
+                             ("settings", str, "comma list of fp32 | bf16, each optionally +cl (channels_last)"),
+                             ("recipes", str, "comma list of recipes for the loop and report columns"),
+                             ("workers", str, "comma list of DataLoader num_workers for the report column (best)")):
+        ap.add_argument(f"--{name}", type=kind, help=text)
+    for flag, text in (("full", "the long sweep: every setting, two recipes, more steps, torch.compile"),
+                       ("compile", "also time torch.compile on the bare step"),
+                       ("no-checkpoint", "skip the checkpoint cost")):
+        ap.add_argument(f"--{flag}", action="store_true", help=text)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -245,18 +239,15 @@ def main(argv=None):
     return rows, ck
 
 
-# ---- python -m helpers.tools.bench cluster -----------------------------------------------------------------
-
 def reference_seconds_per_epoch(folder=None) -> tuple[float, int]:
     """Return (median seconds per epoch, runs) of the full profile's 60-epoch reference runs (all 50,000 images)."""
     from .reference import REFERENCE_DIR
-    folder = Path(folder or Path(REFERENCE_DIR) / "full")
-    runs = [store.load_run(p) for p in sorted(folder.iterdir()) if store.is_complete(p)]
-    per_epoch = [r.history["seconds"].sum() / r.config["epochs"] for r in runs if r.config["epochs"] == 60
-                 and not r.config.get("validation") and r.config.get("train_size") is None]
-    if not per_epoch:
+    folder = Path(folder or REFERENCE_DIR / "full")
+    runs = store.records(folder).query("epochs == 60 and train_images == 50000 and eval_set == 'test'")
+    if runs.empty:
         raise FileNotFoundError(f"no 60-epoch full-profile runs under {folder}")
-    return float(statistics.median(per_epoch)), len(per_epoch)
+    return float(statistics.median(pd.read_csv(folder / f / "history.csv")["seconds"].sum() / 60
+                                   for f in runs["folder"])), len(runs)
 
 
 def wall_seconds(run_seconds: list, gpus: int) -> float:

@@ -19,8 +19,7 @@ from helpers.notebook.cam.wrappers import (CAM_LAYERS, METHODS, BlankCamWarning,
 
 def benchmark(images: int = 1000, layer: str = "layer4", stems=("imagenet", "cifar"), batch_size: int = 250,
               method: str = "GradCAM", plain: bool = True, seed: int = 0) -> pd.DataFrame:
-    """Return timings of `method` on random images at one layer: this wrapper, the forward passes alone (the
-    floor), and the library called plainly (every weight gradient computed); weights do not change the cost."""
+    """Return timings of `method` on random images at one layer: this wrapper, forward passes alone, the library."""
     torch.manual_seed(seed)
     x = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8)
     batches = [x[i:i + batch_size].float() / 255 for i in range(0, images, batch_size)]

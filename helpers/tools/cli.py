@@ -1,9 +1,6 @@
 """Command line: `python -m helpers.tools.cli train --profile quick --recipe none,crop --seeds 3` and `... summary`.
-
-Comma-separated values (`--recipe none,crop --lr 0.1,0.05`) give one run per combination, each with every seed
-of `--seeds` (seed, seed+1, ...; default: the profile's), trained by helpers.core.sweep.train_many (`--jobs N`,
-`--cluster slurm|local`). `--study` names the runs notebooks 01-05 load.
-"""
+Comma-separated values give one run per combination, each with every seed of `--seeds`, trained by
+helpers.core.sweep.train_many (`--jobs N`, `--cluster slurm|local`); `--study` names the runs notebooks 01-05 load."""
 from __future__ import annotations
 
 import argparse
@@ -120,8 +117,7 @@ def _train(args) -> int:
 def main(argv=None) -> int:
     """Run the command line; return the exit code."""
     from helpers.core.cluster import SETTING_OPTIONS
-    ap = argparse.ArgumentParser(prog="python -m helpers.tools.cli", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m helpers.tools.cli", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     tr = sub.add_parser("train", help="train (or load from the run store) runs and print their summaries")
     options = {name: (_TYPES[name].__name__.upper(), name + ("" if name in SINGLE else " (comma-separated: one run "

@@ -1,7 +1,6 @@
 """`make lab` (`python -m helpers.tools.lab [--port 8888] [--notebooks DIR] [jupyter lab options]`): JupyterLab on
 notebooks/ with this environment's kernel first; a busy port is reported and the next free one taken. The kernels
-inherit PROFILE, CIFAR10_DIR and RUNS_DIR, made absolute from where the command runs (they run in notebooks/).
-"""
+inherit PROFILE, CIFAR10_DIR and RUNS_DIR, made absolute from where the command runs (they run in notebooks/)."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +12,7 @@ from pathlib import Path
 from helpers.core.config import ConfigError, resolve_profile
 from helpers.core.data import DataError, check_data, resolve_source
 from helpers.core.project import portable_path, project_root
-from .report.build import NOTEBOOK_NAME, anchor_data_folder
+from .report.build import NOTEBOOK_NAME
 
 DEFAULT_PORT = 8888
 
@@ -34,7 +33,7 @@ def choose_port(port: int, tries: int = 50) -> int:
     if not 1 <= port <= 65535:
         raise ConfigError(f"parameter 'port' = {port!r} is invalid; valid: 1..65535")
     last = min(port + tries, 65536) - 1
-    for free in (p for p in range(port, last + 1) if port_is_free(p)):
+    if free := next((p for p in range(port, last + 1) if port_is_free(p)), None):
         return free
     raise ConfigError(f"parameter 'port' = {port!r}: ports {port}..{last} are all busy; valid: a free port (PORT=N)")
 
@@ -42,12 +41,11 @@ def choose_port(port: int, tries: int = 50) -> int:
 def lab_environment(environ=None) -> dict:
     """Return JupyterLab's and its kernels' environment: data and run store anchored, this Python's kernel first."""
     env = dict(os.environ if environ is None else environ)
-    anchor_data_folder({}, env)  # a relative CIFAR10_DIR, as `make report` reads it
-    if env.get("RUNS_DIR") and not os.path.isabs(env["RUNS_DIR"]):
-        env["RUNS_DIR"] = str(Path(env["RUNS_DIR"]).expanduser().resolve())
+    for name in ("CIFAR10_DIR", "RUNS_DIR"):  # relative to where the command runs, as `make report` reads them
+        if env.get(name) and not os.path.isabs(env[name]):
+            env[name] = str(Path(env[name]).expanduser().resolve())
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, whatever the shell sets
-    # This environment's kernel spec ("python3", which runs this Python) before any of the user's own.
-    kernels = [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")]
+    kernels = [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")]  # its "python3" runs this Python
     env["JUPYTER_PATH"] = os.pathsep.join(filter(None, kernels))
     return env
 
@@ -77,8 +75,7 @@ def prepare(port: int, notebooks, extra=(), environ=None) -> tuple[list[str], di
 
 def main(argv=None) -> int:
     """Check the port and the data, then replace this process with JupyterLab; return an exit code on error."""
-    ap = argparse.ArgumentParser(prog="python -m helpers.tools.lab", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m helpers.tools.lab", description=__doc__)
     ap.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
     ap.add_argument("--notebooks", default=str(project_root() / "notebooks"), help="folder to open (notebooks/)")
     args, extra = ap.parse_known_args(argv)

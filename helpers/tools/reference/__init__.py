@@ -1,11 +1,6 @@
 """Reference runs kept inside the project: report/reference/<profile>/<run>/ holds a finished run's record.json and
 history.csv (never checkpoints), and each profile folder a README.md listing every run's command, device, commit and
-date. A record names its experiment, so the tables are `groupby`s over runs.records(<profile folder>).
-
-    python -m helpers.tools.reference write quick            # copy the run store's quick runs in (make reference)
-    python -m helpers.tools.reference readme                 # render README.md's table and the docs pages' from them
-    python -m helpers.tools.reference show full              # list a profile's runs
-"""
+date. `python -m helpers.tools.reference write quick | readme | show full` (docs/reference.md)."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.config import FIELDS, ConfigError, make_config
-from helpers.core.project import project_root
+from helpers.core.project import portable_path as shown, project_root
 from helpers.core.runs import RECORD, atomic_write_bytes, read_json, records, runs_root
 
 REFERENCE_DIR = project_root() / "report" / "reference"
@@ -27,14 +22,6 @@ TABLE_START, TABLE_END = "<!-- runs-table:start -->", "<!-- runs-table:end -->"
 
 class ReferenceMissingError(FileNotFoundError):
     """A profile has no reference folder."""
-
-
-def shown(path) -> str:
-    """Return a folder relative to the project when it is inside it (no machine path in messages)."""
-    try:
-        return str(Path(path).resolve().relative_to(project_root().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def profiles(root=None) -> list[str]:
@@ -53,16 +40,14 @@ def profile_dir(profile: str, root=None) -> Path:
 
 
 def scored(runs: pd.DataFrame) -> pd.DataFrame:
-    """Return each run scored with Normalize at test time (raw False) and, for a normalizing run, without it (raw
-    True): its final test accuracy as `score`, at its best epoch as `best`; in the runs' order."""
+    """Return each run scored with Normalize (raw False) and, if normalizing, without (raw True): `score`, `best`."""
     both = [runs.assign(raw=raw, score=runs.get(f"{p}final_test_acc"), best=runs.get(f"{p}best_test_acc"))
             for raw, p in ((False, ""), (True, "raw_"))]
     return pd.concat(both).dropna(subset=["score"]).sort_index(kind="stable")
 
 
 def reference_matches(profile: str, experiment: str, raw: bool = False, root=None) -> pd.DataFrame:
-    """Return a profile's runs of one experiment (none when the profile has no folder), with their `score` and `best`
-    (scored): with Normalize at test time, or (raw=True) without it."""
+    """Return a profile's scored runs of one experiment, tested with Normalize or (raw=True) without; none if absent."""
     runs = scored(records(Path(root or REFERENCE_DIR) / str(profile)))  # an absent folder has no runs
     runs = runs[(runs["experiment"] == experiment) & (runs["raw"] == raw)]
     if runs["data"].nunique() > 1:  # never pooled
@@ -74,22 +59,17 @@ def reference_matches(profile: str, experiment: str, raw: bool = False, root=Non
 def run_command(config: dict) -> str:
     """Return the training command that makes this run: the profile, the recipe and every departure from them."""
     profile, recipe = config["profile"], config["recipe"]
-    try:
-        defaults = make_config(profile, recipe=recipe, data_dir="synthetic").to_dict()
-    except ConfigError:
-        defaults = {}
-    derived = config.get("epochs") != defaults.get("epochs")  # step_size and snapshots follow epochs
-    args = [f"--profile {profile}", f"--recipe {recipe}"]
-    for name in FIELDS:
-        value = config.get(name)
-        if name in ("profile", "recipe", "data_dir", "device", "seed") or value == defaults.get(name) or \
-                (derived and name in ("step_size", "snapshot_epochs")):
-            continue
+    defaults = make_config(profile, recipe=recipe, data_dir="synthetic").to_dict()
+    skip = {"profile", "recipe", "data_dir", "device", "seed"}
+    skip |= {"step_size", "snapshot_epochs"} if config.get("epochs") != defaults["epochs"] else set()  # follow epochs
+    words = [f"--profile {profile}", f"--recipe {recipe}"]
+    for name, value in ((n, config.get(n)) for n in FIELDS if n not in skip and config.get(n) != defaults[n]):
         text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() if isinstance(
             value, bool) else value
-        args.append(f"--{name.replace('_', '-')} {text}")
-    device = [f"--device {config['device']}"] if config.get("device") not in (None, "auto", "cpu") else []
-    return "python -m helpers.tools.cli train " + " ".join(args + [f"--seed {config['seed']}"] + device)
+        words.append(f"--{name.replace('_', '-')} {text}")
+    words += [f"--seed {config['seed']}"] + ([f"--device {config['device']}"] if config.get("device") not in (
+        None, "auto", "cpu") else [])
+    return "python -m helpers.tools.cli train " + " ".join(words)
 
 
 def folder_name(record: dict) -> str:
@@ -112,12 +92,11 @@ def runs_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, start: str, end: str, body: str, missing: str = "") -> str:
-    """Return `text` with what lies between the markers `start` and `end` replaced by `body`; ValueError(missing)
-    when the markers are absent."""
+def replace_block(text: str, start: str, end: str, body: str, missing: str) -> str:
+    """Return `text` with what lies between the markers `start` and `end` replaced by `body`; ValueError(missing)."""
     i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
-        raise ValueError(missing or f"markers {start} ... {end} not found (in this order)")
+        raise ValueError(missing)
     return text[:i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:]
 
 
@@ -130,25 +109,20 @@ def rewrite(path, render) -> bool:
     return new != text
 
 
-def write_readme(folder: Path, profile: str, previous: Path | None = None):
+def write_readme(folder: Path, profile: str, previous: Path):
     """Write <folder>/README.md: the previous README's text (else a short default) with its runs table regenerated."""
-    text = previous.read_text() if previous and previous.exists() else (
-        f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` "
-        f"(`python -m helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
+    text = previous.read_text() if previous.exists() else (
+        f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` (`python -m "
+        f"helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
         "folder holds the run's `record.json` and `history.csv` (no checkpoints); the table is rendered from them.\n")
     if TABLE_START not in text:
         text = text.rstrip("\n") + f"\n\n{TABLE_START}\n{TABLE_END}\n"
-    atomic_write_bytes(Path(folder) / "README.md", replace_block(text, TABLE_START, TABLE_END,
-                                                                 runs_table(folder)).encode())
+    body = replace_block(text, TABLE_START, TABLE_END, runs_table(folder), f"{profile}/README.md: markers out of order")
+    atomic_write_bytes(Path(folder) / "README.md", body.encode())
 
 
 def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False, log=print) -> Path:
-    """Write report/reference/<profile>/ from a run store's finished runs of that profile; return the folder.
-
-    The folder is built beside the old one and swapped in with renames, so a reader never sees half of it.
-    add=True keeps the runs already there (a run of the same name is replaced). The README keeps its text and gets
-    its runs table regenerated.
-    """
+    """Write report/reference/<profile>/ from a store's finished runs (add=True keeps those there); return it."""
     if profile not in ("smoke", "quick", "full"):
         raise ConfigError(f"parameter 'profile' = {profile!r} is invalid; valid: smoke | quick | full")
     base, store = Path(root or REFERENCE_DIR), runs_root(runs_dir)
@@ -178,7 +152,7 @@ def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False
         if target.exists():
             target.rename(old)
         tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)  # built beside the old folder and swapped in: never seen half-written
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -186,8 +160,7 @@ def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False
 
 def main(argv=None) -> int:
     """Run `python -m helpers.tools.reference write|readme|show`; return the exit code."""
-    ap = argparse.ArgumentParser(prog="python -m helpers.tools.reference", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m helpers.tools.reference", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     wr = sub.add_parser("write", help="write report/reference/<profile>/ from the run store's finished runs")
     wr.add_argument("profile", help="smoke | quick | full")
@@ -209,12 +182,11 @@ def main(argv=None) -> int:
             print(f"wrote {shown(folder)}/ ({sum(1 for p in folder.iterdir() if p.is_dir())} runs)")
         elif args.cmd == "readme":
             from helpers.tools.report import course, readme  # the tables need the report's figures: a top-level job
-            for page, what, update in (
-                    (args.readme, "results table", lambda p: readme.update_readme(p, root=args.root)),
-                    (args.results, "reference tables", lambda p: readme.update_block(
-                        p, readme.DETAIL_START, readme.DETAIL_END, readme.detail_block(args.root), "reference tables")),
-                    (args.course, "rendered figures", lambda p: course.update_page(p, root=args.root))):
-                print(f"{shown(page)}: {what} {'updated' if update(Path(page)) else 'already up to date'}")
+            for page, what, update in ((args.readme, "results table", readme.update_readme),
+                                       (args.results, "reference tables", readme.update_details),
+                                       (args.course, "rendered figures", course.update_page)):
+                changed = update(Path(page), root=args.root)
+                print(f"{shown(page)}: {what} {'updated' if changed else 'already up to date'}")
         else:
             print(records(profile_dir(args.profile, args.root)).to_string(index=False))
     except (ReferenceMissingError, ConfigError, ValueError) as e:

@@ -1,6 +1,5 @@
-"""`make report`: build (parameters, checks, the pipeline, its command line) → notebooks (papermill, reuse, the runs
-each notebook shows, the HTML pages) → experiments (the study's rows) → landing (report/index.html); readme and course
-render README.md's results and docs/course-report.md. `python -m helpers.tools.report` runs build.main."""
+"""`make report`: build (parameters, checks, command line) → notebooks (papermill, reuse, used runs, HTML pages) →
+experiments (the study's rows) → landing (report/index.html); readme and course render README.md and docs pages."""
 from helpers.tools.report.notebooks import Executed, ReportError, clean_outputs, used_runs
 from helpers.tools.report.experiments import experiment_rows, report_figure
 from helpers.tools.report.build import (anchor_data_folder, build_report, check_data, coerce, find_notebooks,

@@ -1,12 +1,6 @@
-"""`make report`: check the parameters and the data, execute the numbered notebooks with papermill, export them to
-HTML and write a landing page (report/index.html) that summarises the study.
-
-    python -m helpers.tools.report --profile quick --set epochs=5 --params-file my.yaml --out report/
-
-Each notebook gets only the parameters its `parameters` cell declares; a parameter no notebook declares is an error.
-Executed notebooks are kept in <out>/executed/ and reused while the notebook, its parameters, the helpers code and
-the runs it used are unchanged (--rerun executes them again).
-"""
+"""`make report`: check the parameters and the data, execute the numbered notebooks with papermill (each gets the
+parameters its `parameters` cell declares; reused from <out>/executed/ while unchanged), export them to HTML and write
+a landing page (report/index.html) that summarises the study (docs/html-report.md)."""
 from __future__ import annotations
 
 import argparse
@@ -98,8 +92,7 @@ def plan_parameters(notebooks: list[Path], params: dict, profile: str) -> dict:
 
 
 def anchor_data_folder(params: dict, environ=os.environ) -> dict:
-    """Return params with a relative `data_dir` made absolute, and make a relative $CIFAR10_DIR absolute in place:
-    the kernels run in notebooks/, where a folder given relative to the caller's folder would name another one."""
+    """Return params with `data_dir` made absolute, and $CIFAR10_DIR in place: the kernels run in notebooks/."""
     params = dict(params)
     if params.get("data_dir") not in (None, "synthetic") and not os.path.isabs(str(params["data_dir"])):
         params["data_dir"] = str(Path(str(params["data_dir"])).expanduser().resolve())
@@ -137,8 +130,7 @@ def build_report(profile: str = "auto", params: dict | None = None, out="report"
 
 def main(argv=None) -> int:
     """Run the command line; return the exit code."""
-    ap = argparse.ArgumentParser(prog="python -m helpers.tools.report", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m helpers.tools.report", description=__doc__)
     ap.add_argument("--profile", default="auto", help="auto | smoke | quick | full (default auto)")
     ap.add_argument("--params-file", help="YAML file of notebook parameters (name: value)")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", help="a notebook parameter; repeatable")

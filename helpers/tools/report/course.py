@@ -1,9 +1,5 @@
-"""docs/course-report.md's figures, rendered from the report's constants (helpers.notebook.results) and report/reference/.
-
-The page quotes every claim of the course report with the project's verdict. Its numbers sit in blocks between
-`<!-- course:NAME:start -->` and `<!-- course:NAME:end -->`; `python -m helpers.tools.reference readme` rewrites them,
-and tests/test_course_report.py checks the committed page equals the rendering, so no figure there is typed by hand.
-"""
+"""docs/course-report.md's figures, rendered from the report's constants (helpers.notebook.results) and
+report/reference/ into its `<!-- course:NAME:start/end -->` blocks by `python -m helpers.tools.reference readme`."""
 from __future__ import annotations
 
 import math
@@ -12,11 +8,11 @@ import pandas as pd
 
 from helpers.core.config import make_config
 from helpers.core.data import CLASSES
-from helpers.tools.reference import profile_dir, replace_block, rewrite
-from helpers.notebook.results import (REPORT_CAM, REPORT_NORMALIZE, REPORT_NORMALIZE_LOG_EPOCHS, REPORT_PROTOCOL,
-                       REPORT_SHORT_TRAINING, REPORT_STEPS_PER_EPOCH, REPORT_TEST_ACC, reference_sd)
 from helpers.core.runs import RECORD, read_json
 from helpers.core.stats import Spread, spread
+from helpers.notebook.results import (REPORT_CAM, REPORT_NORMALIZE, REPORT_NORMALIZE_LOG_EPOCHS, REPORT_PROTOCOL,
+                                      REPORT_SHORT_TRAINING, REPORT_STEPS_PER_EPOCH, REPORT_TEST_ACC, reference_sd)
+from helpers.tools.reference import profile_dir, replace_block, rewrite
 from .experiments import RECIPE_LABELS, format_spread
 from .readme import matches as runs, table
 
@@ -48,8 +44,7 @@ def value(s: Spread, digits: int = 2, unit: str = "%") -> str:
 
 def batch_sizes_for(steps: int, images: int, drop_last: bool = False) -> list[int]:
     """Return every batch size that gives `steps` batches per epoch over `images` images."""
-    count = (lambda b: images // b) if drop_last else (lambda b: math.ceil(images / b))
-    return [b for b in range(1, images + 1) if count(b) == steps]
+    return [b for b in range(1, images + 1) if (images // b if drop_last else math.ceil(images / b)) == steps]
 
 
 def protocol_block() -> str:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.config import FIELDS, Config
-from helpers.tools.reference import reference_matches, scored
 from helpers.core.runs import RECORD, is_complete, read_json
 from helpers.core.stats import Spread, spread
+from helpers.tools.reference import reference_matches, scored
 from .notebooks import ReportError
 
 # Short names for the summary tables; the report's figures themselves come from helpers.notebook.results.
@@ -26,17 +26,13 @@ def row_label(experiment: str, lr: float, raw: bool = False) -> str:
 
 
 def report_figure(experiment: str, lr: float, raw: bool = False) -> tuple[float, str] | None:
-    """Return (accuracy, as the report writes it) when the experiment is one of the report's, else None.
-
-    It is one when it departs from its profile's defaults in lr at most (the length may be scaled by the profile)
-    and uses a recipe and lr the report tried. The report's ≈30% goes to the lr-0.1 normalize run tested without
-    Normalize only (our reading of what it measured; it never tested with Normalize). Its 76.37% goes to both lr-0.5
-    rows, marked, since which test transform that run used is not shown (notebook 03).
-    """
+    """Return (accuracy, as the report writes it) if the experiment (lr aside, at any length) is the report's."""
     from helpers.notebook.results import REPORT_NORMALIZE, REPORT_PROTOCOL, REPORT_READING, REPORT_TEST_ACC
     recipe, *rest = experiment.split(", ")
     if any(not p.startswith("lr ") for p in rest):
         return None
+    # Its 76.37% goes to both lr-0.5 rows, since the test transform of that run is not shown (notebook 03); its ≈30%
+    # to the lr-0.1 normalize run tested without Normalize only (our reading; it never tested with Normalize).
     if recipe == "normalize" and lr == REPORT_NORMALIZE["fix_lr"]:
         return REPORT_NORMALIZE["fix_test_acc"], f"{REPORT_NORMALIZE['fix_test_acc']:.2f}% (test transform " \
                                                  f"{REPORT_READING['fix']})"
@@ -47,46 +43,36 @@ def report_figure(experiment: str, lr: float, raw: bool = False) -> tuple[float,
     return None
 
 
-def config_of(config: dict) -> Config:
-    """Return the Config of a record's config."""
-    return Config(**{k: tuple(v) if k == "snapshot_epochs" else v for k, v in config.items() if k in FIELDS})
-
-
-def reference_cell(experiment: str, raw: bool = False, profile: str = FULL_SCALE, root=None) -> dict | None:
-    """Return the reference's spread for this experiment at `profile`'s scale, with its runs' devices."""
-    runs = reference_matches(profile, experiment, raw, root)
+def reference_cell(experiment: str, raw: bool = False) -> dict | None:
+    """Return the full-scale reference's spread for this experiment, with its runs' devices, epochs and folders."""
+    runs = reference_matches(FULL_SCALE, experiment, raw)
     return None if runs.empty else {"spread": spread(runs["score"]), "devices": sorted(set(runs["device"].dropna())),
                                     "epochs": sorted(set(runs["epochs"])), "folders": list(runs["folder"])}
 
 
-def used_runs(executed, pages: list[dict]) -> pd.DataFrame:
-    """Return one row per run the notebooks used (first use only): its record's fields and the notebook's page."""
-    rows = {}
+def experiment_rows(executed, pages: list[dict]) -> list[dict]:
+    """Return a row per experiment the notebooks used (over seeds; with and without Normalize if it normalizes)."""
+    from helpers.notebook.results import is_comparable
+    used = {}
     for e, page in zip(executed, pages):
         for run_path in e.runs:
             if not is_complete(run_path):
                 raise ReportError(f"run {run_path} used by {e.source.name} is no longer in the run store; "
                                   "rerun the report")
             r = read_json(Path(run_path) / RECORD)
-            rows.setdefault(run_path, {**r["results"], "experiment": r["experiment"], "config": r["config"],
+            used.setdefault(run_path, {**r["results"], "experiment": r["experiment"], "config": r["config"],
                                        "folder": Path(run_path).name, "notebook": page["title"], "href": page["href"]})
-    return pd.DataFrame(list(rows.values()))
-
-
-def experiment_rows(executed, pages: list[dict], root=None) -> list[dict]:
-    """Return one row per experiment the notebooks used (its runs over seeds), two for a normalizing one (with
-    and without Normalize at test time): the report's figure, the full-scale reference, and this build."""
-    from helpers.notebook.results import is_comparable
-    runs, rows = used_runs(executed, pages), []
+    runs, rows = pd.DataFrame(list(used.values())), []
     for (name, raw), group in (scored(runs).groupby(["experiment", "raw"], sort=False) if len(runs) else ()):
         first, measured, raw = group.iloc[0], spread(group["score"]), bool(raw)
         conf = first["config"]
         figure = report_figure(name, conf["lr"], raw)
-        comparable = figure is not None and is_comparable(config_of(conf))
+        config = Config(**{k: tuple(v) if k == "snapshot_epochs" else v for k, v in conf.items() if k in FIELDS})
+        comparable = figure is not None and is_comparable(config)
         rows.append({"experiment": row_label(name, conf["lr"], raw), "name": name, "raw": raw, "epochs": conf["epochs"],
                      "runs": list(group["folder"]), "notebook": first["notebook"], "href": first["href"],
                      "train_images": first.get("train_images"), "source": first.get("data_source"),
-                     "report": figure[1] if figure else None, "reference": reference_cell(name, raw, root=root),
+                     "report": figure[1] if figure else None, "reference": reference_cell(name, raw),
                      "build": measured, "measured": measured.mean, "best": spread(group["best"]).mean,
                      "difference": measured.mean - figure[0] if comparable else None})
     return rows

@@ -9,9 +9,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 from helpers.core.project import project_commit
-from helpers.tools.reference import REFERENCE_DIR, shown
 from helpers.core.runs import load_run
 from helpers.core.stats import Verdict, verdict_frame
+from helpers.tools.reference import REFERENCE_DIR, shown
 from .experiments import FULL_SCALE, experiment_rows, format_spread
 from .notebooks import IMAGE_TYPES, TEMPLATES, Executed, last_heading, now
 
@@ -24,13 +24,12 @@ def data_uri(data: dict) -> str | None:
     if mime is None:
         return None
     payload = "".join(data[mime])
-    payload = base64.b64encode(payload.encode()).decode() if mime == "image/svg+xml" else payload.strip()
-    return f"data:{mime};base64,{payload}"
+    return f"data:{mime};base64," + (base64.b64encode(payload.encode()).decode() if mime == "image/svg+xml"
+                                     else payload.strip())
 
 
 def key_figures(executed: list[Executed], pages: list[dict]) -> tuple[list[dict], bool]:
-    """Return the landing page's figures and whether they were tagged: the first image of each cell
-    tagged `report-figure`; when no cell is tagged anywhere, each notebook's last image."""
+    """Return the first image of each cell tagged `report-figure` and True; if none is, each notebook's last, False."""
     import nbformat
     tagged, last = [], []
     for e, page in zip(executed, pages):
@@ -46,8 +45,7 @@ def key_figures(executed: list[Executed], pages: list[dict]) -> tuple[list[dict]
 
 
 def verdicts(rows: list[dict], profile: str) -> list[Verdict]:
-    """Return a verdict row per experiment that compares with the report: this build against the report's one run,
-    under the notebooks' rule (results.judge: the reference runs' spread stands in where a side has one seed)."""
+    """Return a Verdict per row that compares with the report: this build against its one run, by results.judge."""
     from helpers.notebook.results import judge, reference_sd
     compared = [r for r in rows if r.get("difference") is not None]
     ref = reference_sd(profile, dict.fromkeys(r["name"] for r in compared)) if compared else None
@@ -69,15 +67,14 @@ def environment(executed: list[Executed]) -> dict:
             "commit": project_commit(mark_dirty=True)}
 
 
-def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed],
-                  pages: list[dict], reference_root=None) -> Path:
+def write_landing(out: Path, profile: str, params: dict, data: str, executed: list[Executed], pages: list) -> Path:
     """Render report/templates/landing.html.j2 into <out>/index.html; return its path."""
     import jinja2
     from helpers.notebook.results import REPORT_PROTOCOL
     figures, tagged = key_figures(executed, pages)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
     env.filters["spread"] = format_spread
-    rows, reference = experiment_rows(executed, pages, root=reference_root), Path(reference_root or REFERENCE_DIR)
+    rows, reference = experiment_rows(executed, pages), REFERENCE_DIR / FULL_SCALE
     judged = verdicts(rows, profile)
     judged = verdict_frame(judged).to_html(index=False, border=0, classes="verdicts") if judged else ""
     html = env.get_template("landing.html.j2").render(
@@ -86,6 +83,6 @@ def write_landing(out: Path, profile: str, params: dict, data: str, executed: li
         figures=figures, figures_tagged=tagged,
         notebooks=[p | {"seconds": e.seconds, "reused": e.reused} for e, p in zip(executed, pages)],
         env=environment(executed), tag=FIGURE_TAG, protocol=REPORT_PROTOCOL,
-        reference={"folder": shown(reference / FULL_SCALE), "exists": (reference / FULL_SCALE).is_dir()})
+        reference={"folder": shown(reference), "exists": reference.is_dir()})
     (out / "index.html").write_text(html, encoding="utf-8")
     return out / "index.html"

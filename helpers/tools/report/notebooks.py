@@ -102,8 +102,6 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-# ---- the HTML pages ---------------------------------------------------------------------------------------------
-
 def clean_outputs(outputs: list) -> list:
     """Return a cell's outputs without what a static page cannot show well: warnings, widgets, bar residue."""
     kept = []
@@ -134,8 +132,7 @@ def notebook_title(nb) -> str:
 
 
 def reader_notebook(path: Path):
-    """Return an executed notebook as a reader gets it: outputs cleaned (clean_outputs), each image with an alt text
-    (its cell's caption, else the section heading), and no widget state, so that no widget script loads."""
+    """Return an executed notebook as a reader gets it: outputs cleaned, images with alt texts, no widget state."""
     import nbformat
     nb = nbformat.read(str(path), as_version=4)
     nb.metadata.pop("widgets", None)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.config import PROFILE_SEEDS, Config, experiment_name, make_config
-from helpers.tools.reference import profile_dir, profiles, reference_matches, replace_block, rewrite, scored
 from helpers.core.runs import records
 from helpers.core.stats import Verdict, spread, verdict_markdown
+from helpers.tools.reference import profile_dir, profiles, reference_matches, replace_block, rewrite, scored
 from .experiments import format_spread, report_figure, row_label
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
@@ -32,8 +32,7 @@ def config_for(recipe: str, lr=None) -> Config:
 
 
 def matches(profile: str, recipe: str, lr=None, raw: bool = False, root=None) -> pd.DataFrame:
-    """Return a reference profile's runs of the experiment `recipe` at `lr` scored on the test set, with their `score`
-    and `best` (raw: tested without Normalize); none when the profile has no folder."""
+    """Return a profile's reference runs of `recipe` at `lr` scored on the test set (as reference_matches)."""
     runs = reference_matches(profile, experiment_name(config_for(recipe, lr)), raw, root)
     return runs[runs["eval_set"] == "test"]
 
@@ -56,12 +55,10 @@ def cell(runs: pd.DataFrame, column_scale, with_device: bool) -> str:
 
 
 def results_table(root=None) -> str:
-    """Return the Markdown results table (experiment | report | full-scale reference | quick reference runs), then
-    the full-scale reference's verdict against each of the report's figures."""
+    """Return the Markdown results table (report | full | quick), then the full reference's verdict on each figure."""
     from helpers.notebook.results import REPORT_PROTOCOL, judge, reference_sd
-    configs = {(r, lr, raw): config_for(r, lr) for r, lr, raw in EXPERIMENTS}
-    found = {(experiment_name(c), c.lr, raw): {p: matches(p, r, lr, raw, root) for p in COLUMNS}
-             for (r, lr, raw), c in configs.items()}
+    found = {(experiment_name(c := config_for(r, lr)), c.lr, raw): {p: matches(p, r, lr, raw, root) for p in COLUMNS}
+             for r, lr, raw in EXPERIMENTS}
     scales = {}
     for p in COLUMNS:  # the (training images, epochs) most runs of a column share: its scale
         runs = pd.concat([f[p] for f in found.values()])[["train_images", "epochs"]].dropna().astype(int)
@@ -81,13 +78,12 @@ def results_table(root=None) -> str:
             verdicts.append(Verdict(label, "full-scale reference", "the report",
                                     judge(runs["full"]["score"], [figure[0]], ref)))
     seeds = {p: "one seed" if PROFILE_SEEDS[p] == 1 else f"{PROFILE_SEEDS[p]} seeds" for p in ("quick", "full")}
-    note = ("Test accuracy after the last epoch; n is the number of seeds. Rendered by `python -m helpers.tools.reference "
-            "readme` from `report/reference/full/` and `report/reference/quick/` (their README.md gives each run's "
-            f"command, device, commit and date); see docs/reference.md. `make report` trains {seeds['quick']} per "
-            f"experiment in the quick profile and {seeds['full']} in the full profile (`SEEDS=N` changes it). Each of "
-            "the report's figures against the full-scale reference, under the notebooks' rule, with the reference spread of "
-            "the notebook that measures it "
-            "([seeds and spread](docs/seeds-and-spread.md)):")
+    note = ("Test accuracy after the last epoch; n is the number of seeds. Rendered by `python -m "
+            "helpers.tools.reference readme` from `report/reference/full/` and `report/reference/quick/` (their "
+            "README.md gives each run's command, device, commit and date); see docs/reference.md. `make report` trains "
+            f"{seeds['quick']} per experiment in the quick profile and {seeds['full']} in the full profile (`SEEDS=N` "
+            "changes it). Each of the report's figures against the full-scale reference, under the notebooks' rule, with "
+            "the reference spread of the notebook that measures it ([seeds and spread](docs/seeds-and-spread.md)):")
     return "\n\n".join([table(["experiment", *header], rows), note, verdict_markdown(verdicts)])
 
 
@@ -117,8 +113,13 @@ def detail_table(profile: str, root=None) -> str:
 def detail_block(root=None) -> str:
     """Return docs/results.md's rendered block: a detail table per reference profile."""
     parts = [line for p in profiles(root) for line in (f"### `report/reference/{p}/`", "", detail_table(p, root), "")]
-    return "\n".join(parts + ["Rendered by `python -m helpers.tools.reference readme` from each run's record.json; each "
-                              "folder's README.md gives every run's command, device, commit and date."])
+    return "\n".join(parts + ["Rendered by `python -m helpers.tools.reference readme` from each run's record.json; "
+                              "each folder's README.md gives every run's command, device, commit and date."])
+
+
+def update_details(path, root=None) -> bool:
+    """Rewrite the block between the reference-detail markers of docs/results.md `path`; return whether it changed."""
+    return update_block(path, DETAIL_START, DETAIL_END, detail_block(root), "reference tables")
 
 
 def update_block(path, start: str, end: str, block: str, what: str) -> bool:

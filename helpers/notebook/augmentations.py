@@ -5,8 +5,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from helpers.core.recipes import get_recipe
-from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, judged,
-                      seed_columns)
+from .results import NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, final_spread, judged, seed_columns
 from helpers.core.stats import Verdict, spread
 
 FINAL, BEST, TRAIN, GAP = "final test acc (%)", "best test acc (%)", "final train acc (%)", "train−test gap (points)"
@@ -22,7 +21,7 @@ def recipe_table(runs: dict, per_seed: bool = False) -> pd.DataFrame:
     """Return one row per recipe ({recipe: its runs}): the report's and the measured accuracies, each seed if asked."""
     df = pd.DataFrame([{"recipe": recipe, "report test acc (%)": REPORT_TEST_ACC.get(recipe) or float("nan"),
                         FINAL: final_spread(rs), BEST: spread(r.best_acc for r in rs),
-                        TRAIN: column_spread(rs, "train_acc"),
+                        TRAIN: final_spread(rs, "train_acc"),
                         GAP: spread(float(r.history["train_acc"].iloc[-1]) - r.final_acc for r in rs)}
                        for recipe, rs in ((k, _as_list(v)) for k, v in runs.items())])
     return seed_columns(df, runs, "recipe", name="seed {seed} final test (%)") if per_seed else df

@@ -5,8 +5,8 @@ import pandas as pd
 from IPython.display import Markdown
 
 from helpers.core.config import Config, scaled_report_epochs
-from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, column_spread, final_spread, is_comparable,
-                      judged, report_side)
+from .results import (NO_REFERENCE, REPORT_TEST_ACC, Reference, _as_list, final_spread, is_comparable, judged,
+                      report_side)
 from helpers.core.stats import Verdict, spread
 
 
@@ -31,19 +31,16 @@ def accuracy_table(runs, per_seed: bool = False) -> pd.DataFrame:
     runs = _as_list(runs)
     groups = [("all seeds", runs)] + ([(f"seed {r.config.get('seed')}", [r]) for r in runs] if per_seed else [])
     return pd.DataFrame([{"runs": label, "report test acc (%)": REPORT_TEST_ACC["none"] if rs is runs else None,
-                          "final test acc (%)": final_spread(rs),
-                          "best test acc (%)": spread(r.best_acc for r in rs),
-                          "final train acc (%)": column_spread(rs, "train_acc")} for label, rs in groups])
+                          "final test acc (%)": final_spread(rs), "best test acc (%)": spread(r.best_acc for r in rs),
+                          "final train acc (%)": final_spread(rs, "train_acc")} for label, rs in groups])
 
 
 def baseline_verdicts(runs, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
     """Return notebook 01's verdicts on the final test accuracy: against the best epoch's, train's and the report's."""
-    runs = _as_list(runs)
-    final = final_spread(runs)
-    return judged([("the last epoch is as good as the best one", "last epoch", final, "best epoch",
-                    spread(r.best_acc for r in runs)),
-                   ("training accuracy exceeds test accuracy (overfitting)", "train", column_spread(runs, "train_acc"),
-                    "test", final),
+    t = accuracy_table(runs).iloc[0]
+    final, best, train = t["final test acc (%)"], t["best test acc (%)"], t["final train acc (%)"]
+    return judged([("the last epoch is as good as the best one", "last epoch", final, "best epoch", best),
+                   ("training accuracy exceeds test accuracy (overfitting)", "train", train, "test", final),
                    ("the baseline's test accuracy matches the report's", "measured", final, "the report",
                     report_side(REPORT_TEST_ACC["none"], is_comparable(cfg)))], ref)
 

@@ -43,10 +43,8 @@ def speed_table(reference, fast, target: float = REPORT_BEST, per_seed: bool = F
                      f"mean curve: first epoch ≥ {target:.2f}%": epoch,
                      "minutes to it": None if epoch is None else float(mean.loc[:epoch, "seconds"].sum() / 60)})
     df = pd.DataFrame(rows)
-    if per_seed:
-        df = seed_columns(df, dict(zip(LABELS, (reference, fast))), "run", value=heldout_acc,
-                          name="seed {seed} test (%)")
-    return df
+    return (seed_columns(df, dict(zip(LABELS, (reference, fast))), "run", value=heldout_acc,
+                         name="seed {seed} test (%)") if per_seed else df)
 
 
 def plot_speed(reference, fast, target: float = REPORT_BEST, axes=None):

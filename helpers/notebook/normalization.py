@@ -10,8 +10,8 @@ from IPython.display import Markdown
 from helpers.core.config import Config, experiment_name, make_config
 from helpers.core.recipes import eval_batch, get_recipe
 from .results import (NO_REFERENCE, REPORT_MEAN, REPORT_NORMALIZE, REPORT_READING, REPORT_STD, REPORT_TEST_ACC,
-                      Reference, _as_list, column_spread, final_spread, is_comparable, judged, reference_sd,
-                      report_side, stored_spread)
+                      Reference, _as_list, final_spread, is_comparable, judged, reference_sd, report_side,
+                      stored_spread)
 from helpers.core.stats import Spread, Verdict, spread
 
 
@@ -61,11 +61,6 @@ def scored(run, normalize: bool) -> float:
     return run.final_acc if normalize else float(raw_history(run)["test_acc"].iloc[-1])
 
 
-def scored_spread(runs, normalize: bool) -> Spread:
-    """Return the Spread over seeds of `scored`."""
-    return spread(scored(r, normalize) for r in _as_list(runs))
-
-
 @dataclasses.dataclass
 class NormalizationStudy:
     """Notebook 03's four normalizing settings, accuracy (%) per seed, with the baseline and losses where measured."""
@@ -84,10 +79,10 @@ class NormalizationStudy:
     def from_runs(cls, baseline, correct, fixed) -> "NormalizationStudy":
         """Return the study from the three experiments' runs (a run or a list of seeds' runs each)."""
         correct, fixed = _as_list(correct), _as_list(fixed)
-        return cls(scored_spread(correct, True), scored_spread(correct, False), scored_spread(fixed, True),
-                   scored_spread(fixed, False), lr=float(correct[0].config["lr"]), fix_lr=float(fixed[0].config["lr"]),
-                   baseline=final_spread(baseline), train_loss=column_spread(correct, "train_loss"),
-                   fix_train_loss=column_spread(fixed, "train_loss"))
+        return cls(*(spread(scored(r, n) for r in rs) for rs in (correct, fixed) for n in (True, False)),
+                   lr=float(correct[0].config["lr"]), fix_lr=float(fixed[0].config["lr"]),
+                   baseline=final_spread(baseline), train_loss=final_spread(correct, "train_loss"),
+                   fix_train_loss=final_spread(fixed, "train_loss"))
 
     @classmethod
     def load(cls, lr: float = 0.1, fix_lr: float = 0.5, profile: str = "full") -> "NormalizationStudy":
@@ -126,9 +121,9 @@ def experiments(lr: float, fix_lr: float, profile: str = "full") -> list[str]:
             for r, x in (("none", lr), ("normalize", lr), ("normalize", fix_lr))]
 
 
-def _verdicts(s: NormalizationStudy, ref: Reference, comparable: bool = True) -> list[Verdict]:
-    """Return the verdicts whose two sides were both measured; the report's figures are sides where they compare."""
-    m, w, fm, fw = s.settings()
+def normalization_verdicts(s: NormalizationStudy, cfg: Config | None, ref: Reference = NO_REFERENCE) -> list[Verdict]:
+    """Return notebook 03's verdicts, the report's figures a side where `cfg` (None: the report's scale) compares."""
+    comparable, (m, w, fm, fw) = cfg is None or is_comparable(cfg), s.settings()
     report, report_fix = f"the report, lr {s.lr}", f"the report, lr {s.fix_lr}"
     sides = {"none": s.baseline, **s.settings(), report: report_side(REPORT_NORMALIZE["test_acc"], comparable),
              report_fix: report_side(REPORT_NORMALIZE["fix_test_acc"], comparable)}
@@ -143,14 +138,9 @@ def _verdicts(s: NormalizationStudy, ref: Reference, comparable: bool = True) ->
     return judged([(c, a, sides[a], b, sides[b]) for c, a, b in claims], ref)
 
 
-def normalization_verdicts(s: NormalizationStudy, cfg: Config, ref: Reference = NO_REFERENCE) -> list[Verdict]:
-    """Return notebook 03's verdicts, with the report's figures where the profile compares with the report."""
-    return _verdicts(s, ref, is_comparable(cfg))
-
-
 def full_scale_verdicts(fs: NormalizationStudy) -> list[Verdict]:
     """Return the study's verdicts at the report's scale, judged with the full-scale reference spread."""
-    return _verdicts(fs, fs.ref)
+    return normalization_verdicts(fs, None, fs.ref)
 
 
 def full_scale_table(fs: NormalizationStudy) -> pd.DataFrame:

@@ -101,14 +101,9 @@ def group_runs(runs) -> dict:
     return {k: [r for r in runs if r.config["recipe"] == k] for k in dict.fromkeys(r.config["recipe"] for r in runs)}
 
 
-def final_spread(runs) -> Spread:
-    """Return the Spread of the runs' final test accuracies (one value per seed)."""
-    return spread(r.final_acc for r in _as_list(runs))
-
-
-def column_spread(runs, column: str) -> Spread:
-    """Return the Spread across runs of one history column at the last epoch."""
-    return spread(float(r.history[column].iloc[-1]) for r in _as_list(runs))
+def final_spread(runs, column: str | None = None) -> Spread:
+    """Return the Spread across seeds of the final test accuracy, or of a history column at the last epoch."""
+    return spread(r.final_acc if column is None else float(r.history[column].iloc[-1]) for r in _as_list(runs))
 
 
 def seed_columns(table: pd.DataFrame, runs: dict, label: str, value=lambda r: r.final_acc,

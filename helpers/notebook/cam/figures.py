@@ -149,13 +149,12 @@ def explorer_figure(checkpoints: dict, images: torch.Tensor, labels, index: int 
 class CamExplorer:
     """ipywidgets controls (image, target class, layer, method, checkpoint) redrawing the explorer figure."""
 
-    def __init__(self, checkpoints: dict, images: torch.Tensor, labels, index: int = 0, layer: str = "layer2",
-                 method: str = "GradCAM"):
+    def __init__(self, checkpoints: dict, images: torch.Tensor, labels, index: int = 0, method: str = "GradCAM"):
         import ipywidgets as w
         self.renders, style = 0, dict(description_width="initial")
         self.controls = {"index": w.IntSlider(value=index, min=0, max=len(images) - 1, description="image",
                                               style=style, continuous_update=False)}
-        for name, options, value in (("target", ["predicted", *CLASSES], "predicted"), ("layer", CAM_LAYERS, layer),
+        for name, options, value in (("target", ["predicted", *CLASSES], "predicted"), ("layer", CAM_LAYERS, "layer2"),
                                      ("method", list(METHODS), method), ("checkpoint", list(checkpoints), None)):
             self.controls[name] = w.Dropdown(options=options, value=value or options[0], description=name, style=style)
         self.controls["checkpoint"].layout.width = "420px"
@@ -177,15 +176,15 @@ def frontend_is_live() -> bool:
     return bool(kernel is not None and kernel.get_parent("shell").get("content", {}).get("allow_stdin"))
 
 
-def show_explorer(checkpoints: dict, images: torch.Tensor, labels, index: int = 0, layers=CAM_LAYERS,
-                  method: str = "GradCAM", interactive: bool | None = None):
+def show_explorer(checkpoints: dict, images: torch.Tensor, labels, index: int = 0, method: str = "GradCAM",
+                  interactive: bool | None = None):
     """Display the explorer where a live frontend can run it (None: detect), always a static grid; return it or None."""
     explorer = None
     if frontend_is_live() if interactive is None else interactive:
         explorer = CamExplorer(checkpoints, images, labels, index=index, method=method)
         IPython.display.display(explorer.widget)
     fig = cam_grid(checkpoints, images[index:index + 1], torch.as_tensor(labels)[index:index + 1],
-                   rows="checkpoint", cols="layer", layers=layers, methods=(method,),
+                   rows="checkpoint", cols="layer", layers=CAM_LAYERS, methods=(method,),
                    title=f"{method}, image {index}, predicted class")
     IPython.display.display(fig)
     plt.close(fig)

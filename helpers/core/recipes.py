@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torchvision import transforms as T
+from torchvision.transforms import functional as TF
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # the report's constants
 CIFAR10_STD = (0.247, 0.243, 0.261)
@@ -26,11 +27,8 @@ class Recipe:
         """Return the torchvision pipeline (PIL image or uint8 tensor in, float tensor out)."""
         random = [(self.crop_padding, T.RandomCrop(32, padding=self.crop_padding)),
                   (self.flip, T.RandomHorizontalFlip()), (self.rotate_degrees, T.RandomRotation(self.rotate_degrees))]
-        return T.Compose([t for used, t in random if used] + self.eval_transform().transforms)
-
-    def eval_transform(self, normalize: bool = True) -> T.Compose:
-        """Return the test-time pipeline; normalize=False drops the recipe's Normalize (the report's suspected bug)."""
-        return T.Compose([T.ToTensor()] + [T.Normalize(CIFAR10_MEAN, CIFAR10_STD)] * (self.normalize and normalize))
+        normalize = [T.Normalize(CIFAR10_MEAN, CIFAR10_STD)] * self.normalize
+        return T.Compose([t for used, t in random if used] + [T.ToTensor()] + normalize)
 
 
 RECIPES = {
@@ -84,17 +82,10 @@ def rotate_batch(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x.to(dt), grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-def normalize_batch(x: torch.Tensor) -> torch.Tensor:
-    """Return (x - mean) / std with the report's per-channel constants."""
-    mean = torch.tensor(CIFAR10_MEAN, device=x.device, dtype=x.dtype)[None, :, None, None]
-    std = torch.tensor(CIFAR10_STD, device=x.device, dtype=x.dtype)[None, :, None, None]
-    return (x - mean) / std
-
-
 def augment_batch(recipe: Recipe, x: torch.Tensor, generator: torch.Generator | None = None,
                   params: dict | None = None) -> torch.Tensor:
     """Return a uint8 (or [0, 1] float) batch in the recipe's training form, one draw per image (or `params`')."""
-    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    x = eval_batch(recipe, x, normalize=False)
     if params is None:
         params = draw_params(recipe, x.shape[0], generator or torch.default_generator, x.device)
     if recipe.crop_padding:  # every 32x32 window of the padded image, then each image's own
@@ -104,10 +95,10 @@ def augment_batch(recipe: Recipe, x: torch.Tensor, generator: torch.Generator | 
         x = torch.where(params["flip"][:, None, None, None], x.flip(3), x)
     if recipe.rotate_degrees:
         x = rotate_batch(x, params["angle"])
-    return normalize_batch(x) if recipe.normalize else x
+    return eval_batch(recipe, x)
 
 
 def eval_batch(recipe: Recipe, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Return a uint8 batch as the model sees it at test time (with the recipe's Normalize unless normalize=False)."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-    return normalize_batch(x) if recipe.normalize and normalize else x
+    return TF.normalize(x, CIFAR10_MEAN, CIFAR10_STD) if recipe.normalize and normalize else x

@@ -105,16 +105,13 @@ def _decode(path: Path) -> np.ndarray:
 
 def load_folder(root, per_class: dict | None = None, use_cache: bool = True) -> dict:
     """Return {train_x, train_y, test_x, test_y} decoded from an ImageFolder tree, cached by its fingerprint."""
-    fp = folder_fingerprint(Path(root), per_class)
-    cache = cache_dir() / f"cifar10-folder-{fp[:20]}.pt"
+    cache = cache_dir() / f"cifar10-folder-{folder_fingerprint(Path(root), per_class)[:20]}.pt"
     if use_cache and cache.exists():
         try:
-            arrays = torch.load(cache, weights_only=True)
-            if arrays.get("fingerprint") == fp:
-                return arrays
+            return torch.load(cache, weights_only=True)
         except Exception as e:
             warnings.warn(f"decoded-data cache {cache} is unreadable ({e}); decoding again")
-    arrays = {"fingerprint": fp}
+    arrays = {}
     for split, files in _list_folder(Path(root), per_class).items():
         arrays |= _arrays(split, np.stack([_decode(p) for _, p in files]), [k for k, _ in files])
     if use_cache:  # to a temporary file, then renamed: readers never see half a file

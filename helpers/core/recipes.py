@@ -40,7 +40,6 @@ RECIPES = {
                         about="RandomCrop(32, padding=4) + RandomHorizontalFlip (standard CIFAR recipe)"),
     "normalize": Recipe("normalize", normalize=True,
                         about="Normalize(mean (0.4914, 0.4822, 0.4465), std (0.247, 0.243, 0.261))"),
-    # Beyond the report: crop + flip, and make_config gives it its own schedule (see FAST_DEFAULTS).
     "fast": Recipe("fast", crop_padding=4, flip=True,
                    about="crop + flip with OneCycle LR, Nesterov, label smoothing 0.1: the report's best in 15 epochs"),
 }

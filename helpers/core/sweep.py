@@ -123,9 +123,8 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
         cuda = any(resolve_device(c.device).type == "cuda" for _, c in pending)
         at_once = resolve_jobs(jobs, len(pending), cuda)
         if at_once > 1:
-            # On CUDA the CPU only launches kernels, so the runs share its cores. On the CPU every run keeps the
-            # default thread count: other thread counts sum in another order, and a run's history must not depend
-            # on whether it trains in its own process or in this one.
+            # On CUDA the CPU only launches kernels: the runs share its cores. On the CPU each keeps the default
+            # thread count: another sums in another order, and a history must not depend on where a run trains.
             threads = max(1, (os.cpu_count() or 1) // at_once) if cuda else None
             executor = cluster.local_executor(root, cuda)
     for rid, c in pending if executor is None else ():

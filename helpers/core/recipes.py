@@ -1,6 +1,5 @@
-"""Augmentation recipes: the report's torchvision pipelines, and the batched form training uses.
-torchvision's random transforms draw one parameter per call (one crop or angle for a whole batch tensor), so
-training uses `augment_batch`, which draws a parameter per image for a whole batch at once on the training device."""
+"""Augmentation recipes: the report's torchvision pipelines, and `augment_batch`, which training uses: it draws one
+parameter per image for a whole batch on the training device (torchvision draws one per call, one crop per batch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +7,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torchvision import transforms as T
-from torchvision.transforms import functional as TF
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # the report's constants
 CIFAR10_STD = (0.247, 0.243, 0.261)
@@ -38,8 +36,7 @@ RECIPES = {
     "crop": Recipe("crop", crop_padding=4, about="RandomCrop(32, padding=4)"),
     "crop_flip": Recipe("crop_flip", crop_padding=4, flip=True,
                         about="RandomCrop(32, padding=4) + RandomHorizontalFlip (standard CIFAR recipe)"),
-    "normalize": Recipe("normalize", normalize=True,
-                        about="Normalize(mean (0.4914, 0.4822, 0.4465), std (0.247, 0.243, 0.261))"),
+    "normalize": Recipe("normalize", normalize=True, about=f"Normalize(mean {CIFAR10_MEAN}, std {CIFAR10_STD})"),
     "fast": Recipe("fast", crop_padding=4, flip=True,
                    about="crop + flip with OneCycle LR, Nesterov, label smoothing 0.1: the report's best in 15 epochs"),
 }
@@ -100,4 +97,4 @@ def augment_batch(recipe: Recipe, x: torch.Tensor, generator: torch.Generator | 
 def eval_batch(recipe: Recipe, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Return a uint8 batch as the model sees it at test time (with the recipe's Normalize unless normalize=False)."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-    return TF.normalize(x, CIFAR10_MEAN, CIFAR10_STD) if recipe.normalize and normalize else x
+    return T.functional.normalize(x, CIFAR10_MEAN, CIFAR10_STD) if recipe.normalize and normalize else x

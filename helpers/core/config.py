@@ -163,8 +163,7 @@ def make_config(profile: str = "auto", **params) -> Config:
 def seed_list(seed: int = 0, seeds: int | None = None, profile: str = "auto") -> list[int]:
     """Return the seeds of an experiment's runs: `seeds` of them from `seed` (None: the profile's default)."""
     _check_type("seed", seed)
-    if seeds is None:
-        seeds = PROFILE_SEEDS[resolve_profile(profile)]
+    seeds = PROFILE_SEEDS[resolve_profile(profile)] if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         _fail("seeds", seeds, "a positive integer (runs per experiment), or None for the profile's default")
     return list(range(seed, seed + seeds))

@@ -4,7 +4,7 @@ import hashlib
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ class Cifar10:
     test_x: torch.Tensor
     test_y: torch.Tensor
     source: str  # "official" | "folder" | "synthetic"
-    identity: dict = field(default_factory=dict)  # data_identity(): what a run id hashes
+    identity: dict  # data_identity(): what a run id hashes
     classes: tuple = CLASSES
 
     def __repr__(self):

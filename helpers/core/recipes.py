@@ -62,9 +62,8 @@ def draw_params(recipe: Recipe, n: int, generator: torch.Generator, device="cpu"
 
 
 def rotate_batch(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Return the batch rotated by per-image angles (degrees, counter-clockwise), nearest, fill 0, as torchvision."""
-    n, _, h, w = x.shape
-    dt = x.dtype if x.is_floating_point() else torch.float32
+    """Return the float batch rotated by per-image angles (degrees, anticlockwise), nearest, fill 0, as torchvision."""
+    (n, _, h, w), dt = x.shape, x.dtype
     # torchvision's tensor `rotate` builds this grid, but computes the matrix in float64 (Python math), then casts:
     # so do we, so that nearest-neighbour sampling picks the same pixels.
     a = torch.deg2rad(angle.double())
@@ -75,7 +74,7 @@ def rotate_batch(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     base = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, h * w, 3)
     scale = torch.tensor([0.5 * w, 0.5 * h], dtype=dt, device=x.device)
     grid = base.expand(n, -1, -1).bmm(theta.transpose(1, 2) / scale).view(n, h, w, 2)
-    return F.grid_sample(x.to(dt), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 def augment_batch(recipe: Recipe, x: torch.Tensor, generator: torch.Generator | None = None,

@@ -159,7 +159,7 @@ def live_job(path: Path) -> str | None:
     """Return the id of the job an earlier submission sent the run in `path` to, if it is still queued or running."""
     try:
         job = store.read_json(Path(path) / JOB_FILE)
-    except (FileNotFoundError, store.CorruptRunError):
+    except store.CorruptRunError:  # none, or unreadable
         return None
     jid = str(job.get("job_id"))
     if job.get("cluster") == "slurm":

@@ -94,8 +94,7 @@ def folder_fingerprint(root: Path, per_class: dict | None = None) -> str:
 def _decode(path: Path) -> np.ndarray:
     """Return one 32x32 image file as a 32 x 32 x 3 uint8 array; raise DataError naming the file otherwise."""
     try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+        rgb = np.asarray(Image.open(path).convert("RGB"))  # loading closes the file
     except Exception as e:  # PIL raises several types for unreadable files
         raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
     if rgb.shape[:2] != (32, 32):

@@ -66,9 +66,9 @@ def load_done(rid: str, cfg: Config, root: Path, say, done: dict, failures: list
         record_failure(failures, say, cfg, rid, f"CorruptRunError: {e}", expected=True)
 
 
-def config_run_id(cfg: Config, identities: dict | None = None) -> str:
+def config_run_id(cfg: Config, identities: dict) -> str:
     """Return a config's run id; `identities` caches data identities across calls (raises DataError if missing)."""
-    key, identities = (cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed), {} if identities is None else identities
+    key = (cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     if key not in identities:
         identities[key] = data_identity(*key)
     return store.run_id(cfg.identity(), identities[key])

@@ -46,8 +46,7 @@ def resolve_source(data_dir: str | None) -> tuple[str, Path | None]:
     """Return (kind, path) for a data_dir parameter: synthetic, an ImageFolder root, or official."""
     if data_dir == "synthetic":
         return "synthetic", None
-    data_dir = data_dir or os.environ.get("CIFAR10_DIR")
-    if data_dir:
+    if data_dir := data_dir or os.environ.get("CIFAR10_DIR"):
         p = Path(data_dir).expanduser()
         if not p.is_dir():
             raise DataError(f"parameter 'data_dir' = {str(data_dir)!r}: no such folder. {HOW_TO_PROVIDE}")

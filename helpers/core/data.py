@@ -109,9 +109,8 @@ def load_folder(root, per_class: dict | None = None, use_cache: bool = True) -> 
             return torch.load(cache, weights_only=True)
         except Exception as e:
             warnings.warn(f"decoded-data cache {cache} is unreadable ({e}); decoding again")
-    arrays = {}
-    for split, files in _list_folder(Path(root), per_class).items():
-        arrays |= _arrays(split, np.stack([_decode(p) for _, p in files]), [k for k, _ in files])
+    arrays = {k: v for split, files in _list_folder(Path(root), per_class).items()
+              for k, v in _arrays(split, np.stack([_decode(p) for _, p in files]), [c for c, _ in files]).items()}
     if use_cache:  # to a temporary file, then renamed: readers never see half a file
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")

@@ -1,6 +1,5 @@
-"""Train several runs: on the CPU one at a time in this process (two at once on 2 cores slowed each by more than
-2x); on CUDA, where one run leaves the GPU mostly idle (docs/gpu.md), several at once as submitit local jobs
-(helpers.core.cluster, which also sends runs to Slurm). Runs finished in the store are loaded, never trained again."""
+"""Train several runs, loading those the store has finished: on the CPU one at a time here (two at once on 2 cores
+slowed each by over 2x); on CUDA, which one run leaves mostly idle (docs/gpu.md), several at once as cluster jobs."""
 from __future__ import annotations
 
 import json

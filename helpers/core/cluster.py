@@ -1,5 +1,5 @@
 """Train runs as submitit jobs, one per run id, into the shared run store: local processes or a Slurm job array. A
-job at its time limit or preempted is requeued (TrainTask is Checkpointable) and resumes from last.pt (docs/cluster.md)."""
+job at its time limit or preempted is requeued (TrainTask is Checkpointable), resumes from last.pt (docs/cluster.md)."""
 from __future__ import annotations
 
 import dataclasses

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from helpers.core.recipes import RECIPES, augment_batch, draw_params, eval_batch, normalize_batch
+from helpers.core.recipes import RECIPES, augment_batch, draw_params, eval_batch
 
 N = 20_000
 

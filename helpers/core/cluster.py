@@ -1,6 +1,5 @@
-"""Train runs as submitit jobs, one per run, into the shared run store: local processes or a Slurm job array.
-A job at its time limit or preempted is requeued (TrainTask is Checkpointable) and resumes from last.pt; one job
-owns one run id (docs/cluster.md)."""
+"""Train runs as submitit jobs, one per run id, into the shared run store: local processes or a Slurm job array. A
+job at its time limit or preempted is requeued (TrainTask is Checkpointable), resumes from last.pt (docs/cluster.md)."""
 from __future__ import annotations
 
 import dataclasses
@@ -159,7 +158,7 @@ def live_job(path: Path) -> str | None:
     """Return the id of the job an earlier submission sent the run in `path` to, if it is still queued or running."""
     try:
         job = store.read_json(Path(path) / JOB_FILE)
-    except (FileNotFoundError, store.CorruptRunError):
+    except store.CorruptRunError:  # none, or unreadable
         return None
     jid = str(job.get("job_id"))
     if job.get("cluster") == "slurm":

@@ -14,15 +14,12 @@ PROFILES = ("auto", "smoke", "quick", "full")
 
 # What each profile fills in when a parameter is left at None. `full` is the report's protocol.
 PROFILE_DEFAULTS = {
-    "smoke": dict(epochs=4, step_size=3, train_size=1000, test_size=500,
-                  snapshot_epochs=(2, 3, 4), data_dir="synthetic"),
-    # quick: few images, many passes, so that the un-augmented baseline overfits as in the report and
-    # augmentation can show its effect. Measured (seed 0, real data): at 10,000 images x 12 epochs the
-    # baseline was still underfit and crop fell 8 points below it; at 3,000 x 40 crop beats it by 3.
-    "quick": dict(epochs=40, step_size=33, train_size=3_000, test_size=2_000,
-                  snapshot_epochs=(20, 33, 40), data_dir=None),
-    "full": dict(epochs=60, step_size=50, train_size=None, test_size=None,
-                 snapshot_epochs=(30, 50, 60), data_dir=None),
+    "smoke": dict(epochs=4, step_size=3, train_size=1000, test_size=500, snapshot_epochs=(2, 3, 4),
+                  data_dir="synthetic"),
+    # quick: few images, many passes, so that the baseline overfits as in the report. Measured (seed 0, real data):
+    # at 10,000 images x 12 epochs it was still underfit and crop fell 8 points below it; at 3,000 x 40 crop won by 3.
+    "quick": dict(epochs=40, step_size=33, train_size=3_000, test_size=2_000, snapshot_epochs=(20, 33, 40)),
+    "full": dict(epochs=60, step_size=50, snapshot_epochs=(30, 50, 60)),
 }
 
 # The `fast` recipe's schedule (docs/faster-recipe.md), for every parameter the caller leaves unset.
@@ -62,11 +59,36 @@ class Config:
     nesterov: bool = False           # Nesterov momentum
     precision: str = "fp32"          # fp32 | bf16 (autocast)
     channels_last: bool = False      # NHWC memory format
-    validation: int = 0              # >0: hold out this many training images (class-balanced), scored each epoch;
-    #                                  the test set is then scored once, at the end
+    validation: int = 0              # >0: hold out this many training images, scored each epoch (test: at the end)
 
     def __post_init__(self):
-        _validate(self)
+        """Raise ConfigError for the first parameter with a bad value, naming it, the value and the choices."""
+        for name in ("epochs", "step_size", "snapshot_epochs"):
+            if getattr(self, name) is None:
+                _fail(name, None, "a value; build configs with make_config(profile=...), which fills it in")
+        for name in _TYPES:
+            _check_type(name, getattr(self, name))
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                _fail(name, getattr(self, name), " | ".join(choices))
+        if self.validation < 0 or (self.train_size is not None and self.validation >= self.train_size):
+            _fail("validation", self.validation, "0 (off) or a count smaller than train_size")
+        for names, ok, valid in RANGES:
+            for name in names:
+                if getattr(self, name) is not None and not ok(getattr(self, name)):
+                    _fail(name, getattr(self, name), valid)
+        for e in self.snapshot_epochs:
+            if not isinstance(e, int) or isinstance(e, bool) or not 0 < e <= self.epochs:
+                _fail("snapshot_epochs", self.snapshot_epochs,
+                      f"positive integer epochs between 1 and epochs={self.epochs}")
+        if self.schedule == "onecycle":
+            images = (self.train_size or (5_000 if self.data_dir == "synthetic" else 50_000)) - self.validation
+            per_epoch = max(1, -(-images // self.batch_size))
+            if self.epochs * per_epoch < ONECYCLE_MIN_STEPS:
+                _fail("epochs", self.epochs, f"at least {-(-ONECYCLE_MIN_STEPS // per_epoch)} with schedule "
+                      f"'onecycle', which needs {ONECYCLE_MIN_STEPS} optimizer steps and gets {per_epoch} per epoch "
+                      f"({images} training images in batches of {self.batch_size}); or more training images, a "
+                      "smaller batch_size, or schedule step | cosine")
 
     def to_dict(self) -> dict:
         """Return the config as a JSON-ready dict."""
@@ -74,8 +96,7 @@ class Config:
 
     def identity(self) -> dict:
         """Return the fields that decide a run's result (the run id hashes these)."""
-        # profile only fills defaults; the device does not define the experiment; the data is identified by its
-        # fingerprint (data_identity), so the same images at another path are one run
+        # not the profile (it only fills defaults), the device, nor data_dir: data_identity fingerprints the data
         return {k: v for k, v in self.to_dict().items() if k not in ("profile", "device", "data_dir")
                 and not (k in EXTRAS and getattr(self, k) == FIELDS[k].default)}
 
@@ -106,35 +127,6 @@ def _check_type(name, value):
         _fail(name, value, f"a value of type {want.__name__}")
 
 
-def _validate(c: Config):
-    """Raise ConfigError for the first parameter of `c` with a bad value, naming it, the value and the choices."""
-    for name in ("epochs", "step_size", "snapshot_epochs"):
-        if getattr(c, name) is None:
-            _fail(name, None, "a value; build configs with make_config(profile=...), which fills it in")
-    for name in _TYPES:
-        _check_type(name, getattr(c, name))
-    for name, choices in CHOICES.items():
-        if getattr(c, name) not in choices:
-            _fail(name, getattr(c, name), " | ".join(choices))
-    if c.validation < 0 or (c.train_size is not None and c.validation >= c.train_size):
-        _fail("validation", c.validation, "0 (off) or a count smaller than train_size")
-    for names, ok, valid in RANGES:
-        for name in names:
-            if getattr(c, name) is not None and not ok(getattr(c, name)):
-                _fail(name, getattr(c, name), valid)
-    for e in c.snapshot_epochs:
-        if not isinstance(e, int) or isinstance(e, bool) or not 0 < e <= c.epochs:
-            _fail("snapshot_epochs", c.snapshot_epochs, f"positive integer epochs between 1 and epochs={c.epochs}")
-    if c.schedule == "onecycle":
-        images = (c.train_size or (5_000 if c.data_dir == "synthetic" else 50_000)) - c.validation
-        per_epoch = max(1, -(-images // c.batch_size))
-        if c.epochs * per_epoch < ONECYCLE_MIN_STEPS:
-            _fail("epochs", c.epochs, f"at least {-(-ONECYCLE_MIN_STEPS // per_epoch)} with schedule 'onecycle', "
-                  f"which needs {ONECYCLE_MIN_STEPS} optimizer steps and gets {per_epoch} per epoch ({images} training "
-                  f"images in batches of {c.batch_size}); or more training images, a smaller batch_size, or "
-                  "schedule step | cosine")
-
-
 def resolve_profile(profile: str = "auto") -> str:
     """Return the concrete profile: `auto` means $PROFILE if set, else full with CUDA and quick without."""
     env = os.environ.get("PROFILE", "").strip()
@@ -160,23 +152,18 @@ def make_config(profile: str = "auto", **params) -> Config:
         values.update(FAST_DEFAULTS, lr=FAST_LR.get(concrete, FAST_DEFAULTS["lr"]))
         if params.get("epochs") is None and concrete in FAST_EPOCHS:
             params = {**params, "epochs": FAST_EPOCHS[concrete]}
+    if (e := params.get("epochs")) is not None:  # the report's shape: LR drop at 5/6, snapshots at 1/2, 5/6, end
+        values.update(step_size=max(1, round(e * 5 / 6)),
+                      snapshot_epochs=tuple(sorted({max(1, round(e * f)) for f in (0.5, 5 / 6, 1.0)})))
     values.update({k: v for k, v in params.items() if v is not None})
-    e = params.get("epochs")
-    if e is not None:  # the report's shape: the LR drop at 5/6 of training, snapshots at 1/2, 5/6 and the end
-        if params.get("step_size") is None:
-            values["step_size"] = max(1, round(e * 5 / 6))
-        if params.get("snapshot_epochs") is None:
-            values["snapshot_epochs"] = tuple(sorted({max(1, round(e * f)) for f in (0.5, 5 / 6, 1.0)}))
-    if values.get("data_dir") is None and concrete != "smoke":
-        values["data_dir"] = os.environ.get("CIFAR10_DIR") or None
+    values.setdefault("data_dir", os.environ.get("CIFAR10_DIR") or None)
     return Config(profile=concrete, **values)
 
 
 def seed_list(seed: int = 0, seeds: int | None = None, profile: str = "auto") -> list[int]:
     """Return the seeds of an experiment's runs: `seeds` of them from `seed` (None: the profile's default)."""
     _check_type("seed", seed)
-    if seeds is None:
-        seeds = PROFILE_SEEDS[resolve_profile(profile)]
+    seeds = PROFILE_SEEDS[resolve_profile(profile)] if seeds is None else seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         _fail("seeds", seeds, "a positive integer (runs per experiment), or None for the profile's default")
     return list(range(seed, seed + seeds))

@@ -4,7 +4,7 @@ import hashlib
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ class Cifar10:
     test_x: torch.Tensor
     test_y: torch.Tensor
     source: str  # "official" | "folder" | "synthetic"
-    identity: dict = field(default_factory=dict)  # data_identity(): what a run id hashes
+    identity: dict  # data_identity(): what a run id hashes
     classes: tuple = CLASSES
 
     def __repr__(self):
@@ -46,8 +46,7 @@ def resolve_source(data_dir: str | None) -> tuple[str, Path | None]:
     """Return (kind, path) for a data_dir parameter: synthetic, an ImageFolder root, or official."""
     if data_dir == "synthetic":
         return "synthetic", None
-    data_dir = data_dir or os.environ.get("CIFAR10_DIR")
-    if data_dir:
+    if data_dir := data_dir or os.environ.get("CIFAR10_DIR"):
         p = Path(data_dir).expanduser()
         if not p.is_dir():
             raise DataError(f"parameter 'data_dir' = {str(data_dir)!r}: no such folder. {HOW_TO_PROVIDE}")
@@ -94,8 +93,7 @@ def folder_fingerprint(root: Path, per_class: dict | None = None) -> str:
 def _decode(path: Path) -> np.ndarray:
     """Return one 32x32 image file as a 32 x 32 x 3 uint8 array; raise DataError naming the file otherwise."""
     try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+        rgb = np.asarray(Image.open(path).convert("RGB"))  # loading closes the file
     except Exception as e:  # PIL raises several types for unreadable files
         raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
     if rgb.shape[:2] != (32, 32):
@@ -105,18 +103,14 @@ def _decode(path: Path) -> np.ndarray:
 
 def load_folder(root, per_class: dict | None = None, use_cache: bool = True) -> dict:
     """Return {train_x, train_y, test_x, test_y} decoded from an ImageFolder tree, cached by its fingerprint."""
-    fp = folder_fingerprint(Path(root), per_class)
-    cache = cache_dir() / f"cifar10-folder-{fp[:20]}.pt"
+    cache = cache_dir() / f"cifar10-folder-{folder_fingerprint(Path(root), per_class)[:20]}.pt"
     if use_cache and cache.exists():
         try:
-            arrays = torch.load(cache, weights_only=True)
-            if arrays.get("fingerprint") == fp:
-                return arrays
+            return torch.load(cache, weights_only=True)
         except Exception as e:
             warnings.warn(f"decoded-data cache {cache} is unreadable ({e}); decoding again")
-    arrays = {"fingerprint": fp}
-    for split, files in _list_folder(Path(root), per_class).items():
-        arrays |= _arrays(split, np.stack([_decode(p) for _, p in files]), [k for k, _ in files])
+    arrays = {k: v for split, files in _list_folder(Path(root), per_class).items()
+              for k, v in _arrays(split, np.stack([_decode(p) for _, p in files]), [c for c, _ in files]).items()}
     if use_cache:  # to a temporary file, then renamed: readers never see half a file
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")

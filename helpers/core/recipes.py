@@ -1,6 +1,5 @@
-"""Augmentation recipes: the report's torchvision pipelines, and the batched form training uses.
-torchvision's random transforms draw one parameter per call (one crop or angle for a whole batch tensor), so
-training uses `augment_batch`, which draws a parameter per image for a whole batch at once on the training device."""
+"""Augmentation recipes: the report's torchvision pipelines, and `augment_batch`, which training uses: it draws one
+parameter per image for a whole batch on the training device (torchvision draws one per call, one crop per batch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,11 +25,8 @@ class Recipe:
         """Return the torchvision pipeline (PIL image or uint8 tensor in, float tensor out)."""
         random = [(self.crop_padding, T.RandomCrop(32, padding=self.crop_padding)),
                   (self.flip, T.RandomHorizontalFlip()), (self.rotate_degrees, T.RandomRotation(self.rotate_degrees))]
-        return T.Compose([t for used, t in random if used] + self.eval_transform().transforms)
-
-    def eval_transform(self, normalize: bool = True) -> T.Compose:
-        """Return the test-time pipeline; normalize=False drops the recipe's Normalize (the report's suspected bug)."""
-        return T.Compose([T.ToTensor()] + [T.Normalize(CIFAR10_MEAN, CIFAR10_STD)] * (self.normalize and normalize))
+        normalize = [T.Normalize(CIFAR10_MEAN, CIFAR10_STD)] * self.normalize
+        return T.Compose([t for used, t in random if used] + [T.ToTensor()] + normalize)
 
 
 RECIPES = {
@@ -40,9 +36,7 @@ RECIPES = {
     "crop": Recipe("crop", crop_padding=4, about="RandomCrop(32, padding=4)"),
     "crop_flip": Recipe("crop_flip", crop_padding=4, flip=True,
                         about="RandomCrop(32, padding=4) + RandomHorizontalFlip (standard CIFAR recipe)"),
-    "normalize": Recipe("normalize", normalize=True,
-                        about="Normalize(mean (0.4914, 0.4822, 0.4465), std (0.247, 0.243, 0.261))"),
-    # Beyond the report: crop + flip, and make_config gives it its own schedule (see FAST_DEFAULTS).
+    "normalize": Recipe("normalize", normalize=True, about=f"Normalize(mean {CIFAR10_MEAN}, std {CIFAR10_STD})"),
     "fast": Recipe("fast", crop_padding=4, flip=True,
                    about="crop + flip with OneCycle LR, Nesterov, label smoothing 0.1: the report's best in 15 epochs"),
 }
@@ -68,9 +62,8 @@ def draw_params(recipe: Recipe, n: int, generator: torch.Generator, device="cpu"
 
 
 def rotate_batch(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Return the batch rotated by per-image angles (degrees, counter-clockwise), nearest, fill 0, as torchvision."""
-    n, _, h, w = x.shape
-    dt = x.dtype if x.is_floating_point() else torch.float32
+    """Return the float batch rotated by per-image angles (degrees, anticlockwise), nearest, fill 0, as torchvision."""
+    (n, _, h, w), dt = x.shape, x.dtype
     # torchvision's tensor `rotate` builds this grid, but computes the matrix in float64 (Python math), then casts:
     # so do we, so that nearest-neighbour sampling picks the same pixels.
     a = torch.deg2rad(angle.double())
@@ -81,20 +74,13 @@ def rotate_batch(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     base = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, h * w, 3)
     scale = torch.tensor([0.5 * w, 0.5 * h], dtype=dt, device=x.device)
     grid = base.expand(n, -1, -1).bmm(theta.transpose(1, 2) / scale).view(n, h, w, 2)
-    return F.grid_sample(x.to(dt), grid, mode="nearest", padding_mode="zeros", align_corners=False)
-
-
-def normalize_batch(x: torch.Tensor) -> torch.Tensor:
-    """Return (x - mean) / std with the report's per-channel constants."""
-    mean = torch.tensor(CIFAR10_MEAN, device=x.device, dtype=x.dtype)[None, :, None, None]
-    std = torch.tensor(CIFAR10_STD, device=x.device, dtype=x.dtype)[None, :, None, None]
-    return (x - mean) / std
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 def augment_batch(recipe: Recipe, x: torch.Tensor, generator: torch.Generator | None = None,
                   params: dict | None = None) -> torch.Tensor:
     """Return a uint8 (or [0, 1] float) batch in the recipe's training form, one draw per image (or `params`')."""
-    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    x = eval_batch(recipe, x, normalize=False)
     if params is None:
         params = draw_params(recipe, x.shape[0], generator or torch.default_generator, x.device)
     if recipe.crop_padding:  # every 32x32 window of the padded image, then each image's own
@@ -104,10 +90,10 @@ def augment_batch(recipe: Recipe, x: torch.Tensor, generator: torch.Generator | 
         x = torch.where(params["flip"][:, None, None, None], x.flip(3), x)
     if recipe.rotate_degrees:
         x = rotate_batch(x, params["angle"])
-    return normalize_batch(x) if recipe.normalize else x
+    return eval_batch(recipe, x)
 
 
 def eval_batch(recipe: Recipe, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Return a uint8 batch as the model sees it at test time (with the recipe's Normalize unless normalize=False)."""
     x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-    return normalize_batch(x) if recipe.normalize and normalize else x
+    return T.functional.normalize(x, CIFAR10_MEAN, CIFAR10_STD) if recipe.normalize and normalize else x

@@ -1,6 +1,5 @@
-"""Spread across seeds, the one rule that says whether two experiments differ, and the verdict table built on it.
-The rule (`RULE`): Welch's t-test at the 5% level, two seeds a side; with one seed on a side, the reference runs'
-pooled sd stands in for both sides' (`RULE_REFERENCE`), else the difference is not judged."""
+"""Spread across seeds, the one rule that says whether two experiments differ (`RULE`; with one seed on a side,
+`RULE_REFERENCE`, else not judged), and the verdict table built on it."""
 from __future__ import annotations
 
 import math
@@ -27,10 +26,8 @@ class Spread:
 
     def format(self, digits: int = 2, unit: str = "%") -> str:
         """Return 'mean ± sd (n=k)', or 'value (n=1)' for one seed."""
-        if self.n == 0:
-            return "–"
         sd = f" ± {self.sd:.{digits}f}" if self.n > 1 else ""
-        return f"{self.mean:.{digits}f}{sd}{unit} (n={self.n})"
+        return f"{self.mean:.{digits}f}{sd}{unit} (n={self.n})" if self.n else "–"
 
     __str__ = format
 
@@ -113,13 +110,13 @@ class Verdict:
         return dict(zip(VERDICT_COLUMNS, (self.claim, *sides, f"{c.diff:+.{digits}f} points", *judged)))
 
 
-def verdict_frame(verdicts, digits: int = 2) -> pd.DataFrame:
+def verdict_frame(verdicts) -> pd.DataFrame:
     """Return one row per Verdict, with the columns claim, A, B, difference, spread, rule and verdict."""
-    return pd.DataFrame([v.row(digits) for v in verdicts], columns=list(VERDICT_COLUMNS))
+    return pd.DataFrame([v.row() for v in verdicts], columns=list(VERDICT_COLUMNS))
 
 
-def verdict_markdown(verdicts, digits: int = 2) -> str:
+def verdict_markdown(verdicts) -> str:
     """Return the verdict rows as a Markdown table (landing page, README)."""
     rows = [list(VERDICT_COLUMNS), ["---"] * len(VERDICT_COLUMNS)]
-    rows += [[str(x).replace("|", "\\|") for x in v.row(digits).values()] for v in verdicts]
+    rows += [[str(x).replace("|", "\\|") for x in v.row().values()] for v in verdicts]
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)

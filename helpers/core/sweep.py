@@ -1,6 +1,5 @@
-"""Train several runs: on the CPU one at a time in this process (two at once on 2 cores slowed each by more than
-2x); on CUDA, where one run leaves the GPU mostly idle (docs/gpu.md), several at once as submitit local jobs
-(helpers.core.cluster, which also sends runs to Slurm). Runs finished in the store are loaded, never trained again."""
+"""Train several runs, loading those the store has finished: on the CPU one at a time here (two at once on 2 cores
+slowed each by over 2x); on CUDA, which one run leaves mostly idle (docs/gpu.md), several at once as cluster jobs."""
 from __future__ import annotations
 
 import json
@@ -66,9 +65,9 @@ def load_done(rid: str, cfg: Config, root: Path, say, done: dict, failures: list
         record_failure(failures, say, cfg, rid, f"CorruptRunError: {e}", expected=True)
 
 
-def config_run_id(cfg: Config, identities: dict | None = None) -> str:
+def config_run_id(cfg: Config, identities: dict) -> str:
     """Return a config's run id; `identities` caches data identities across calls (raises DataError if missing)."""
-    key, identities = (cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed), {} if identities is None else identities
+    key = (cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     if key not in identities:
         identities[key] = data_identity(*key)
     return store.run_id(cfg.identity(), identities[key])
@@ -123,9 +122,8 @@ def train_many(configs: list[Config], *, progress: bool = True, runs_dir=None, j
         cuda = any(resolve_device(c.device).type == "cuda" for _, c in pending)
         at_once = resolve_jobs(jobs, len(pending), cuda)
         if at_once > 1:
-            # On CUDA the CPU only launches kernels, so the runs share its cores. On the CPU every run keeps the
-            # default thread count: other thread counts sum in another order, and a run's history must not depend
-            # on whether it trains in its own process or in this one.
+            # On CUDA the CPU only launches kernels: the runs share its cores. On the CPU each keeps the default
+            # thread count: another sums in another order, and a history must not depend on where a run trains.
             threads = max(1, (os.cpu_count() or 1) // at_once) if cuda else None
             executor = cluster.local_executor(root, cuda)
     for rid, c in pending if executor is None else ():

@@ -56,8 +56,7 @@ def device_name(device) -> str:
 def _model(device, channels_last):
     """Return the report's ResNet-18 on `device` (seeded, in the memory format asked for) and its SGD."""
     torch.manual_seed(0)
-    m = build_model().to(device)
-    m = m.to(memory_format=torch.channels_last) if channels_last else m
+    m = build_model().to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
 
@@ -77,9 +76,8 @@ def bench_step(device, precision="fp32", channels_last=False, steps=20, batch=12
     """Return images/s of the bare training step on one pre-made batch: eager, compiled, or a CUDA graph."""
     model, opt = _model(device, channels_last)
     x = torch.rand(batch, 3, 32, 32, device=device)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     y = torch.randint(0, 10, (batch,), device=device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
     crit = nn.CrossEntropyLoss()
     stepper = (StaticStep(model, opt, crit, batch, device, precision, channels_last) if graph
                else EagerStep(torch.compile(model) if compile else model, opt, crit, device, precision))
@@ -133,14 +131,14 @@ def bench_report_style(device, data, recipe, precision="fp32", channels_last=Fal
     best = {}
     for w in workers:
         stepper = EagerStep(*_model(device, channels_last), nn.CrossEntropyLoss(), device, precision)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
         loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, num_workers=w,
                                              persistent_workers=w > 0, pin_memory=device.type == "cuda")
 
         def one_pass(first_batch_only=False):
             """Train on the loader's batches (only the first: the warm-up of workers and kernels)."""
             for xb, yb in loader:
-                xb = xb.to(device, non_blocking=True)
-                stepper.step(xb.contiguous(memory_format=torch.channels_last) if channels_last else xb,
+                stepper.step(xb.to(device, non_blocking=True, memory_format=fmt),
                              yb.to(device, non_blocking=True))
                 if first_batch_only:
                     return

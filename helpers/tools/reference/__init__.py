@@ -77,19 +77,24 @@ def folder_name(record: dict) -> str:
     return record["experiment"].replace(", ", "_").replace(" ", "") + f"_seed{record['config']['seed']}"
 
 
+def table(header: list[str], rows: list[list]) -> str:
+    """Return a Markdown table (a `|` inside a cell escaped)."""
+    lines = ["| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |" for r in [header, *rows]]
+    return "\n".join([lines[0], "|---" * len(header) + "|", *lines[1:]])
+
+
 def runs_table(folder: Path) -> str:
     """Return the Markdown table of a profile folder's runs: command, final accuracy, device, commit, date."""
-    lines = ["| folder | command | final test acc | without Normalize | device | torch | commit | date |",
-             "|---|---|---|---|---|---|---|---|"]
+    rows = []
     for path in sorted(Path(folder).glob(f"*/{RECORD}")):
         r = read_json(path)
         res, env, raw = r["results"], r["env"], r["results"].get("raw_final_test_acc")
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in (
-            f"`{path.parent.name}`", f"`{run_command(r['config'])}`", f"{res['final_test_acc']:.2f}%",
-            "–" if raw is None else f"{raw:.2f}%", env.get("device_name") or env.get("device") or "?",
-            (env.get("torch") or "?").split("+")[0], env.get("git_commit") or "?", (env.get("finished") or "?")[:10])
-        ) + " |")
-    return "\n".join(lines)
+        rows.append([f"`{path.parent.name}`", f"`{run_command(r['config'])}`", f"{res['final_test_acc']:.2f}%",
+                     "–" if raw is None else f"{raw:.2f}%", env.get("device_name") or env.get("device") or "?",
+                     (env.get("torch") or "?").split("+")[0], env.get("git_commit") or "?",
+                     (env.get("finished") or "?")[:10]])
+    return table(["folder", "command", "final test acc", "without Normalize", "device", "torch", "commit", "date"],
+                 rows)
 
 
 def replace_block(text: str, start: str, end: str, body: str, missing: str) -> str:
@@ -143,8 +148,7 @@ def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False
             name = folder_name(read_json(store / run / RECORD))
             name = f"{name}_{run}" if name in written else name  # the same experiment and seed at another scale
             written.add(name)
-            shutil.rmtree(tmp / name, ignore_errors=True)
-            (tmp / name).mkdir()
+            (tmp / name).mkdir(exist_ok=True)  # a kept run of the same name: its files are overwritten
             for file in RUN_FILES:
                 shutil.copy2(store / run / file, tmp / name / file)
             log(f"{run} -> {shown(target / name)}")

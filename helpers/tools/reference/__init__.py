@@ -114,18 +114,6 @@ def rewrite(path, render) -> bool:
     return new != text
 
 
-def write_readme(folder: Path, profile: str, previous: Path):
-    """Write <folder>/README.md: the previous README's text (else a short default) with its runs table regenerated."""
-    text = previous.read_text() if previous.exists() else (
-        f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` (`python -m "
-        f"helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
-        "folder holds the run's `record.json` and `history.csv` (no checkpoints); the table is rendered from them.\n")
-    if TABLE_START not in text:
-        text = text.rstrip("\n") + f"\n\n{TABLE_START}\n{TABLE_END}\n"
-    body = replace_block(text, TABLE_START, TABLE_END, runs_table(folder), f"{profile}/README.md: markers out of order")
-    atomic_write_bytes(Path(folder) / "README.md", body.encode())
-
-
 def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False, log=print) -> Path:
     """Write report/reference/<profile>/ from a store's finished runs (add=True keeps those there); return it."""
     if profile not in ("smoke", "quick", "full"):
@@ -152,7 +140,16 @@ def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False
             for file in RUN_FILES:
                 shutil.copy2(store / run / file, tmp / name / file)
             log(f"{run} -> {shown(target / name)}")
-        write_readme(tmp, profile, previous=target / "README.md")
+        readme = target / "README.md"  # its text kept (else a short default), its runs table regenerated
+        text = readme.read_text() if readme.exists() else (
+            f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` (`python -m "
+            f"helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
+            "folder holds the run's `record.json` and `history.csv` (no checkpoints); the table is rendered from "
+            "them.\n")
+        if TABLE_START not in text:
+            text = text.rstrip("\n") + f"\n\n{TABLE_START}\n{TABLE_END}\n"
+        missing = f"{profile}/README.md: markers out of order"
+        (tmp / "README.md").write_text(replace_block(text, TABLE_START, TABLE_END, runs_table(tmp), missing))
         if target.exists():
             target.rename(old)
         tmp.rename(target)

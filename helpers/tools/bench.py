@@ -149,8 +149,8 @@ def bench_report_style(device, data, recipe, precision="fp32", channels_last=Fal
     return best
 
 
-def bench_checkpoint(device, epochs_of_history: int = 60) -> dict:
-    """Return what a per-epoch last.pt of the full ResNet-18 costs: size, synchronous save, CPU snapshot."""
+def bench_checkpoint(device) -> dict:
+    """Return what a per-epoch last.pt (ResNet-18, 60 epochs of history) costs: size, synchronous save, CPU snapshot."""
     cfg = make_config(profile="full", recipe="fast", device=device.type)  # OneCycle: the largest scheduler state
     model = _model(device, False)[0]
     opt = make_optimizer(model, cfg)
@@ -158,9 +158,9 @@ def bench_checkpoint(device, epochs_of_history: int = 60) -> dict:
     for p in model.parameters():  # momentum buffers exist after the first step
         opt.state[p]["momentum_buffer"] = torch.zeros_like(p)
     history = [{"epoch": e, "lr": 0.1, "train_loss": 1.0, "train_acc": 50.0, "test_loss": 1.0, "test_acc": 50.0,
-                "seconds": 1.0} for e in range(1, epochs_of_history + 1)]
+                "seconds": 1.0} for e in range(1, 61)]
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "epoch": epochs_of_history, "history": history, "rng": torch.get_rng_state()}
+             "epoch": 60, "history": history, "rng": torch.get_rng_state()}
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "last.pt"
         sync_s = _timed(lambda: store.save_checkpoint(state, path), 1, device)

@@ -56,8 +56,7 @@ def device_name(device) -> str:
 def _model(device, channels_last):
     """Return the report's ResNet-18 on `device` (seeded, in the memory format asked for) and its SGD."""
     torch.manual_seed(0)
-    m = build_model().to(device)
-    m = m.to(memory_format=torch.channels_last) if channels_last else m
+    m = build_model().to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return m, torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
 
@@ -77,9 +76,8 @@ def bench_step(device, precision="fp32", channels_last=False, steps=20, batch=12
     """Return images/s of the bare training step on one pre-made batch: eager, compiled, or a CUDA graph."""
     model, opt = _model(device, channels_last)
     x = torch.rand(batch, 3, 32, 32, device=device)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     y = torch.randint(0, 10, (batch,), device=device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
     crit = nn.CrossEntropyLoss()
     stepper = (StaticStep(model, opt, crit, batch, device, precision, channels_last) if graph
                else EagerStep(torch.compile(model) if compile else model, opt, crit, device, precision))
@@ -133,14 +131,14 @@ def bench_report_style(device, data, recipe, precision="fp32", channels_last=Fal
     best = {}
     for w in workers:
         stepper = EagerStep(*_model(device, channels_last), nn.CrossEntropyLoss(), device, precision)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
         loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, num_workers=w,
                                              persistent_workers=w > 0, pin_memory=device.type == "cuda")
 
         def one_pass(first_batch_only=False):
             """Train on the loader's batches (only the first: the warm-up of workers and kernels)."""
             for xb, yb in loader:
-                xb = xb.to(device, non_blocking=True)
-                stepper.step(xb.contiguous(memory_format=torch.channels_last) if channels_last else xb,
+                stepper.step(xb.to(device, non_blocking=True, memory_format=fmt),
                              yb.to(device, non_blocking=True))
                 if first_batch_only:
                     return
@@ -151,8 +149,8 @@ def bench_report_style(device, data, recipe, precision="fp32", channels_last=Fal
     return best
 
 
-def bench_checkpoint(device, epochs_of_history: int = 60) -> dict:
-    """Return what a per-epoch last.pt of the full ResNet-18 costs: size, synchronous save, CPU snapshot."""
+def bench_checkpoint(device) -> dict:
+    """Return what a per-epoch last.pt (ResNet-18, 60 epochs of history) costs: size, synchronous save, CPU snapshot."""
     cfg = make_config(profile="full", recipe="fast", device=device.type)  # OneCycle: the largest scheduler state
     model = _model(device, False)[0]
     opt = make_optimizer(model, cfg)
@@ -160,9 +158,9 @@ def bench_checkpoint(device, epochs_of_history: int = 60) -> dict:
     for p in model.parameters():  # momentum buffers exist after the first step
         opt.state[p]["momentum_buffer"] = torch.zeros_like(p)
     history = [{"epoch": e, "lr": 0.1, "train_loss": 1.0, "train_acc": 50.0, "test_loss": 1.0, "test_acc": 50.0,
-                "seconds": 1.0} for e in range(1, epochs_of_history + 1)]
+                "seconds": 1.0} for e in range(1, 61)]
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "epoch": epochs_of_history, "history": history, "rng": torch.get_rng_state()}
+             "epoch": 60, "history": history, "rng": torch.get_rng_state()}
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "last.pt"
         sync_s = _timed(lambda: store.save_checkpoint(state, path), 1, device)

@@ -17,12 +17,12 @@ from .report.build import NOTEBOOK_NAME
 DEFAULT_PORT = 8888
 
 
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Return True if a server could listen on host:port now (as JupyterLab would: SO_REUSEADDR)."""
+def port_is_free(port: int) -> bool:
+    """Return True if a server could listen on 127.0.0.1:port now (as JupyterLab would: SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((host, port))
+            s.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True

@@ -13,12 +13,6 @@ LAYERS = ("core", "notebook", "tools")  # lowest first: a module may import its 
 START, END = "<!-- layers:start -->", "<!-- layers:end -->"
 
 
-def module_name(path: Path) -> str:
-    """Return the dotted module name of a file under helpers/."""
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def layer_of(module: str) -> str | None:
     """Return the layer of a helpers module ('core', 'notebook', 'tools'); None for the package's facade."""
     parts = module.split(".")
@@ -27,7 +21,8 @@ def layer_of(module: str) -> str | None:
 
 def graph() -> dict[str, set[str]]:
     """Return {module: the helpers modules it imports anywhere in its code} for every module of the package."""
-    files = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+    files = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in sorted(PACKAGE.rglob("*.py"))}
     edges = {}
     for me, path in files.items():
         package = me if path.name == "__init__.py" else me.rpartition(".")[0]
@@ -74,8 +69,8 @@ def main(argv=None) -> int:
         new = text[:text.index(START) + len(START)] + "\n" + mermaid() + "\n" + text[text.index(END):]
         page.write_text(new)
         print("docs/development.md:", "updated" if new != text else "already up to date")
-        return 0
-    print(mermaid())
+    else:
+        print(mermaid())
     return 0
 
 

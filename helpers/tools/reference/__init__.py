@@ -77,19 +77,24 @@ def folder_name(record: dict) -> str:
     return record["experiment"].replace(", ", "_").replace(" ", "") + f"_seed{record['config']['seed']}"
 
 
+def table(header: list[str], rows: list[list]) -> str:
+    """Return a Markdown table (a `|` inside a cell escaped)."""
+    lines = ["| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |" for r in [header, *rows]]
+    return "\n".join([lines[0], "|---" * len(header) + "|", *lines[1:]])
+
+
 def runs_table(folder: Path) -> str:
     """Return the Markdown table of a profile folder's runs: command, final accuracy, device, commit, date."""
-    lines = ["| folder | command | final test acc | without Normalize | device | torch | commit | date |",
-             "|---|---|---|---|---|---|---|---|"]
+    rows = []
     for path in sorted(Path(folder).glob(f"*/{RECORD}")):
         r = read_json(path)
         res, env, raw = r["results"], r["env"], r["results"].get("raw_final_test_acc")
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in (
-            f"`{path.parent.name}`", f"`{run_command(r['config'])}`", f"{res['final_test_acc']:.2f}%",
-            "–" if raw is None else f"{raw:.2f}%", env.get("device_name") or env.get("device") or "?",
-            (env.get("torch") or "?").split("+")[0], env.get("git_commit") or "?", (env.get("finished") or "?")[:10])
-        ) + " |")
-    return "\n".join(lines)
+        rows.append([f"`{path.parent.name}`", f"`{run_command(r['config'])}`", f"{res['final_test_acc']:.2f}%",
+                     "–" if raw is None else f"{raw:.2f}%", env.get("device_name") or env.get("device") or "?",
+                     (env.get("torch") or "?").split("+")[0], env.get("git_commit") or "?",
+                     (env.get("finished") or "?")[:10]])
+    return table(["folder", "command", "final test acc", "without Normalize", "device", "torch", "commit", "date"],
+                 rows)
 
 
 def replace_block(text: str, start: str, end: str, body: str, missing: str) -> str:
@@ -107,18 +112,6 @@ def rewrite(path, render) -> bool:
     if new != text:
         atomic_write_bytes(Path(path), new.encode())
     return new != text
-
-
-def write_readme(folder: Path, profile: str, previous: Path):
-    """Write <folder>/README.md: the previous README's text (else a short default) with its runs table regenerated."""
-    text = previous.read_text() if previous.exists() else (
-        f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` (`python -m "
-        f"helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
-        "folder holds the run's `record.json` and `history.csv` (no checkpoints); the table is rendered from them.\n")
-    if TABLE_START not in text:
-        text = text.rstrip("\n") + f"\n\n{TABLE_START}\n{TABLE_END}\n"
-    body = replace_block(text, TABLE_START, TABLE_END, runs_table(folder), f"{profile}/README.md: markers out of order")
-    atomic_write_bytes(Path(folder) / "README.md", body.encode())
 
 
 def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False, log=print) -> Path:
@@ -143,12 +136,20 @@ def write_reference(profile: str, runs_dir=None, *, root=None, add: bool = False
             name = folder_name(read_json(store / run / RECORD))
             name = f"{name}_{run}" if name in written else name  # the same experiment and seed at another scale
             written.add(name)
-            shutil.rmtree(tmp / name, ignore_errors=True)
-            (tmp / name).mkdir()
+            (tmp / name).mkdir(exist_ok=True)  # a kept run of the same name: its files are overwritten
             for file in RUN_FILES:
                 shutil.copy2(store / run / file, tmp / name / file)
             log(f"{run} -> {shown(target / name)}")
-        write_readme(tmp, profile, previous=target / "README.md")
+        readme = target / "README.md"  # its text kept (else a short default), its runs table regenerated
+        text = readme.read_text() if readme.exists() else (
+            f"# Reference runs: profile `{profile}`\n\nWritten by `make reference PROFILE={profile}` (`python -m "
+            f"helpers.tools.reference write {profile}`) from the run store's finished runs of this profile. Each "
+            "folder holds the run's `record.json` and `history.csv` (no checkpoints); the table is rendered from "
+            "them.\n")
+        if TABLE_START not in text:
+            text = text.rstrip("\n") + f"\n\n{TABLE_START}\n{TABLE_END}\n"
+        missing = f"{profile}/README.md: markers out of order"
+        (tmp / "README.md").write_text(replace_block(text, TABLE_START, TABLE_END, runs_table(tmp), missing))
         if target.exists():
             target.rename(old)
         tmp.rename(target)

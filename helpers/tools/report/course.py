@@ -12,9 +12,9 @@ from helpers.core.runs import RECORD, read_json
 from helpers.core.stats import Spread, spread
 from helpers.notebook.results import (REPORT_CAM, REPORT_NORMALIZE, REPORT_NORMALIZE_LOG_EPOCHS, REPORT_PROTOCOL,
                                       REPORT_SHORT_TRAINING, REPORT_STEPS_PER_EPOCH, REPORT_TEST_ACC, reference_sd)
-from helpers.tools.reference import profile_dir, replace_block, rewrite
+from helpers.tools.reference import profile_dir, replace_block, rewrite, table
 from .experiments import RECIPE_LABELS, format_spread
-from .readme import matches as runs, table
+from .readme import matches as runs
 
 FULL, QUICK = "full", "quick"
 AUGMENTATION = ("none", "flip_rotate", "crop")

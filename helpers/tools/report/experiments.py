@@ -43,13 +43,6 @@ def report_figure(experiment: str, lr: float, raw: bool = False) -> tuple[float,
     return None
 
 
-def reference_cell(experiment: str, raw: bool = False) -> dict | None:
-    """Return the full-scale reference's spread for this experiment, with its runs' devices, epochs and folders."""
-    runs = reference_matches(FULL_SCALE, experiment, raw)
-    return None if runs.empty else {"spread": spread(runs["score"]), "devices": sorted(set(runs["device"].dropna())),
-                                    "epochs": sorted(set(runs["epochs"])), "folders": list(runs["folder"])}
-
-
 def experiment_rows(executed, pages: list[dict]) -> list[dict]:
     """Return a row per experiment the notebooks used (over seeds; with and without Normalize if it normalizes)."""
     from helpers.notebook.results import is_comparable
@@ -65,6 +58,7 @@ def experiment_rows(executed, pages: list[dict]) -> list[dict]:
     runs, rows = pd.DataFrame(list(used.values())), []
     for (name, raw), group in (scored(runs).groupby(["experiment", "raw"], sort=False) if len(runs) else ()):
         first, measured, raw = group.iloc[0], spread(group["score"]), bool(raw)
+        ref = reference_matches(FULL_SCALE, name, raw)  # the full-scale reference's runs of this experiment
         conf = first["config"]
         figure = report_figure(name, conf["lr"], raw)
         config = Config(**{k: tuple(v) if k == "snapshot_epochs" else v for k, v in conf.items() if k in FIELDS})
@@ -72,7 +66,9 @@ def experiment_rows(executed, pages: list[dict]) -> list[dict]:
         rows.append({"experiment": row_label(name, conf["lr"], raw), "name": name, "raw": raw, "epochs": conf["epochs"],
                      "runs": list(group["folder"]), "notebook": first["notebook"], "href": first["href"],
                      "train_images": first.get("train_images"), "source": first.get("data_source"),
-                     "report": figure[1] if figure else None, "reference": reference_cell(name, raw),
+                     "report": figure[1] if figure else None, "reference": None if ref.empty else {
+                         "spread": spread(ref["score"]), "devices": sorted(set(ref["device"].dropna())),
+                         "epochs": sorted(set(ref["epochs"])), "folders": list(ref["folder"])},
                      "build": measured, "measured": measured.mean, "best": spread(group["best"]).mean,
                      "difference": measured.mean - figure[0] if comparable else None})
     return rows
@@ -80,6 +76,4 @@ def experiment_rows(executed, pages: list[dict]) -> list[dict]:
 
 def format_spread(s: Spread, digits: int = 2) -> str:
     """Return 'mean ± sd', or the single value, with a % sign ('–' when empty); n is shown beside it."""
-    if s.n == 0:
-        return "–"
-    return f"{s.mean:.{digits}f}%" if s.n == 1 else f"{s.mean:.{digits}f} ± {s.sd:.{digits}f}%"
+    return s.format(digits).removesuffix(f" (n={s.n})")

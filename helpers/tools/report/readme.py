@@ -9,7 +9,7 @@ import pandas as pd
 from helpers.core.config import PROFILE_SEEDS, Config, experiment_name, make_config
 from helpers.core.runs import records
 from helpers.core.stats import Verdict, spread, verdict_markdown
-from helpers.tools.reference import profile_dir, profiles, reference_matches, replace_block, rewrite, scored
+from helpers.tools.reference import profile_dir, profiles, reference_matches, replace_block, rewrite, scored, table
 from .experiments import format_spread, report_figure, row_label
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
@@ -35,12 +35,6 @@ def matches(profile: str, recipe: str, lr=None, raw: bool = False, root=None) ->
     """Return a profile's reference runs of `recipe` at `lr` scored on the test set (as reference_matches)."""
     runs = reference_matches(profile, experiment_name(config_for(recipe, lr)), raw, root)
     return runs[runs["eval_set"] == "test"]
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    """Return a Markdown table."""
-    lines = ["| " + " | ".join(map(str, r)) + " |" for r in [header, *rows]]
-    return "\n".join([lines[0], "|---" * len(header) + "|", *lines[1:]])
 
 
 def cell(runs: pd.DataFrame, column_scale, with_device: bool) -> str:
@@ -82,8 +76,9 @@ def results_table(root=None) -> str:
             "helpers.tools.reference readme` from `report/reference/full/` and `report/reference/quick/` (their "
             "README.md gives each run's command, device, commit and date); see docs/reference.md. `make report` trains "
             f"{seeds['quick']} per experiment in the quick profile and {seeds['full']} in the full profile (`SEEDS=N` "
-            "changes it). Each of the report's figures against the full-scale reference, under the notebooks' rule, with "
-            "the reference spread of the notebook that measures it ([seeds and spread](docs/seeds-and-spread.md)):")
+            "changes it). Each of the report's figures against the full-scale reference, under the notebooks' rule, "
+            "with the reference spread of the notebook that measures it "
+            "([seeds and spread](docs/seeds-and-spread.md)):")
     return "\n\n".join([table(["experiment", *header], rows), note, verdict_markdown(verdicts)])
 
 

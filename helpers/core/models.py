@@ -7,11 +7,11 @@ from torchvision.models import resnet18
 STAGES = ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
 
 
-def build_model(stem: str = "imagenet", num_classes: int = 10) -> nn.Module:
+def build_model(stem: str = "imagenet") -> nn.Module:
     """Return torchvision's resnet18 (random init); stem='cifar' swaps in a 3x3/1 conv and no max-pool."""
     if stem not in ("imagenet", "cifar"):
         raise ValueError(f"parameter 'stem' = {stem!r} is invalid; valid: imagenet | cifar")
-    model = resnet18(num_classes=num_classes)
+    model = resnet18(num_classes=10)
     if stem == "cifar":
         # Keeps 32x32 at layer1 so layer4 is 4x4, not 1x1: a CAM there has something to show.
         model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)

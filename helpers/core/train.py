@@ -51,10 +51,10 @@ def make_scheduler(opt, cfg: Config, steps_per_epoch: int):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", normalize: bool = True,
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: str = "none", normalize: bool = True,
              batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> dict:
     """Return {loss, acc (percent), preds} under the recipe's eval transform (normalize=False: without Normalize)."""
-    recipe = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
+    recipe = get_recipe(recipe)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -121,7 +121,6 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
     with store.run_lock(path, timeout=store.lock_wait_s()):
         if store.is_complete(path):  # another process finished it while this one waited for the lock
             return store.load_run(path)
-        store.remove_leftovers(path)
         with store.full_disk_error(path):
             return _train(cfg, rid, path, device, ident, data, progress, on_epoch, step)
 
@@ -143,9 +142,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
     x, y, tx, ty = x.to(device), y.to(device), tx.to(device), ty.to(device)
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.stem).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(cfg.stem).to(device, memory_format=torch.channels_last if cfg.channels_last else None)
     opt = make_optimizer(model, cfg)
     steps = -(-len(x) // cfg.batch_size)
     sched, per_step = make_scheduler(opt, cfg, steps)
@@ -163,7 +160,8 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
                if step == "graph" or (step == "auto" and device.type == "cuda")
                else EagerStep(model, opt, criterion, device, cfg.precision))
     writer = store.CheckpointWriter()
-    ev_kw = dict(precision=cfg.precision, channels_last=cfg.channels_last, batch_size=EVAL_BATCH[device.type])
+    ev_kw = dict(recipe=cfg.recipe, precision=cfg.precision, channels_last=cfg.channels_last,
+                 batch_size=EVAL_BATCH[device.type])
 
     snapshots = set(cfg.snapshot_epochs) | {cfg.epochs}
     bar = RunProgress(cfg.epochs, steps, f"[{rid} {cfg.recipe}]", progress, start)
@@ -175,13 +173,11 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
             lr = opt.param_groups[0]["lr"]
             t0 = time.perf_counter()
             tr = train_epoch(stepper, sched, per_step, x, y, recipe, cfg, g, bar)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
             t1 = time.perf_counter()
-            ev = evaluate(model, tx, ty, recipe, **ev_kw)
+            ev = evaluate(model, tx, ty, **ev_kw)
             # A normalizing recipe is also scored without its Normalize (raw_*): notebook 03 needs both curves of
             # the same weights, and a second evaluation costs a fraction of training the same weights again.
-            raw = evaluate(model, tx, ty, recipe, normalize=False, **ev_kw) if recipe.normalize else None
+            raw = evaluate(model, tx, ty, normalize=False, **ev_kw) if recipe.normalize else None
             t2 = time.perf_counter()
             row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"], "test_loss": ev["loss"],
                    "test_acc": ev["acc"], "seconds": t2 - t0, "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
@@ -207,7 +203,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
     writer.drain()  # every checkpoint is on disk before record.json marks the run finished
 
     k = len(data.classes)  # confusion matrix of the final weights: rows true, columns predicted
-    cm = torch.bincount(ty.cpu() * k + evaluate(model, tx, ty, recipe, **ev_kw)["preds"], minlength=k * k).view(k, k)
+    cm = torch.bincount(ty.cpu() * k + evaluate(model, tx, ty, **ev_kw)["preds"], minlength=k * k).view(k, k)
     h = pd.DataFrame(history)
     best = h.loc[h["test_acc"].idxmax()]
     results = {"final_test_acc": float(h["test_acc"].iloc[-1]), "best_test_acc": float(best["test_acc"]),
@@ -219,7 +215,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
         results.update(raw_final_test_acc=float(h["raw_test_acc"].iloc[-1]),
                        raw_best_test_acc=float(h["raw_test_acc"].max()))
     if cfg.validation:  # history's test_* columns hold validation figures; the test set is scored once
-        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, **ev_kw)
+        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), **ev_kw)
         results.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     env = {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version(),

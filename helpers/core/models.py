@@ -19,14 +19,14 @@ def build_model(stem: str = "imagenet") -> nn.Module:
     return model
 
 
-def stage_shapes(model: nn.Module, size: int = 32) -> list[tuple[str, tuple]]:
-    """Return [(stage, output shape)] for one size x size image through the model (in eval mode, then restored)."""
+def stage_shapes(model: nn.Module) -> list[tuple[str, tuple]]:
+    """Return [(stage, output shape)] for one 32x32 image through the model (in eval mode, then restored)."""
     shapes, was_training = [], model.training
     hooks = [getattr(model, n).register_forward_hook(lambda m, i, o, n=n: shapes.append((n, tuple(o.shape[1:]))))
              for n in STAGES]
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, size, size, device=next(model.parameters()).device))
+            model.eval()(torch.zeros(1, 3, 32, 32, device=next(model.parameters()).device))
     finally:
         for hook in hooks:
             hook.remove()

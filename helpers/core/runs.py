@@ -76,7 +76,7 @@ def lock_wait_s() -> float:
 
 
 @contextlib.contextmanager
-def run_lock(path: Path, timeout: float = 0.0):
+def run_lock(path: Path, timeout: float):
     """Hold the flock on `<run>/lock` (naming its pid), waiting up to `timeout` s; then delete killed writes' files."""
     file = Path(path) / "lock"
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -258,12 +258,12 @@ class Run:
             raise ValueError(f"parameter 'epoch' = {epoch!r} has no checkpoint in run {self.id}; valid: {kept}")
         return p
 
-    def load_model(self, epoch: int | None = None, device="cpu"):
-        """Return the model with the weights of `epoch` (None: final), in eval mode."""
+    def load_model(self, epoch: int | None = None):
+        """Return the model with the weights of `epoch` (None: final), on the CPU in eval mode."""
         from .models import build_model
         model = build_model(self.config["stem"])
         model.load_state_dict(load_checkpoint(self.checkpoint_path(epoch))["model"])
-        return model.to(device).eval()
+        return model.eval()
 
     def __repr__(self):
         c = self.config

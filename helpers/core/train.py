@@ -14,7 +14,7 @@ from torch import nn
 
 from . import runs as store
 from .config import Config, ConfigError, experiment_name, make_config
-from .data import Cifar10, balanced_subset, data_identity, load_cifar10
+from .data import balanced_subset, data_identity, load_cifar10
 from .project import portable_path, project_commit
 from .models import build_model
 from .progress import RunProgress
@@ -79,9 +79,8 @@ def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: t
     """Train one epoch of seeded, augmented batches of resident uint8 tensors; return {loss, acc, images}."""
     stepper.model.train()
     stepper.reset()
-    shown = (float("nan"), float("nan"))
     perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
-    for n, i in enumerate(range(0, len(x), cfg.batch_size)):  # the last, smaller batch is kept, as DataLoader does
+    for i in range(0, len(x), cfg.batch_size):  # the last, smaller batch is kept, as DataLoader does
         idx = perm[i:i + cfg.batch_size]
         xb = augment_batch(recipe, x[idx], generator)
         if cfg.channels_last:
@@ -90,10 +89,7 @@ def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: t
         if per_step:
             sched.step()
         if progress is not None and progress.tty:
-            if n % 25 == 0:  # reading the totals syncs the device: not every step
-                loss, correct = stepper.totals()
-                shown = (loss / (i + len(idx)), 100.0 * correct / (i + len(idx)))
-            progress.step(*shown)
+            progress.step(stepper.totals, i + len(idx))
     if not per_step:
         sched.step()
     loss, correct = stepper.totals()
@@ -101,8 +97,7 @@ def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: t
 
 
 def train_run(config: Config | None = None, *, force: bool = False, progress: bool = True,
-              runs_dir=None, data: Cifar10 | None = None, on_epoch=None, step: str | None = None,
-              **params) -> store.Run:
+              runs_dir=None, on_epoch=None, step: str | None = None, **params) -> store.Run:
     """Return the finished run of a Config or of make_config's parameters: loaded, resumed or trained."""
     if config is not None and params:
         raise TypeError(f"give either a Config or parameters, not both (got {sorted(params)})")
@@ -111,7 +106,7 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
     step = step or os.environ.get("TRAIN_STEP") or "auto"
     if step not in STEPS:
         raise ConfigError(f"parameter 'step' = {step!r} is invalid; valid: {' | '.join(STEPS)}")
-    ident = data.identity if data is not None else data_identity(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
+    ident = data_identity(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     rid = store.run_id(cfg.identity(), ident)
     path = store.runs_root(runs_dir) / rid
     if force:
@@ -122,14 +117,13 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
         if store.is_complete(path):  # another process finished it while this one waited for the lock
             return store.load_run(path)
         with store.full_disk_error(path):
-            return _train(cfg, rid, path, device, ident, data, progress, on_epoch, step)
+            return _train(cfg, rid, path, device, ident, progress, on_epoch, step)
 
 
-def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> store.Run:
+def _train(cfg, rid, path, device, ident, progress, on_epoch, step) -> store.Run:
     """Train (or resume) the run in `path`, holding its lock; write its record.json last and return it."""
     recipe = get_recipe(cfg.recipe)
-    if data is None:
-        data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
+    data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     config = {**cfg.to_dict(), "data_dir": portable_path(cfg.data_dir)}
     store.atomic_write_json(path / "config.json", {**config, "run_id": rid, "data": ident})  # for a person to read
     torch.backends.cudnn.benchmark |= device.type == "cuda"
@@ -149,7 +143,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     history, start = [], 0
     if (path / "last.pt").exists():
-        ckpt = store.load_checkpoint(path / "last.pt", map_location=device)  # raises if corrupt
+        ckpt = store.load_checkpoint(path / "last.pt", map_location=device)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
@@ -167,16 +161,14 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
     bar = RunProgress(cfg.epochs, steps, f"[{rid} {cfg.recipe}]", progress, start)
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
-            # One generator per epoch, seeded from (seed, epoch): a resumed run draws what an
-            # uninterrupted one would have drawn, without replaying earlier epochs.
+            # Seeded from (seed, epoch): a resumed run draws what an uninterrupted one would, replaying nothing.
             g = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + epoch)
             lr = opt.param_groups[0]["lr"]
             t0 = time.perf_counter()
             tr = train_epoch(stepper, sched, per_step, x, y, recipe, cfg, g, bar)
             t1 = time.perf_counter()
             ev = evaluate(model, tx, ty, **ev_kw)
-            # A normalizing recipe is also scored without its Normalize (raw_*): notebook 03 needs both curves of
-            # the same weights, and a second evaluation costs a fraction of training the same weights again.
+            # Also scored without Normalize (raw_*): notebook 03's second curve, cheaper than training again.
             raw = evaluate(model, tx, ty, normalize=False, **ev_kw) if recipe.normalize else None
             t2 = time.perf_counter()
             row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"], "test_loss": ev["loss"],

@@ -203,15 +203,14 @@ class CheckpointWriter:
     def submit(self, checkpoints: list, files: list):
         """Write [(state, path)] checkpoints, then [(path, bytes)] files, after draining the last write."""
         self.drain()
-        self._pending = self._pool.submit(self._write, [(cpu_snapshot(obj), Path(p)) for obj, p in checkpoints],
-                                          files)
+        self._pending = self._pool.submit(self._write, [(cpu_snapshot(obj), p) for obj, p in checkpoints], files)
 
     @staticmethod
     def _write(jobs, files):
         for obj, path in jobs:
             save_checkpoint(obj, path)
         for path, data in files:  # history.csv after last.pt: it never runs ahead of the checkpoint
-            atomic_write_bytes(Path(path), data)
+            atomic_write_bytes(path, data)
 
     def drain(self):
         """Wait for the pending write; raise its error, if any, here."""

@@ -56,22 +56,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: str = "
     """Return {loss, acc (percent), preds} under the recipe's eval transform (normalize=False: without Normalize)."""
     recipe = get_recipe(recipe)
     device = next(model.parameters()).device
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     was_training = model.training
     model.eval()
-    total_loss, correct, preds = 0.0, 0, []
+    total_loss, preds = 0.0, []
     for i in range(0, len(x), batch_size):
         xb = eval_batch(recipe, x[i:i + batch_size].to(device, non_blocking=True), normalize)
         yb = y[i:i + batch_size].to(device, non_blocking=True)
-        if channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(xb)
+            out = model(xb.contiguous(memory_format=fmt))
         total_loss += nn.functional.cross_entropy(out.float(), yb, reduction="sum").item()
-        p = out.argmax(1)
-        correct += (p == yb).sum().item()
-        preds.append(p.cpu())
+        preds.append(out.argmax(1).cpu())
     model.train(was_training)
-    return {"loss": total_loss / len(x), "acc": 100.0 * correct / len(x), "preds": torch.cat(preds)}
+    preds = torch.cat(preds)
+    return {"loss": total_loss / len(x), "acc": 100.0 * (preds == y.cpu()).sum().item() / len(x), "preds": preds}
 
 
 def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
@@ -79,13 +77,11 @@ def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: t
     """Train one epoch of seeded, augmented batches of resident uint8 tensors; return {loss, acc, images}."""
     stepper.model.train()
     stepper.reset()
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
     for i in range(0, len(x), cfg.batch_size):  # the last, smaller batch is kept, as DataLoader does
         idx = perm[i:i + cfg.batch_size]
-        xb = augment_batch(recipe, x[idx], generator)
-        if cfg.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        stepper.step(xb, y[idx])
+        stepper.step(augment_batch(recipe, x[idx], generator).contiguous(memory_format=fmt), y[idx])
         if per_step:
             sched.step()
         if progress is not None and progress.tty:
@@ -157,7 +153,6 @@ def _train(cfg, rid, path, device, ident, progress, on_epoch, step) -> store.Run
     ev_kw = dict(recipe=cfg.recipe, precision=cfg.precision, channels_last=cfg.channels_last,
                  batch_size=EVAL_BATCH[device.type])
 
-    snapshots = set(cfg.snapshot_epochs) | {cfg.epochs}
     bar = RunProgress(cfg.epochs, steps, f"[{rid} {cfg.recipe}]", progress, start)
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
@@ -179,7 +174,7 @@ def _train(cfg, rid, path, device, ident, progress, on_epoch, step) -> store.Run
             history.append(row)
             # Snapshot to CPU now; serialise, hash and write in the background while the next epoch trains.
             ckpts = ([({"model": model.state_dict(), "epoch": epoch}, path / f"epoch{epoch:03d}.pt")]
-                     if epoch in snapshots else [])
+                     if epoch in (*cfg.snapshot_epochs, cfg.epochs) else [])
             ckpts.append(({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                            "epoch": epoch, "history": history, "rng": torch.get_rng_state()}, path / "last.pt"))
             writer.submit(ckpts, [(path / "history.csv", pd.DataFrame(history).to_csv(index=False).encode())])

@@ -143,7 +143,7 @@ def _train(cfg, rid, path, device, ident, progress, on_epoch, step) -> store.Run
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        history, start = [dict(row) for row in ckpt["history"]], int(ckpt["epoch"])
+        history, start = ckpt["history"], ckpt["epoch"]
         torch.set_rng_state(ckpt["rng"])
     # Built after a resume, so that it takes over the loaded momentum buffers.
     stepper = (StaticStep(model, opt, criterion, cfg.batch_size, device, cfg.precision, cfg.channels_last)

@@ -8,8 +8,7 @@ import sys
 class RunProgress:
     """Progress over a run's epochs: a live tqdm bar in a terminal (`tty`: fed batch by batch), else epoch lines."""
 
-    def __init__(self, total_epochs: int, steps_per_epoch: int, desc: str, enabled: bool = True,
-                 start_epoch: int = 0):
+    def __init__(self, total_epochs: int, steps_per_epoch: int, desc: str, enabled: bool, start_epoch: int):
         self.total, self.desc, self.enabled, self.bar = total_epochs, desc, enabled, None
         self.tty = enabled and sys.stderr.isatty()
         if self.tty:
@@ -20,11 +19,12 @@ class RunProgress:
             what = f"resuming at epoch {start_epoch + 1}" if start_epoch else "starting"
             print(f"{desc}: {what}, {total_epochs} epochs of {steps_per_epoch} batches", flush=True)
 
-    def step(self, loss: float, acc: float):
-        """Advance the terminal bar by one batch (train.py calls it only when `tty`)."""
+    def step(self, totals, images: int):
+        """Advance the terminal bar by one batch; every 25th, show totals() = (loss sum, correct) over `images`."""
         self.bar.update(1)
-        if self.bar.n % 10 == 0:
-            self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.1f}%", refresh=False)
+        if self.bar.n % 25 == 1:  # reading the totals syncs the device: not every step
+            loss, correct = totals()
+            self.bar.set_postfix(loss=f"{loss / images:.3f}", acc=f"{100.0 * correct / images:.1f}%", refresh=False)
 
     def epoch_end(self, row: dict):
         """Report a finished epoch."""

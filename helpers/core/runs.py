@@ -1,7 +1,5 @@
 """The run store: runs/<id>/ holds a run's history, checksummed checkpoints and, written last, its record.json.
-
-The id hashes what changes training and the data; every write is atomic; one flock per run folder names its trainer.
-"""
+The id hashes what changes training and the data; every write is atomic; one flock per run folder names its trainer."""
 from __future__ import annotations
 
 import collections
@@ -22,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .data import project_root
+from .project import project_root
 
 RECORD = "record.json"  # a finished run's one file of results, written last
 
@@ -78,8 +76,8 @@ def lock_wait_s() -> float:
 
 
 @contextlib.contextmanager
-def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
-    """Hold the flock on `<run>/lock` (naming the holder's pid), waited for up to `timeout` seconds."""
+def run_lock(path: Path, timeout: float):
+    """Hold the flock on `<run>/lock` (naming its pid), waiting up to `timeout` s; then delete killed writes' files."""
     file = Path(path) / "lock"
     file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
@@ -93,9 +91,11 @@ def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
                 waited = f" after waiting {timeout:g} s" if timeout else ""
                 raise RunLockedError(f"{file.parent} is being trained by another process{waited}; "
                                      f"wait for it, or stop it (set {LOCK_WAIT_ENV}=seconds to wait)")
-            time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
+            time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
+        for leftover in file.parent.glob(".*.tmp"):  # see atomic_write_bytes
+            leftover.unlink(missing_ok=True)
         yield
     finally:
         os.close(fd)  # releases the flock; the file stays, or two processes could lock two different files
@@ -103,11 +103,10 @@ def run_lock(path: Path, timeout: float = 0.0, poll_s: float = 0.1):
 
 def wait_unlocked(path: Path, timeout: float):
     """Return once no process holds run folder `path`'s lock; raise RunLockedError after `timeout` seconds."""
-    with run_lock(path, timeout=timeout, poll_s=1.0):
+    with run_lock(path, timeout=timeout):
         pass
 
 
-TMP_SUFFIX = ".tmp"
 # Test-only: "<marker file>:<seconds>" makes every checkpoint write create the marker, pause half-way through
 # writing its temporary file, and remove the marker after the rename (tests/test_crash.py kills inside it).
 WRITE_PAUSE_ENV = "RUNS_TEST_WRITE_PAUSE"
@@ -117,18 +116,16 @@ def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
     """Write bytes to a temporary file beside `path`, fsync, then rename over it; never leave the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    hook = os.environ.get(WRITE_PAUSE_ENV) if pause else None
-    marker, seconds = hook.rsplit(":", 1) if hook else (None, 0)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    marker, _, seconds = (os.environ.get(WRITE_PAUSE_ENV, "") if pause else "").rpartition(":")
     try:
         with open(tmp, "wb") as f:
-            half = len(data) // 2 if marker else len(data)
-            f.write(memoryview(data)[:half])  # a view: a checkpoint's bytes are not copied
+            f.write(memoryview(data)[:len(data) // 2])  # a view: a checkpoint's bytes are not copied
             if marker:
                 Path(marker).write_text(str(path))
                 f.flush()
                 time.sleep(float(seconds))
-            f.write(memoryview(data)[half:])
+            f.write(memoryview(data)[len(data) // 2:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -137,12 +134,6 @@ def atomic_write_bytes(path: Path, data: bytes, pause: bool = False):
         raise
     if marker:
         Path(marker).unlink(missing_ok=True)
-
-
-def remove_leftovers(folder: Path):
-    """Delete the temporary files a killed write left in a run folder."""
-    for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
-        p.unlink(missing_ok=True)
 
 
 def atomic_write_json(path: Path, obj):
@@ -161,7 +152,6 @@ def read_json(path: Path):
 # A checkpoint file: CHECKPOINT_MAGIC, the SHA-256 hex of the rest, a newline, then torch.save's bytes. Weights and
 # checksum so land on disk in one rename: there is no moment at which one is new and the other old.
 CHECKPOINT_MAGIC = b"RUNCKPT1 sha256="
-_HEADER = len(CHECKPOINT_MAGIC) + 65
 
 
 def save_checkpoint(obj: dict, path: Path):
@@ -210,18 +200,17 @@ class CheckpointWriter:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-writer")
         self._pending: concurrent.futures.Future | None = None
 
-    def submit(self, checkpoints: list, files: list = ()):
+    def submit(self, checkpoints: list, files: list):
         """Write [(state, path)] checkpoints, then [(path, bytes)] files, after draining the last write."""
         self.drain()
-        self._pending = self._pool.submit(self._write, [(cpu_snapshot(obj), Path(p)) for obj, p in checkpoints],
-                                          list(files))
+        self._pending = self._pool.submit(self._write, [(cpu_snapshot(obj), p) for obj, p in checkpoints], files)
 
     @staticmethod
     def _write(jobs, files):
         for obj, path in jobs:
             save_checkpoint(obj, path)
         for path, data in files:  # history.csv after last.pt: it never runs ahead of the checkpoint
-            atomic_write_bytes(Path(path), data)
+            atomic_write_bytes(path, data)
 
     def drain(self):
         """Wait for the pending write; raise its error, if any, here."""
@@ -232,9 +221,8 @@ class CheckpointWriter:
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     """Return a checkpoint (weights_only) after checking its SHA-256; raise CorruptRunError if it does not match."""
-    data = Path(path).read_bytes()
-    payload = data[_HEADER:]
-    if data[:_HEADER] != CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n":
+    header, _, payload = Path(path).read_bytes().partition(b"\n")
+    if header != CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode():
         raise CorruptRunError(f"{path}: checkpoint is corrupt or incomplete (SHA-256 does not match its header); "
                               "delete it, or rerun with force=True")
     try:
@@ -269,12 +257,12 @@ class Run:
             raise ValueError(f"parameter 'epoch' = {epoch!r} has no checkpoint in run {self.id}; valid: {kept}")
         return p
 
-    def load_model(self, epoch: int | None = None, device="cpu"):
-        """Return the model with the weights of `epoch` (None: final), in eval mode."""
+    def load_model(self, epoch: int | None = None):
+        """Return the model with the weights of `epoch` (None: final), on the CPU in eval mode."""
         from .models import build_model
         model = build_model(self.config["stem"])
         model.load_state_dict(load_checkpoint(self.checkpoint_path(epoch))["model"])
-        return model.to(device).eval()
+        return model.eval()
 
     def __repr__(self):
         c = self.config
@@ -299,11 +287,6 @@ def load_run(path: Path) -> Run:
     return Run(path, read_json(path / RECORD), history)
 
 
-RECORD_COLUMNS = ["run_id", "recipe", "experiment", "profile", "lr", "seed", "epochs", "train_images", "eval_set",
-                  "final_test_acc", "best_test_acc", "raw_final_test_acc", "raw_best_test_acc", "data_source", "data",
-                  "device", "commit", "date", "folder"]
-
-
 def records(folder=None) -> pd.DataFrame:
     """Return one row per finished run in a folder of runs (a run store, or report/reference/<profile>)."""
     rows = []
@@ -314,7 +297,10 @@ def records(folder=None) -> pd.DataFrame:
                      "data": r["data"].get("fingerprint", r["data"]["source"]), "folder": path.parent.name,
                      "device": env.get("device_name") or env.get("device"), "commit": env.get("git_commit"),
                      "date": (env.get("finished") or "")[:10]})
-    return pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    return pd.DataFrame(rows, columns=["run_id", "recipe", "experiment", "profile", "lr", "seed", "epochs",
+                                       "train_images", "eval_set", "final_test_acc", "best_test_acc",
+                                       "raw_final_test_acc", "raw_best_test_acc", "data_source", "data", "device",
+                                       "commit", "date", "folder"])
 
 
 def remove_run(path: Path):

@@ -1,6 +1,5 @@
 """Training steps: torch's own (`EagerStep`), or forward, backward and SGD over static buffers as one CUDA graph
-(`StaticStep`, run eagerly where it cannot capture: on the CPU, its tests). docs/performance-gpu.md explains both.
-"""
+(`StaticStep`, run eagerly where it cannot capture: on the CPU, its tests). docs/performance-gpu.md explains both."""
 from __future__ import annotations
 
 import warnings
@@ -15,9 +14,9 @@ WARMUP_STEPS = 3  # real training steps run on a side stream before capture (cuD
 def sgd_buffers(opt: torch.optim.SGD) -> list[list[torch.Tensor]]:
     """Return each param group's momentum buffers, zeros where missing (torch's first step, as dampening is 0)."""
     for g in opt.param_groups:
-        if g.get("dampening", 0) != 0 or g.get("maximize", False):
+        if g["dampening"] or g["maximize"]:
             raise ValueError(f"static SGD step supports dampening=0 and maximize=False; got dampening="
-                             f"{g.get('dampening')!r}, maximize={g.get('maximize')!r}")
+                             f"{g['dampening']!r}, maximize={g['maximize']!r}")
         for p in g["params"]:
             if opt.state[p].get("momentum_buffer") is None:
                 opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)

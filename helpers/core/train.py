@@ -14,7 +14,7 @@ from torch import nn
 
 from . import runs as store
 from .config import Config, ConfigError, experiment_name, make_config
-from .data import Cifar10, balanced_subset, data_identity, load_cifar10
+from .data import balanced_subset, data_identity, load_cifar10
 from .project import portable_path, project_commit
 from .models import build_model
 from .progress import RunProgress
@@ -51,27 +51,25 @@ def make_scheduler(opt, cfg: Config, steps_per_epoch: int):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe="none", normalize: bool = True,
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: str = "none", normalize: bool = True,
              batch_size: int = 1000, precision: str = "fp32", channels_last: bool = False) -> dict:
     """Return {loss, acc (percent), preds} under the recipe's eval transform (normalize=False: without Normalize)."""
-    recipe = recipe if isinstance(recipe, Recipe) else get_recipe(recipe)
+    recipe = get_recipe(recipe)
     device = next(model.parameters()).device
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     was_training = model.training
     model.eval()
-    total_loss, correct, preds = 0.0, 0, []
+    total_loss, preds = 0.0, []
     for i in range(0, len(x), batch_size):
         xb = eval_batch(recipe, x[i:i + batch_size].to(device, non_blocking=True), normalize)
         yb = y[i:i + batch_size].to(device, non_blocking=True)
-        if channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(xb)
+            out = model(xb.contiguous(memory_format=fmt))
         total_loss += nn.functional.cross_entropy(out.float(), yb, reduction="sum").item()
-        p = out.argmax(1)
-        correct += (p == yb).sum().item()
-        preds.append(p.cpu())
+        preds.append(out.argmax(1).cpu())
     model.train(was_training)
-    return {"loss": total_loss / len(x), "acc": 100.0 * correct / len(x), "preds": torch.cat(preds)}
+    preds = torch.cat(preds)
+    return {"loss": total_loss / len(x), "acc": 100.0 * (preds == y.cpu()).sum().item() / len(x), "preds": preds}
 
 
 def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
@@ -79,21 +77,15 @@ def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: t
     """Train one epoch of seeded, augmented batches of resident uint8 tensors; return {loss, acc, images}."""
     stepper.model.train()
     stepper.reset()
-    shown = (float("nan"), float("nan"))
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
-    for n, i in enumerate(range(0, len(x), cfg.batch_size)):  # the last, smaller batch is kept, as DataLoader does
+    for i in range(0, len(x), cfg.batch_size):  # the last, smaller batch is kept, as DataLoader does
         idx = perm[i:i + cfg.batch_size]
-        xb = augment_batch(recipe, x[idx], generator)
-        if cfg.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        stepper.step(xb, y[idx])
+        stepper.step(augment_batch(recipe, x[idx], generator).contiguous(memory_format=fmt), y[idx])
         if per_step:
             sched.step()
         if progress is not None and progress.tty:
-            if n % 25 == 0:  # reading the totals syncs the device: not every step
-                loss, correct = stepper.totals()
-                shown = (loss / (i + len(idx)), 100.0 * correct / (i + len(idx)))
-            progress.step(*shown)
+            progress.step(stepper.totals, i + len(idx))
     if not per_step:
         sched.step()
     loss, correct = stepper.totals()
@@ -101,8 +93,7 @@ def train_epoch(stepper: EagerStep, sched, per_step: bool, x: torch.Tensor, y: t
 
 
 def train_run(config: Config | None = None, *, force: bool = False, progress: bool = True,
-              runs_dir=None, data: Cifar10 | None = None, on_epoch=None, step: str | None = None,
-              **params) -> store.Run:
+              runs_dir=None, on_epoch=None, step: str | None = None, **params) -> store.Run:
     """Return the finished run of a Config or of make_config's parameters: loaded, resumed or trained."""
     if config is not None and params:
         raise TypeError(f"give either a Config or parameters, not both (got {sorted(params)})")
@@ -111,7 +102,7 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
     step = step or os.environ.get("TRAIN_STEP") or "auto"
     if step not in STEPS:
         raise ConfigError(f"parameter 'step' = {step!r} is invalid; valid: {' | '.join(STEPS)}")
-    ident = data.identity if data is not None else data_identity(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
+    ident = data_identity(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     rid = store.run_id(cfg.identity(), ident)
     path = store.runs_root(runs_dir) / rid
     if force:
@@ -121,16 +112,14 @@ def train_run(config: Config | None = None, *, force: bool = False, progress: bo
     with store.run_lock(path, timeout=store.lock_wait_s()):
         if store.is_complete(path):  # another process finished it while this one waited for the lock
             return store.load_run(path)
-        store.remove_leftovers(path)
         with store.full_disk_error(path):
-            return _train(cfg, rid, path, device, ident, data, progress, on_epoch, step)
+            return _train(cfg, rid, path, device, ident, progress, on_epoch, step)
 
 
-def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> store.Run:
+def _train(cfg, rid, path, device, ident, progress, on_epoch, step) -> store.Run:
     """Train (or resume) the run in `path`, holding its lock; write its record.json last and return it."""
     recipe = get_recipe(cfg.recipe)
-    if data is None:
-        data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
+    data = load_cifar10(cfg.data_dir, cfg.train_size, cfg.test_size, cfg.seed)
     config = {**cfg.to_dict(), "data_dir": portable_path(cfg.data_dir)}
     store.atomic_write_json(path / "config.json", {**config, "run_id": rid, "data": ident})  # for a person to read
     torch.backends.cudnn.benchmark |= device.type == "cuda"
@@ -143,45 +132,39 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
     x, y, tx, ty = x.to(device), y.to(device), tx.to(device), ty.to(device)
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.stem).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(cfg.stem).to(device, memory_format=torch.channels_last if cfg.channels_last else None)
     opt = make_optimizer(model, cfg)
     steps = -(-len(x) // cfg.batch_size)
     sched, per_step = make_scheduler(opt, cfg, steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     history, start = [], 0
     if (path / "last.pt").exists():
-        ckpt = store.load_checkpoint(path / "last.pt", map_location=device)  # raises if corrupt
+        ckpt = store.load_checkpoint(path / "last.pt", map_location=device)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        history, start = [dict(row) for row in ckpt["history"]], int(ckpt["epoch"])
+        history, start = ckpt["history"], ckpt["epoch"]
         torch.set_rng_state(ckpt["rng"])
     # Built after a resume, so that it takes over the loaded momentum buffers.
     stepper = (StaticStep(model, opt, criterion, cfg.batch_size, device, cfg.precision, cfg.channels_last)
                if step == "graph" or (step == "auto" and device.type == "cuda")
                else EagerStep(model, opt, criterion, device, cfg.precision))
     writer = store.CheckpointWriter()
-    ev_kw = dict(precision=cfg.precision, channels_last=cfg.channels_last, batch_size=EVAL_BATCH[device.type])
+    ev_kw = dict(recipe=cfg.recipe, precision=cfg.precision, channels_last=cfg.channels_last,
+                 batch_size=EVAL_BATCH[device.type])
 
-    snapshots = set(cfg.snapshot_epochs) | {cfg.epochs}
     bar = RunProgress(cfg.epochs, steps, f"[{rid} {cfg.recipe}]", progress, start)
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
-            # One generator per epoch, seeded from (seed, epoch): a resumed run draws what an
-            # uninterrupted one would have drawn, without replaying earlier epochs.
+            # Seeded from (seed, epoch): a resumed run draws what an uninterrupted one would, replaying nothing.
             g = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + epoch)
             lr = opt.param_groups[0]["lr"]
             t0 = time.perf_counter()
             tr = train_epoch(stepper, sched, per_step, x, y, recipe, cfg, g, bar)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
             t1 = time.perf_counter()
-            ev = evaluate(model, tx, ty, recipe, **ev_kw)
-            # A normalizing recipe is also scored without its Normalize (raw_*): notebook 03 needs both curves of
-            # the same weights, and a second evaluation costs a fraction of training the same weights again.
-            raw = evaluate(model, tx, ty, recipe, normalize=False, **ev_kw) if recipe.normalize else None
+            ev = evaluate(model, tx, ty, **ev_kw)
+            # Also scored without Normalize (raw_*): notebook 03's second curve, cheaper than training again.
+            raw = evaluate(model, tx, ty, normalize=False, **ev_kw) if recipe.normalize else None
             t2 = time.perf_counter()
             row = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"], "test_loss": ev["loss"],
                    "test_acc": ev["acc"], "seconds": t2 - t0, "train_seconds": t1 - t0, "eval_seconds": t2 - t1,
@@ -191,7 +174,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
             history.append(row)
             # Snapshot to CPU now; serialise, hash and write in the background while the next epoch trains.
             ckpts = ([({"model": model.state_dict(), "epoch": epoch}, path / f"epoch{epoch:03d}.pt")]
-                     if epoch in snapshots else [])
+                     if epoch in (*cfg.snapshot_epochs, cfg.epochs) else [])
             ckpts.append(({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                            "epoch": epoch, "history": history, "rng": torch.get_rng_state()}, path / "last.pt"))
             writer.submit(ckpts, [(path / "history.csv", pd.DataFrame(history).to_csv(index=False).encode())])
@@ -207,7 +190,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
     writer.drain()  # every checkpoint is on disk before record.json marks the run finished
 
     k = len(data.classes)  # confusion matrix of the final weights: rows true, columns predicted
-    cm = torch.bincount(ty.cpu() * k + evaluate(model, tx, ty, recipe, **ev_kw)["preds"], minlength=k * k).view(k, k)
+    cm = torch.bincount(ty.cpu() * k + evaluate(model, tx, ty, **ev_kw)["preds"], minlength=k * k).view(k, k)
     h = pd.DataFrame(history)
     best = h.loc[h["test_acc"].idxmax()]
     results = {"final_test_acc": float(h["test_acc"].iloc[-1]), "best_test_acc": float(best["test_acc"]),
@@ -219,7 +202,7 @@ def _train(cfg, rid, path, device, ident, data, progress, on_epoch, step) -> sto
         results.update(raw_final_test_acc=float(h["raw_test_acc"].iloc[-1]),
                        raw_best_test_acc=float(h["raw_test_acc"].max()))
     if cfg.validation:  # history's test_* columns hold validation figures; the test set is scored once
-        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), recipe, **ev_kw)
+        once = evaluate(model, data.test_x.to(device), data.test_y.to(device), **ev_kw)
         results.update(heldout_test_acc=once["acc"], heldout_test_images=len(data.test_x))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     env = {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version(),

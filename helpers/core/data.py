@@ -29,7 +29,6 @@ class Cifar10:
     test_x: torch.Tensor
     test_y: torch.Tensor
     source: str  # "official" | "folder" | "synthetic"
-    identity: dict  # data_identity(): what a run id hashes
     classes: tuple = CLASSES
 
     def __repr__(self):
@@ -183,7 +182,7 @@ def load_cifar10(data_dir: str | None = None, train_size: int | None = None,
     tr = balanced_subset(arrays["train_y"], train_size, seed)
     te = balanced_subset(arrays["test_y"], test_size, seed + 1)
     return Cifar10(arrays["train_x"][tr], arrays["train_y"][tr], arrays["test_x"][te], arrays["test_y"][te],
-                   source=kind, identity=data_identity(data_dir, train_size, test_size, seed))
+                   source=kind)
 
 
 def check_data(profile: str, data_dir: str | None = None) -> str:
